@@ -1,0 +1,64 @@
+"""`python -m tinyprune.run`: its options, and a short real run on an MNIST subset."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyprune.run import main
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--sparsity", "1.0", "must be in [0, 1)"),
+    ("--sparsity", "-0.1", "must be in [0, 1)"),
+    ("--epochs", "-1", "must be 0 or more"),
+    ("--batch-size", "0", "must be at least 1"),
+    ("--lr", "0", "must be greater than 0"),
+    ("--epochs", "ten", "invalid non_negative_int value"),
+    ("--data-dir", "/nonexistent/mnist", "does not exist"),
+])
+def test_bad_options_exit_2_with_one_line(option, value, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tinyprune.run", option, value,
+                             "--out", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_out_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(blocker / "run")])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
+    """Real MNIST (via TINYPRUNE_DATA_DIR): 6,000 images, 2 epochs, prune 50%, 1 epoch."""
+    assert main(["--limit", "6000", "--epochs", "2", "--finetune-epochs", "1",
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    results = json.loads((tmp_path / "results.json").read_text())
+
+    assert result["model"] == "lenet5" and result["epochs"] == 2 and result["seed"] == 0
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    assert result["history"][1]["train_loss"] < result["history"][0]["train_loss"]
+    assert result["test_accuracy"] > 0.93  # 6,000 images are plenty to learn digits
+    assert all(h["seconds"] > 0 for h in result["history"])
+
+    assert results["target_sparsity"] == 0.5 and results["sparsity"] == 0.5
+    assert results["test_accuracy"] > 0.93
+    assert 0 <= results["after_prune"]["test_accuracy"] <= 1
+    assert [row["name"] for row in results["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+
+    with np.load(tmp_path / "pruned.npz") as pruned:
+        weights = [pruned[f"{row['name']}.weight"] for row in results["layers"]]
+        masks = [pruned[f"{row['name']}.mask"] for row in results["layers"]]
+        assert sum(np.count_nonzero(w == 0) for w in weights) == sum(w.size for w in weights) // 2
+        assert all(np.all(w[m == 0] == 0) for w, m in zip(weights, masks))
+    with np.load(tmp_path / "model.npz") as dense:
+        assert set(dense) == {f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")
+                              for p in ("weight", "bias")}
+    assert "fine-tuned" in capsys.readouterr().out

@@ -1,0 +1,127 @@
+"""Layers: each owns its parameters and the activations its backward needs.
+
+A layer's `forward(x)` caches what `backward(dout)` needs; `backward` fills the
+gradients of its parameters and returns the gradient with respect to its input.
+The arithmetic lives in `tinyprune.kernels`; the optimizer lives in `optim.py`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from .kernels.pool import maxpool2x2_backward, maxpool2x2_forward
+
+
+class Param:
+    """A trainable array, its gradient and, once pruned, its mask (1 keeps, 0 prunes)."""
+
+    def __init__(self, value: np.ndarray, prunable: bool):
+        self.value = value
+        self.grad = np.zeros_like(value)
+        self.prunable = prunable
+        self.mask: np.ndarray | None = None
+
+
+class Layer:
+    params: dict[str, Param] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _uniform(rng: np.random.Generator, bound: float, shape: tuple, dtype) -> np.ndarray:
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class Conv2d(Layer):
+    """x (N, C, H, W) -> (N, F, H+2p-K+1, W+2p-K+1); stride 1, zero padding p.
+
+    `input_grad=False` skips the gradient with respect to the input: the first
+    layer's input is the image, and no one needs its gradient.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int,
+                 rng: np.random.Generator, dtype=np.float32, input_grad: bool = True):
+        fan_in = in_channels * kernel_size * kernel_size
+        # He (Kaiming) uniform for ReLU networks; bias like PyTorch's default.
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = Param(_uniform(rng, np.sqrt(6.0 / fan_in), shape, dtype), prunable=True)
+        self.bias = Param(_uniform(rng, 1.0 / np.sqrt(fan_in), (out_channels,), dtype), prunable=False)
+        self.params = {"weight": self.weight, "bias": self.bias}
+        self.padding = padding
+        self.input_grad = input_grad
+
+    def forward(self, x):
+        self.x = x
+        return conv2d_forward(x, self.weight.value, self.bias.value, self.padding)
+
+    def backward(self, dout):
+        dw, db = conv2d_backward_weight(self.x, dout, self.padding)
+        self.weight.grad[...] = dw
+        self.bias.grad[...] = db
+        if not self.input_grad:
+            return None
+        _, _, h, w = self.x.shape
+        return conv2d_backward_input(dout, self.weight.value, self.padding, h, w)
+
+
+class MaxPool2d(Layer):
+    """2x2 window, stride 2: x (N, C, H, W) -> (N, C, H//2, W//2)."""
+
+    def forward(self, x):
+        self.input_hw = x.shape[2:]
+        out, self.argmax = maxpool2x2_forward(x)
+        return out
+
+    def backward(self, dout):
+        return maxpool2x2_backward(dout, self.argmax, *self.input_hw)
+
+
+class ReLU(Layer):
+    """max(x, 0), elementwise; any shape."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * self.positive
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W)."""
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.input_shape)
+
+
+class Linear(Layer):
+    """x (N, in) -> x @ W.T + b (N, out); W is (out, in) as in PyTorch.
+
+    A matrix product is already the fastest loop NumPy has (BLAS), so this layer
+    needs no kernel of its own.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rng: np.random.Generator,
+                 dtype=np.float32):
+        shape = (out_features, in_features)
+        self.weight = Param(_uniform(rng, np.sqrt(6.0 / in_features), shape, dtype), prunable=True)
+        self.bias = Param(_uniform(rng, 1.0 / np.sqrt(in_features), (out_features,), dtype),
+                          prunable=False)
+        self.params = {"weight": self.weight, "bias": self.bias}
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.weight.value.T + self.bias.value
+
+    def backward(self, dout):
+        self.weight.grad[...] = dout.T @ self.x
+        self.bias.grad[...] = dout.sum(axis=0)
+        return dout @ self.weight.value

@@ -1,0 +1,97 @@
+"""Models: a named sequence of layers, LeNet-5, and saving/loading their weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU
+
+
+class Sequential:
+    """Layers applied in order; each has a name, used for its arrays in a .npz file."""
+
+    def __init__(self, name: str, layers: dict[str, Layer]):
+        self.name = name
+        self.layers = layers
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout: np.ndarray) -> None:
+        for layer in reversed(self.layers.values()):
+            dout = layer.backward(dout)
+
+    def params(self) -> dict[str, Param]:
+        """'conv1.weight' -> Param, in layer order."""
+        return {f"{layer_name}.{param_name}": param
+                for layer_name, layer in self.layers.items()
+                for param_name, param in layer.params.items()}
+
+    def prunable(self) -> dict[str, Param]:
+        """The weights that pruning may zero: conv and fc weights, not biases."""
+        return {name: p for name, p in self.params().items() if p.prunable}
+
+    def num_params(self) -> int:
+        return sum(p.value.size for p in self.params().values())
+
+    def state(self, with_masks: bool = False) -> dict[str, np.ndarray]:
+        """Arrays named '<layer>.weight', '<layer>.bias' and, with masks, '<layer>.mask'."""
+        arrays = {name: p.value for name, p in self.params().items()}
+        if with_masks:
+            for name, p in self.prunable().items():
+                layer = name.rsplit(".", 1)[0]
+                arrays[f"{layer}.mask"] = (np.ones(p.value.shape, np.uint8) if p.mask is None
+                                           else p.mask.astype(np.uint8))
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray], source: str = "state") -> None:
+        """Copy arrays into the parameters (and masks, if present); refuse any mismatch."""
+        params = self.params()
+        expected = set(params)
+        got = {k for k in arrays if not k.endswith(".mask")}
+        if got != expected:
+            raise ValueError(
+                f"{source} does not hold a {self.name}: it has {sorted(got - expected) or 'no'} "
+                f"unexpected and {sorted(expected - got) or 'no'} missing arrays")
+        for name, p in params.items():
+            if arrays[name].shape != p.value.shape:
+                raise ValueError(f"{source} does not hold a {self.name}: {name} is "
+                                 f"{arrays[name].shape}, expected {p.value.shape}")
+            p.value[...] = arrays[name]
+        for name, p in self.prunable().items():
+            mask_name = name.rsplit(".", 1)[0] + ".mask"
+            if mask_name in arrays:
+                p.mask = arrays[mask_name].astype(bool)
+                p.value *= p.mask
+
+    def save(self, path: str | Path, with_masks: bool = False) -> None:
+        """Write an .npz atomically: a crash leaves the old file or the new one, never half."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **self.state(with_masks))
+        tmp.replace(path)
+
+    def load(self, path: str | Path) -> None:
+        with np.load(path) as arrays:
+            self.load_state(dict(arrays), source=str(path))
+
+
+def lenet5(seed: int = 0, dtype=np.float32) -> Sequential:
+    """LeNet-5 of the original project: 61,706 parameters; input (N, 1, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    return Sequential("lenet5", {
+        "conv1": Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype, input_grad=False),
+        "relu1": ReLU(),                                   # (N, 6, 28, 28)
+        "pool1": MaxPool2d(),                              # -> (N, 6, 14, 14)
+        "conv2": Conv2d(6, 16, 5, padding=0, rng=rng, dtype=dtype),
+        "relu2": ReLU(),                                   # (N, 16, 10, 10)
+        "pool2": MaxPool2d(),                              # -> (N, 16, 5, 5)
+        "flatten": Flatten(),                              # -> (N, 400)
+        "fc1": Linear(400, 120, rng, dtype), "relu3": ReLU(),
+        "fc2": Linear(120, 84, rng, dtype), "relu4": ReLU(),
+        "fc3": Linear(84, 10, rng, dtype),                 # -> (N, 10) logits
+    })
