@@ -131,6 +131,17 @@ def test_conv_kernels_match_twins_at_lenet_shapes(x_shape, w_shape, pad):
     check_conv_against_twin(np.float32, x_shape, w_shape, pad, seed=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, pad", [
+    ((2, 1, 5, 6), (3, 1, 1, 1), 2),    # pad > K - 1: backward to the input crops its result
+    ((1, 2, 4, 3), (1, 2, 2, 2), 2),    # F = 1: the filter pair is one filter twice
+    ((3, 3, 6, 6), (5, 3, 3, 3), 1),    # odd F; C*K*K = 27 taps, a group of 4 left short
+    ((2, 1, 8, 8), (4, 1, 2, 2), 0),    # 4 taps exactly: one group, no padding taps
+])
+def test_conv_kernels_match_twins_at_block_edges(dtype, x_shape, w_shape, pad):
+    check_conv_against_twin(dtype, x_shape, w_shape, pad, seed=1)
+
+
 def check_pool_against_twin(x):
     """Exact equality: pooling only compares and copies."""
     out, argmax = maxpool2x2_forward(x)
@@ -161,6 +172,24 @@ def test_pool_kernels_match_twins(dtype, shape, seed):
 @pytest.mark.parametrize("shape", LENET_POOLS)
 def test_pool_kernels_match_twins_at_lenet_shapes(shape):
     check_pool_against_twin(relu_of_small_integers(np.random.default_rng(0), shape, np.float32))
+
+
+@pytest.mark.parametrize("forward, backward", [
+    (maxpool2x2_forward, maxpool2x2_backward), (maxpool2x2_forward_numpy, maxpool2x2_backward_numpy)])
+def test_relu_after_pool_is_relu_before_pool_forward_and_backward(forward, backward):
+    # lenet5 pools first and applies ReLU to 4x fewer numbers; this is why that is the same
+    # network, ties and all-negative windows included.
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, size=(3, 4, 6, 6)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
+    before, argmax_before = forward(np.maximum(x, 0))              # conv -> ReLU -> pool
+    dx_before = backward(g, argmax_before, 6, 6) * (x > 0)
+    pooled, argmax_after = forward(x)                              # conv -> pool -> ReLU
+    after = np.maximum(pooled, 0)
+    dx_after = backward(g * (pooled > 0), argmax_after, 6, 6)
+    np.testing.assert_array_equal(after, before)
+    np.testing.assert_array_equal(dx_after, dx_before)
+    assert (dx_after != 0).any() and (x <= 0).any()
 
 
 def test_kernels_give_the_same_bits_for_any_thread_count():

@@ -6,7 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune.run import main
+from tinyprune.checkpoint import CHECKPOINT, save_checkpoint
+from tinyprune.model import lenet5
+from tinyprune.optim import MaskedSGD
+from tinyprune.run import main, parse_args, resume_options
 
 
 @pytest.mark.parametrize("option, value, message", [
@@ -62,3 +65,66 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
         assert set(dense) == {f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")
                               for p in ("weight", "bias")}
     assert "fine-tuned" in capsys.readouterr().out
+
+
+def assert_no_nan_or_inf_in(out):
+    for path in out.iterdir():
+        if path.suffix == ".json":
+            text = path.read_text()
+            assert "NaN" not in text and "Infinity" not in text, path
+        elif path.suffix == ".npz":
+            with np.load(path) as arrays:
+                assert all(np.isfinite(arrays[k]).all() for k in arrays.files), path
+
+
+@pytest.mark.slow
+def test_diverging_training_stops_naming_epoch_and_step(tmp_path, capsys):
+    assert main(["--lr", "1e6", "--limit", "500", "--epochs", "1", "--finetune-epochs", "1",
+                 "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: train: the loss became ")
+    assert "at epoch 1, step " in error and "too high" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no result, no nan accuracy
+    assert_no_nan_or_inf_in(tmp_path)
+
+
+@pytest.mark.slow
+def test_diverging_fine_tuning_stops_and_leaves_no_checkpoint(tmp_path, capsys):
+    assert main(["--finetune-lr", "1e6", "--limit", "500", "--epochs", "1",
+                 "--finetune-epochs", "1", "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: fine-tune") and "at epoch 1, step " in error
+    # Training's results stay; resuming would only diverge again, so no checkpoint stays.
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"model.npz", "result.json"} <= names and not {"results.json", CHECKPOINT} & names
+    assert_no_nan_or_inf_in(tmp_path)
+
+
+def test_resume_without_a_run_to_resume_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), "--resume"])
+    assert exit_info.value.code == 2
+    assert "no interrupted run in --out" in capsys.readouterr().err
+
+
+def saved_checkpoint(out, **options):
+    model = lenet5()
+    save_checkpoint(out / CHECKPOINT, model, MaskedSGD(model.params(), 0.05), "train", 1,
+                    [], {**resume_options(parse_args(["--out", str(out)])), **options})
+
+
+def test_a_checkpoint_is_not_overwritten_without_resume(tmp_path, capsys):
+    saved_checkpoint(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "holds an interrupted run (train epoch 1 done); continue it by adding --resume" in (
+        capsys.readouterr().err)
+    assert (tmp_path / CHECKPOINT).exists()
+
+
+def test_resume_with_other_options_is_refused(tmp_path, capsys):
+    saved_checkpoint(tmp_path, lr=0.1)
+    assert main(["--out", str(tmp_path), "--resume"]) == 2
+    assert "other options (lr=0.1 there, 0.05 now)" in capsys.readouterr().err
+    assert (tmp_path / CHECKPOINT).exists()

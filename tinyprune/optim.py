@@ -17,7 +17,8 @@ class MaskedSGD:
     def __init__(self, params: dict[str, Param], lr: float, momentum: float = 0.9,
                  weight_decay: float = 0.0):
         self.params = params
-        self.lr = lr
+        self.base_lr = lr
+        self.lr = lr  # the rate of the next step; a schedule may change it
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.velocity = {name: np.zeros_like(p.value) for name, p in params.items()}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -68,22 +69,29 @@ def evaluate(model: Sequential, images: np.ndarray, labels: np.ndarray,
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
-def fit(model: Sequential, data, epochs: int, batch_size: int, lr: float, momentum: float,
-        weight_decay: float, seed: int, max_shift: int = 0,
-        phase: str = "train") -> list[dict]:
-    """Train with masked SGD and a cosine learning rate; evaluate after each epoch.
+def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: int, seed: int,
+        max_shift: int = 0, phase: str = "train", start_epoch: int = 1,
+        after_step: Callable[[int, int], None] | None = None,
+        after_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
-    Each training image is shifted at random by up to max_shift pixels (see random_shift).
-    data: an `Mnist` tuple (uint8 images, labels). Returns one history entry per
-    epoch; `seconds` is the wall time of the training steps alone.
+    data: an `Mnist` tuple (uint8 images, labels). The learning rate follows a cosine from
+    the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
+    random by up to max_shift pixels (see random_shift). Epoch e draws its batches from a
+    generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
+    model and optimizer as they were) takes the same steps as one never interrupted.
+    after_step(step, total_steps) runs after each optimizer step (steps count from 1 over the
+    whole run); after_epoch(entry) after each epoch's history entry is made.
+    Returns the history entries of the epochs run; `seconds` is the wall time of the
+    training steps alone.
     """
-    rng = np.random.default_rng(seed)
-    optimizer = MaskedSGD(model.params(), lr, momentum, weight_decay)
     loss_fn = SoftmaxCrossEntropy()
     n = len(data.train_images)
     steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = epochs * steps_per_epoch
     history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch, epochs + 1):
+        rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(n)
         total_loss, correct = 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"{phase} epoch {epoch}/{epochs}",
@@ -93,25 +101,30 @@ def fit(model: Sequential, data, epochs: int, batch_size: int, lr: float, moment
             idx = order[step * batch_size:(step + 1) * batch_size]
             x = to_input(random_shift(data.train_images[idx], max_shift, rng))
             y = data.train_labels[idx].astype(np.int64)
-            optimizer.lr = cosine_lr(lr, (epoch - 1) * steps_per_epoch + step,
-                                     epochs * steps_per_epoch)
+            global_step = (epoch - 1) * steps_per_epoch + step
+            optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
             logits = model.forward(x)
             loss = loss_fn.forward(logits, y)
             if not math.isfinite(loss):
-                raise Diverged(f"{phase}: the loss became {loss} at epoch {epoch}, step {step + 1}; "
-                               f"the learning rate {lr} is too high, try --lr {lr / 10:g}")
+                raise Diverged(
+                    f"{phase}: the loss became {loss} at epoch {epoch}, step {step + 1}; the "
+                    f"learning rate {optimizer.base_lr:g} is too high, try {optimizer.base_lr / 10:g}")
             model.backward(loss_fn.backward())
             optimizer.step()
+            if after_step is not None:
+                after_step(global_step + 1, total_steps)
             total_loss += loss * len(y)
             correct += int((logits.argmax(axis=1) == y).sum())
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss:.4f}")
         seconds = time.perf_counter() - start
         test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
-        history.append({"epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
-                        "test_loss": test_loss, "test_accuracy": test_accuracy,
-                        "seconds": seconds})
-        print(f"{phase} epoch {epoch:2d}/{epochs}: train loss {total_loss / n:.4f}, "
-              f"train acc {correct / n:.2%}, test loss {test_loss:.4f}, "
+        entry = {"epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
+                 "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds}
+        history.append(entry)
+        print(f"{phase} epoch {epoch:2d}/{epochs}: train loss {entry['train_loss']:.4f}, "
+              f"train acc {entry['train_accuracy']:.2%}, test loss {test_loss:.4f}, "
               f"test acc {test_accuracy:.2%}, {seconds:.1f}s", flush=True)
+        if after_epoch is not None:
+            after_epoch(entry)
     return history

@@ -21,6 +21,17 @@ At LeNet-5's batch-128 shapes that is 3x (conv1) to 7x (conv2) faster than loopi
 for (Wp / Wo) extra arithmetic and a per-image copy that is small beside the real work.
 Padding is thus the zero border of that copy; the batch itself is never padded.
 
+Second trick, register blocking. In the plain loop above each multiply-add costs two loads
+and a store (acc[j] in and out), and the store port, not the arithmetic, sets the pace. So one
+pass over j takes 4 taps and 2 filters at once: it loads 4 inputs and 2 accumulators, does 8
+multiply-adds, and stores 2. Taps are numbered t = (c * K + kh) * K + kw, and tap t sits at
+offset offs[t] = c * Hp * Wp + kh * Wp + kw in the image's flat wide buffer, so the 4 taps of a
+group may come from different rows or channels: the blocking works for any C and K. A last
+group short of 4 taps is filled with zero-weight taps (forward) or repeats a tap (backward to
+the weights). At LeNet-5's batch-128 shapes this made conv2's forward and backward to the
+weights 1.8-1.9x faster than one tap and one filter at a time (one thread). The backward to the
+input has no kernel of its own: it is a forward convolution of dout (see its docstring).
+
 Inner loops index a slice, `x_tap[j]`, rather than `x_c[j + shift]`: numba would have to check
 `j + shift` for a negative (wrap-around) index, and that check stops LLVM from vectorising.
 """
@@ -55,6 +66,18 @@ def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
+@njit(cache=True)
+def _tap_offsets(C, K, plane, Wp, groups):
+    """-> offs (groups * 4,) int64: offs[t] = c * plane + kh * Wp + kw for tap t = (c*K + kh)*K + kw
+    < C*K*K, and 0 for the padding taps that fill the last group of 4."""
+    offs = np.zeros(groups * 4, dtype=np.int64)
+    for c in range(C):
+        for kh in range(K):
+            for kw in range(K):
+                offs[(c * K + kh) * K + kw] = c * plane + kh * Wp + kw
+    return offs
+
+
 # --- forward -----------------------------------------------------------------------------------
 
 @njit(cache=True, fastmath=True, parallel=True)
@@ -64,13 +87,15 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     x (N, C, H, W), w (F, C, K, K), b (F,), one float dtype; pad >= 0
     -> out (N, F, Ho, Wo) of that dtype, Ho = H + 2*pad - K + 1, Wo = W + 2*pad - K + 1.
 
+        wt = w as (F, T) taps, zero-padded to a multiple of 4 taps  # padding taps add 0
         for n in prange(N):                     # parallel over images; thread writes out[n] only
-            xw = wide(x[n], pad)                # (C, Hp * Wp), zero border
-            for f:
-                acc = b[f]                      # (Ho * Wp,) one output plane, wide
-                for c, kh, kw:
-                    acc[j] += w[f, c, kh, kw] * xw[c, j + kh*Wp + kw]     for j < L
-                out[n, f] = acc without its junk columns
+            xw = wide(x[n], pad), flat          # (C * Hp * Wp,), zero border
+            for f, g in pairs of filters:       # g = f + 1 (or f again if F is odd)
+                acc_f, acc_g = b[f], b[g]       # (L,) two output planes, wide
+                for t in groups of 4 taps:
+                    acc_f[j] += sum over the 4 taps of wt[f, t] * xw[offs[t] + j]   for j < L
+                    acc_g[j] += the same with wt[g, t]
+                out[n, f], out[n, g] = acc_f, acc_g without their junk columns
     """
     N, C, H, W = x.shape
     F, _, K, _ = w.shape
@@ -79,23 +104,34 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     Hp, Wp = H + 2 * pad, W + 2 * pad
     Ho, Wo = Hp - K + 1, Wp - K + 1
     L = (Ho - 1) * Wp + Wo
+    T = C * K * K
+    groups = (T + 3) // 4
+    offs = _tap_offsets(C, K, Hp * Wp, Wp, groups)
+    wt = np.zeros((F, groups * 4), dtype=x.dtype)
+    wt[:, :T] = np.ascontiguousarray(w).reshape(F, T)
     out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp)
-        # One plain 1-D accumulator: LLVM vectorises it better than a row of a 2-D buffer.
-        acc = np.empty(Ho * Wp, dtype=x.dtype)
-        for f in range(F):
-            acc[:] = b[f]
-            for c in range(C):
-                x_c = xw[c]
-                for kh in range(K):
-                    for kw in range(K):
-                        w_tap = w[f, c, kh, kw]
-                        x_tap = x_c[kh * Wp + kw:kh * Wp + kw + L]
-                        for j in range(L):
-                            acc[j] += w_tap * x_tap[j]
+        xw = _to_wide(x[n], pad, Hp, Wp).reshape(-1)
+        # Plain 1-D accumulators: LLVM vectorises them better than rows of a 2-D buffer.
+        acc_f = np.empty(L, dtype=x.dtype)
+        acc_g = np.empty(L, dtype=x.dtype)
+        for f in range(0, F, 2):
+            g = min(f + 1, F - 1)               # an odd F computes its last filter twice
+            acc_f[:] = b[f]
+            acc_g[:] = b[g]
+            for t in range(0, groups * 4, 4):
+                x0 = xw[offs[t]:offs[t] + L]
+                x1 = xw[offs[t + 1]:offs[t + 1] + L]
+                x2 = xw[offs[t + 2]:offs[t + 2] + L]
+                x3 = xw[offs[t + 3]:offs[t + 3] + L]
+                f0, f1, f2, f3 = wt[f, t], wt[f, t + 1], wt[f, t + 2], wt[f, t + 3]
+                g0, g1, g2, g3 = wt[g, t], wt[g, t + 1], wt[g, t + 2], wt[g, t + 3]
+                for j in range(L):
+                    acc_f[j] += f0 * x0[j] + f1 * x1[j] + f2 * x2[j] + f3 * x3[j]
+                    acc_g[j] += g0 * x0[j] + g1 * x1[j] + g2 * x2[j] + g3 * x3[j]
             for oh in range(Ho):
-                out[n, f, oh] = acc[oh * Wp:oh * Wp + Wo]
+                out[n, f, oh] = acc_f[oh * Wp:oh * Wp + Wo]
+                out[n, g, oh] = acc_g[oh * Wp:oh * Wp + Wo]
     return out
 
 
@@ -109,47 +145,31 @@ def conv2d_forward_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) 
 
 # --- backward to the input ---------------------------------------------------------------------
 
-@njit(cache=True, fastmath=True, parallel=True)
 def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: int) -> np.ndarray:
     """dx = d(sum(out * dout)) / dx for out = conv2d_forward(x, w, b, pad).
 
     dout (N, F, Ho, Wo), w (F, C, K, K), one float dtype; pad, H, W ints (x's padding and size)
-    -> dx (N, C, H, W) of that dtype. Where the forward's tap read xw[c, j + kh*Wp + kw], this
-    sends the gradient back to that same position (a scatter, the transpose of the gather):
+    -> dx (N, C, H, W) of that dtype. Runs on the numba forward kernel, through an identity:
+    input pixel p met dout[j] through tap w[kh, kw] when p = j + (kh, kw), so dx is dout
+    padded by K - 1 all round and correlated with the filters flipped in kh and kw, with F and
+    C swapped; that gives the padded input (Hp, Wp), and the padding is then cropped off:
 
-        for n in prange(N):                     # parallel over images; thread writes dx[n] only
-            g = wide(dout[n], 0)                # (F, Ho * Wp), zero in the junk columns
-            for c:
-                acc = 0                         # (Hp * Wp,) one padded input plane, wide
-                for f, kh, kw:
-                    acc[j + kh*Wp + kw] += w[f, c, kh, kw] * g[f, j]      for j < L
-                dx[n, c] = acc without its zero border
+        w_flip[c, f, kh, kw] = w[f, c, K-1-kh, K-1-kw]
+        dx = conv2d_forward(dout, w_flip, 0, K - 1)[:, :, pad:pad + H, pad:pad + W]
+
+    (with pad <= K - 1, as in LeNet, the forward is asked for pad K-1-pad and nothing is cropped).
     """
     N, F, Ho, Wo = dout.shape
     C, K = w.shape[1], w.shape[2]
     Hp, Wp = H + 2 * pad, W + 2 * pad
     if w.shape[0] != F or Ho != Hp - K + 1 or Wo != Wp - K + 1:
         raise ValueError("conv2d_backward_input: dout, w, pad, H, W do not fit together")
-    L = (Ho - 1) * Wp + Wo
-    dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    for n in prange(N):
-        # The junk columns of g must be zero: the scatter runs over them too.
-        g = _to_wide(dout[n], 0, Ho, Wp)
-        acc = np.empty(Hp * Wp, dtype=dout.dtype)
-        for c in range(C):
-            acc[:] = 0
-            for f in range(F):
-                g_f = g[f]
-                for kh in range(K):
-                    for kw in range(K):
-                        w_tap = w[f, c, kh, kw]
-                        acc_tap = acc[kh * Wp + kw:kh * Wp + kw + L]
-                        for j in range(L):
-                            acc_tap[j] += w_tap * g_f[j]
-            for h in range(H):
-                start = (h + pad) * Wp + pad
-                dx[n, c, h] = acc[start:start + W]
-    return dx
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    zero_bias = np.zeros(C, dtype=dout.dtype)
+    if pad <= K - 1:
+        return conv2d_forward(dout, w_flip, zero_bias, K - 1 - pad)
+    dxp = conv2d_forward(dout, w_flip, zero_bias, K - 1)                 # (N, C, Hp, Wp)
+    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + W])
 
 
 def conv2d_backward_input_numpy(dout: np.ndarray, w: np.ndarray, pad: int,
@@ -178,9 +198,12 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     per-image buffers, summed afterwards in a fixed order: the same bits for any thread count.
 
         for n in prange(N):                     # parallel over images
-            xw, g = wide(x[n], pad), wide(dout[n], 0)
-            for f, c, kh, kw:                   # thread writes dw_n[n], db_n[n] only
-                dw_n[n, f, c, kh, kw] = sum over j < L of g[f, j] * xw[c, j + kh*Wp + kw]
+            xw, g = wide(x[n], pad) flat, wide(dout[n], 0)
+            for f, h in pairs of filters:       # h = f + 1 (or f again if F is odd)
+                for t in groups of 4 taps:      # the last group repeats tap T-1 if T % 4 != 0
+                    for each of the 4 taps:     # thread writes dw_n[n], db_n[n] only
+                        dw_n[n, f, t] = sum over j < L of g[f, j] * xw[offs[t] + j]
+                        dw_n[n, h, t] = the same with g[h]
             db_n[n, f] = sum(dout[n, f])
         dw, db = sum of dw_n over n, sum of db_n over n      # in the order n = 0, 1, ..., N-1
     """
@@ -191,25 +214,39 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     if dout.shape[0] != N or K < 1 or Wo != Wp - K + 1:
         raise ValueError("conv2d_backward_weight: x, dout, pad do not fit together")
     L = (Ho - 1) * Wp + Wo
-    dw_n = np.empty((N, F, C, K, K), dtype=x.dtype)
+    T = C * K * K
+    offs = _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4)
+    dw_n = np.empty((N, F, T), dtype=x.dtype)
     db_n = np.empty((N, F), dtype=x.dtype)
     for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp)
+        xw = _to_wide(x[n], pad, Hp, Wp).reshape(-1)
         # The junk columns of g must be zero: they meet real pixels of xw in the sums.
         g = _to_wide(dout[n], 0, Ho, Wp)
         for f in range(F):
-            g_f = g[f]
             db_n[n, f] = dout[n, f].sum()
-            for c in range(C):
-                x_c = xw[c]
-                for kh in range(K):
-                    for kw in range(K):
-                        x_tap = x_c[kh * Wp + kw:kh * Wp + kw + L]
-                        total = x.dtype.type(0)
-                        for j in range(L):
-                            total += g_f[j] * x_tap[j]
-                        dw_n[n, f, c, kh, kw] = total
-    dw = _sum_rows(dw_n.reshape(N, F * C * K * K)).reshape(F, C, K, K)
+        for f in range(0, F, 2):
+            h = min(f + 1, F - 1)               # an odd F computes its last filter twice
+            g_f, g_h = g[f], g[h]
+            for t0 in range(0, T, 4):
+                # A short last group repeats tap T-1: the same sum, written twice.
+                t1, t2, t3 = min(t0 + 1, T - 1), min(t0 + 2, T - 1), min(t0 + 3, T - 1)
+                x0 = xw[offs[t0]:offs[t0] + L]
+                x1 = xw[offs[t1]:offs[t1] + L]
+                x2 = xw[offs[t2]:offs[t2] + L]
+                x3 = xw[offs[t3]:offs[t3] + L]
+                f0 = f1 = f2 = f3 = h0 = h1 = h2 = h3 = x.dtype.type(0)
+                for j in range(L):
+                    f0 += g_f[j] * x0[j]
+                    f1 += g_f[j] * x1[j]
+                    f2 += g_f[j] * x2[j]
+                    f3 += g_f[j] * x3[j]
+                    h0 += g_h[j] * x0[j]
+                    h1 += g_h[j] * x1[j]
+                    h2 += g_h[j] * x2[j]
+                    h3 += g_h[j] * x3[j]
+                dw_n[n, f, t0], dw_n[n, f, t1], dw_n[n, f, t2], dw_n[n, f, t3] = f0, f1, f2, f3
+                dw_n[n, h, t0], dw_n[n, h, t1], dw_n[n, h, t2], dw_n[n, h, t3] = h0, h1, h2, h3
+    dw = _sum_rows(dw_n.reshape(N, F * T)).reshape(F, C, K, K)
     db = _sum_rows(db_n)
     return dw, db
 

@@ -1,0 +1,81 @@
+"""Start-up cost: importing tinyprune plus its first training step, with an empty numba cache
+(everything compiled) and with a warm one (`cache=True`: compiled code loaded from disk).
+
+    python benchmarks/startup.py [--json PATH]
+
+Each measurement is a fresh Python process; the cold one gets a new, empty NUMBA_CACHE_DIR,
+and the warm one runs again on the cache the cold one left.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_json  # noqa: E402
+
+# Run in the child: time the import, then one batch-128 training step as fit() runs it.
+CHILD = """
+import json, time
+start = time.perf_counter()
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tinyprune.loss import SoftmaxCrossEntropy
+from tinyprune.model import lenet5
+from tinyprune.optim import MaskedSGD
+from tinyprune.train import ONE_BLAS_THREAD
+imported = time.perf_counter()
+model = lenet5(0)
+loss_fn = SoftmaxCrossEntropy()
+optimizer = MaskedSGD(model.params(), 0.05, 0.9, 5e-4)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((128, 1, 28, 28)).astype(np.float32)
+y = rng.integers(0, 10, 128)
+with threadpool_limits(**ONE_BLAS_THREAD):
+    loss_fn.forward(model.forward(x), y)
+    model.backward(loss_fn.backward())
+    optimizer.step()
+stepped = time.perf_counter()
+print(json.dumps({"import_seconds": imported - start, "first_step_seconds": stepped - imported}))
+"""
+
+
+def measure(cache_dir: str) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"the child process failed:\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["import_plus_first_step_seconds"] = (result["import_seconds"]
+                                                + result["first_step_seconds"])
+    result["process_wall_seconds"] = wall
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tinyprune-numba-cache-") as cache_dir:
+        cold = measure(cache_dir)
+        warm = measure(cache_dir)
+    print(f"{'numba cache':12} {'import s':>9} {'first step s':>13} {'sum s':>7} {'process s':>10}")
+    for name, r in (("empty", cold), ("warm", warm)):
+        print(f"{name:12} {r['import_seconds']:9.2f} {r['first_step_seconds']:13.2f} "
+              f"{r['import_plus_first_step_seconds']:7.2f} {r['process_wall_seconds']:10.2f}")
+    if args.json:
+        write_json(args.json, {"cold": cold, "warm": warm})
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""A run killed (SIGKILL) or interrupted (Ctrl-C, SIGINT) and then resumed ends exactly as an
+uninterrupted one: the same result.json and results.json numbers, to the last digit."""
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tinyprune.checkpoint import CHECKPOINT, checkpoint_phase
+
+# Real MNIST (via TINYPRUNE_DATA_DIR), 1,000 training images: 2 epochs, prune, 1 epoch.
+RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "1000", "--epochs", "2",
+       "--finetune-epochs", "1"]
+
+
+def without_seconds(obj):
+    """The file's numbers, wall times aside."""
+    if isinstance(obj, dict):
+        return {k: without_seconds(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [without_seconds(v) for v in obj]
+    return obj
+
+
+def results(out) -> dict:
+    return {name: without_seconds(json.loads((out / name).read_text()))
+            for name in ("result.json", "results.json")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    subprocess.run(RUN + ["--out", str(out)], check=True, capture_output=True)
+    assert not (out / CHECKPOINT).exists()  # a complete run leaves no checkpoint
+    return results(out)
+
+
+def interrupt(out, after_epoch: int, sig: int) -> subprocess.CompletedProcess:
+    """Start the run, send `sig` once the checkpoint of training epoch `after_epoch` exists."""
+    proc = subprocess.Popen(RUN + ["--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while checkpoint_phase(out / CHECKPOINT) != ("train", after_epoch):
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_killed_after_training_then_resumed_ends_as_uninterrupted(tmp_path, uninterrupted):
+    """SIGKILL once training's last epoch is saved: during its evaluation, pruning or
+    fine-tuning. The resumed run redoes those from the trained model."""
+    killed = interrupt(tmp_path, 2, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "results.json").exists()
+
+    rerun = subprocess.run(RUN + ["--out", str(tmp_path)], capture_output=True, text=True)
+    assert rerun.returncode == 2 and "by adding --resume" in rerun.stderr  # the saved work is kept
+    assert checkpoint_phase(tmp_path / CHECKPOINT) == ("train", 2)
+
+    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
+                             text=True, check=True)
+    assert "resuming from" in resumed.stdout and "train epoch" not in resumed.stdout
+    assert results(tmp_path) == uninterrupted
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_training_then_resumed_ends_as_uninterrupted(tmp_path, uninterrupted):
+    """SIGINT (Ctrl-C) during training's second epoch: one line saying where and how to go
+    on, exit status 130, no temporary file; the command it gives finishes the run."""
+    stopped = interrupt(tmp_path, 1, signal.SIGINT)
+    assert stopped.returncode == 130
+    assert "Traceback" not in stopped.stderr
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted at epoch 2 of train; resume with: python -m ")
+    assert not list(tmp_path.glob("*.tmp"))
+    assert checkpoint_phase(tmp_path / CHECKPOINT) == ("train", 1)
+
+    command = shlex.split(line.split("resume with: ", 1)[1])
+    assert command[-1] == "--resume"
+    resumed = subprocess.run([sys.executable] + command[1:], capture_output=True, text=True,
+                             check=True)
+    assert "train epoch  1/2" not in resumed.stdout and "train epoch  2/2" in resumed.stdout
+    assert results(tmp_path) == uninterrupted
+    assert not (tmp_path / CHECKPOINT).exists()
+
+    again = subprocess.run([sys.executable] + command[1:], capture_output=True, text=True)
+    assert again.returncode == 0 and "complete" in again.stdout
+    assert results(tmp_path) == uninterrupted

@@ -1,0 +1,101 @@
+"""Plots of pruning results, drawn with matplotlib if it is installed.
+
+matplotlib is an optional extra (`pip install -e '.[plots]'`): it is imported inside each
+function, so without it every command still runs and writes its tables and JSON. Each
+function writes one PNG atomically and returns its path, or returns None and says why not.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+HOW_TO_GET_PLOTS = "pip install -e '.[plots]'"
+
+
+def _pyplot():
+    """matplotlib.pyplot drawing to files (no window), or None if matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"plots skipped: matplotlib is not installed; to get them: {HOW_TO_GET_PLOTS}")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # keeps .png, so savefig knows
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    tmp.replace(path)
+    print(f"plot written: {path}")
+    return path
+
+
+def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
+                      path: Path, title: str = "") -> Path | None:
+    """One panel per layer: weights before pruning, and the non-zero weights after."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, len(before), figsize=(3.2 * len(before), 2.8), squeeze=False)
+    for ax, (name, w) in zip(axes[0], before.items()):
+        kept = after[name][after[name] != 0]
+        bins = np.linspace(w.min(), w.max(), 61)
+        ax.hist(w.ravel(), bins=bins, color="0.7", label="before")
+        ax.hist(kept.ravel(), bins=bins, color="C0", label="after (non-zero)")
+        ax.set_title(f"{name}: {kept.size:,} of {w.size:,} kept", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_xlabel("weight")
+    axes[0][0].set_ylabel("count")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def sensitivity_plot(result: dict, path: Path) -> Path | None:
+    """Test accuracy against the sparsity of one layer, the others unpruned; a line a layer."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for layer, points in result["layers"].items():
+        ax.plot([p["sparsity"] for p in points], [100 * p["test_accuracy"] for p in points],
+                marker="o", label=layer)
+    ax.axhline(100 * result["dense_accuracy"], color="0.5", linestyle=":", label="dense")
+    ax.set_xlabel("sparsity of that layer alone (no fine-tuning)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{result['model']}: sensitivity of each layer to pruning")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def sweep_plot(result: dict, path: Path) -> Path | None:
+    """Test accuracy after fine-tuning against sparsity; a line a schedule."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for schedule, points in result["schedules"].items():
+        ax.plot([100 * p["sparsity"] for p in points],
+                [100 * p["test_accuracy"] for p in points], marker="o", label=schedule)
+    ax.axhline(100 * result["dense_accuracy"], color="0.5", linestyle=":", label="dense")
+    ax.set_xlabel("weights pruned (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{result['model']}, {result['method']} pruning, "
+                 f"{result['finetune_epochs']} fine-tuning epochs")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

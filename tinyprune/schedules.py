@@ -1,0 +1,96 @@
+"""Pruning schedules: when to prune how much while fine-tuning.
+
+    oneshot    prune to the target once, then fine-tune
+    iterative  prune a share, fine-tune, repeat: round k of R reaches 1 - (1 - s)^(k/R), so each
+               round removes the same share of the weights still there (Han et al. 2015)
+    agp        automated gradual pruning (Zhu & Gupta 2017): during fine-tuning the sparsity
+               rises along a cubic, fast at first while many weights are redundant, then slower;
+               the last third of the steps fine-tunes with the final mask
+
+All three get the same number of fine-tuning epochs in total, so they can be compared.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .optim import MaskedSGD
+from .prune import prune
+from .train import evaluate, fit
+
+SCHEDULES = ("oneshot", "iterative", "agp")
+
+# AGP prunes during this share of the fine-tuning steps, in this many mask updates.
+AGP_PRUNING_SHARE = 2 / 3
+AGP_UPDATES = 20
+
+
+def iterative_targets(sparsity: float, rounds: int) -> list[float]:
+    """Sparsity after each of `rounds` rounds; the last is `sparsity` itself."""
+    return [1 - (1 - sparsity) ** (k / rounds) for k in range(1, rounds + 1)]
+
+
+def agp_sparsity(step: int, end_step: int, sparsity: float) -> float:
+    """Zhu & Gupta's cubic: s_t = s (1 - (1 - t / end_step)^3), from 0 at t=0 to s at end_step."""
+    t = min(step, end_step) / end_step
+    return sparsity * (1 - (1 - t) ** 3)
+
+
+def split_epochs(epochs: int, rounds: int) -> list[int]:
+    """Epochs of each round, as even as possible, the longer rounds last: 7, 3 -> [2, 2, 3]."""
+    return [epochs // rounds + (k >= rounds - epochs % rounds) for k in range(rounds)]
+
+
+def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str = "layerwise",
+                       schedule: str = "oneshot", rounds: int = 4, lr: float = 0.01,
+                       momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 128,
+                       max_shift: int = 0, seed: int = 0) -> dict:
+    """Prune `model` to `sparsity` by `method` on `schedule`, fine-tuning `epochs` in all.
+
+    data: an `Mnist` tuple. Each fine-tuning stage starts a fresh optimizer whose learning rate
+    decays from `lr` along a cosine. Returns {"rounds": [{"round", "sparsity",
+    "after_prune", "test_accuracy"}], "history": fit's entries, each with its "round"};
+    after_prune is the test accuracy right after pruning (None for agp, which prunes
+    a little at a time while it trains).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    rng = np.random.default_rng([seed, 7])  # for method="random"
+    train = dict(batch_size=batch_size, max_shift=max_shift)
+    rounds_log, history = [], []
+
+    def finetune(round_no: int, round_epochs: int, after_step=None) -> None:
+        optimizer = MaskedSGD(model.params(), lr, momentum, weight_decay)
+        # seed + round: each stage draws its own batches, not a replay of training's.
+        entries = fit(model, data, optimizer, round_epochs, seed=seed + round_no,
+                      phase=f"fine-tune {round_no}", after_step=after_step, **train)
+        history.extend({"round": round_no, **entry} for entry in entries)
+
+    if schedule == "agp":
+        def after_step(step: int, total_steps: int) -> None:
+            end = max(1, int(total_steps * AGP_PRUNING_SHARE))
+            every = max(1, end // AGP_UPDATES)
+            if step <= end and (step % every == 0 or step == end):
+                prune(model, agp_sparsity(step, end, sparsity), method, rng)
+        if epochs == 0:
+            prune(model, sparsity, method, rng)
+        else:
+            finetune(1, epochs, after_step)
+        rounds_log.append({"round": 1, "sparsity": sparsity, "after_prune": None})
+    else:
+        targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
+        if schedule == "iterative" and rounds > max(epochs, 1):
+            raise ValueError(f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
+                             f"got {epochs}; lower --rounds or raise --finetune-epochs")
+        for round_no, (target, round_epochs) in enumerate(
+                zip(targets, split_epochs(epochs, len(targets))), start=1):
+            prune(model, target, method, rng)
+            _, after = evaluate(model, data.test_images, data.test_labels)
+            print(f"round {round_no}/{len(targets)}: pruned to {target:.2%} by {method}, "
+                  f"test accuracy {after:.2%} before fine-tuning", flush=True)
+            rounds_log.append({"round": round_no, "sparsity": target, "after_prune": after})
+            if round_epochs:
+                finetune(round_no, round_epochs)
+    for entry in rounds_log:
+        done = [h for h in history if h["round"] == entry["round"]]
+        entry["test_accuracy"] = done[-1]["test_accuracy"] if done else entry["after_prune"]
+    return {"rounds": rounds_log, "history": history}
