@@ -9,7 +9,8 @@ Each sparsity prunes the model (trained weights from --model, else a fresh init)
 layer by layer; no fine-tuning, since the time does not depend on the weights' values, only on
 how many are non-zero. The input is random: no kernel skips work by the input's values.
 Each time is the median of --repeats calls (fewer for big batches) after two warm-up calls, the
-contenders timed one after another for each row; the JSON also has each one's fastest call.
+contenders timed one after another for each row; the JSON also has each one's fastest call and
+its median CPU time (process_time, all threads).
 tinyprune runs as in evaluation: numba on --threads threads (the sparse model on one thread at
 batch 1), BLAS (dense fc layers) on one; PyTorch has torch.set_num_threads(--threads) and runs
 under inference_mode. On a machine shared with other jobs, compare with --threads 1: parallel
@@ -41,17 +42,19 @@ except ImportError:
     torch = None
 
 
-def seconds(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
-    """(median, fastest) wall time of fn() over `repeats` calls after `warmup` untimed ones. On
-    a shared machine the fastest call is the one least disturbed by other processes."""
+def seconds(fn, repeats: int, warmup: int = 2) -> tuple[float, float, float]:
+    """(median wall time, fastest wall time, median CPU time of all threads) of fn() over
+    `repeats` calls after `warmup` untimed ones. On a machine shared with other jobs the fastest
+    call is the least disturbed, and at --threads 1 the CPU time is not disturbed at all."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), min(wall), statistics.median(cpu)
 
 
 def torch_copy(model: Sequential):
@@ -109,18 +112,19 @@ def main(argv: list[str] | None = None) -> int:
             expected = model.forward(x)
             np.testing.assert_allclose(sparse.forward(x), expected, rtol=1e-4, atol=1e-4)
             with threadpool_limits(limits=1, user_api="blas"):
-                dense_s, dense_best = seconds(lambda: model.forward(x), repeats)
-            sparse_s, sparse_best = seconds(lambda: sparse.forward(x), repeats)
-            torch_s = torch_best = None
+                dense_s, dense_best, dense_cpu = seconds(lambda: model.forward(x), repeats)
+            sparse_s, sparse_best, sparse_cpu = seconds(lambda: sparse.forward(x), repeats)
+            torch_s = torch_best = torch_cpu = None
             if net is not None:
                 tx = torch.from_numpy(x)
                 with torch.inference_mode():
                     np.testing.assert_allclose(net(tx).numpy(), expected, rtol=1e-4, atol=1e-4)
-                    torch_s, torch_best = seconds(lambda: net(tx), repeats)
+                    torch_s, torch_best, torch_cpu = seconds(lambda: net(tx), repeats)
             rows.append({"sparsity": sparsity, "batch_size": n, "dense_s": dense_s,
                          "sparse_s": sparse_s, "torch_s": torch_s,
                          "fastest_s": {"dense": dense_best, "sparse": sparse_best,
                                        "torch": torch_best},
+                         "cpu_s": {"dense": dense_cpu, "sparse": sparse_cpu, "torch": torch_cpu},
                          "nonzero_weights": sparse.nonzero,
                          "images_per_s": {"dense": n / dense_s, "sparse": n / sparse_s,
                                           "torch": n / torch_s if torch_s else None}})

@@ -40,7 +40,7 @@ def test_sensitivity_prunes_one_layer_and_puts_it_back(monkeypatch):
 def test_bad_options_exit_2_with_one_line(module, option, value, message, tmp_path, capsys):
     main = {"sweep": sweep.main, "sensitivity": sensitivity.main}[module]
     with pytest.raises(SystemExit) as exit_info:
-        main([option, value, "--out", str(tmp_path)])
+        main([option, value, "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache")])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 

@@ -30,7 +30,7 @@ def add_dense_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None,
                         help=f"training learning rate; default per model: {DEFAULT_LR}")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--shift", type=int, default=2, help="random shift of training images")
+    parser.add_argument("--shift", type=int, default=0, help="random shift of training images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None,
                         help="train on the first N training images only (quick looks); the "

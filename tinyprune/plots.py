@@ -46,12 +46,13 @@ def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray
         bins = np.linspace(w.min(), w.max(), 61)
         ax.hist(w.ravel(), bins=bins, color="0.7", label="before")
         ax.hist(kept.ravel(), bins=bins, color="C0", label="after (non-zero)")
-        ax.set_title(f"{name}: {kept.size:,} of {w.size:,} kept", fontsize=9)
+        ax.set_title(f"{name.removesuffix('.weight')}: {kept.size:,} of {w.size:,} kept",
+                     fontsize=9)
         ax.set_yscale("log")
         ax.set_xlabel("weight")
     axes[0][0].set_ylabel("count")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.06)  # above the panels' own titles
     try:
         return _save(fig, path)
     finally:

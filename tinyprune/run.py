@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 
 from .checkpoint import (CHECKPOINT, CheckpointError, checkpoint_phase, load_checkpoint,
                          save_checkpoint)
+from .compress import load_copy, write_compressed
 from .dense_cache import DEFAULT_LR
 from .filter_prune import inference_seconds, shrink
 from .idx import IdxError
@@ -240,7 +240,9 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
             schedule=args.schedule, rounds=args.rounds, lr=args.finetune_lr,
             momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, **train)
         finetune_history = pruning["history"]
-        after_accuracy = pruning["rounds"][0]["after_prune"]
+        # agp prunes a little at a time while it trains: there is no moment "just pruned".
+        after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None,
+                                                              "test_accuracy": None}
     except Diverged as error:
         print(f"error: {error}", file=sys.stderr)
         checkpoint.unlink(missing_ok=True)  # resumed, it would diverge at the same step again
@@ -250,7 +252,6 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
     zeros = sum(r["weights"] - r["nonzero"] for r in layers)
     model.save(args.out / "pruned.npz", with_masks=True)
     # The pruned model as it ships: zeros not stored (compress.py), float32 and int8.
-    from .compress import load_copy, write_compressed
     model_bytes = write_compressed(model, args.out)
     _, int8_accuracy = evaluate(load_copy(model, args.out / "pruned-int8.tpz"),
                                 data.test_images, data.test_labels)
@@ -263,7 +264,7 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
         "model": model.name, "method": args.method, "schedule": args.schedule,
         "quality": args.quality, "target_sparsity": args.sparsity,
         "sparsity": zeros / sum(r["weights"] for r in layers),
-        "after_prune": {"test_accuracy": after_accuracy},
+        "after_prune": after_prune,
         "test_loss": final_loss, "test_accuracy": final_accuracy,
         "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
         "rounds": pruning["rounds"], "history": finetune_history, "layers": layers,
@@ -274,8 +275,8 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
 
     print()
     print_layers(layers)
-    pruned = ("n/a (agp prunes while it trains)" if after_accuracy is None
-              else f"{after_accuracy:.2%}")
+    pruned = ("n/a (agp prunes while it trains)" if after_prune["test_accuracy"] is None
+              else f"{after_prune['test_accuracy']:.2%}")
     print(f"\ntest accuracy: dense {test_accuracy:.2%}, pruned {pruned}, "
           f"fine-tuned {final_accuracy:.2%}")
     checkpoint.unlink(missing_ok=True)  # the run is complete: nothing is left to resume

@@ -49,8 +49,8 @@ def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str
     data: an `Mnist` tuple. Each fine-tuning stage starts a fresh optimizer whose learning rate
     decays from `lr` along a cosine. Returns {"rounds": [{"round", "sparsity",
     "after_prune", "test_accuracy"}], "history": fit's entries, each with its "round"};
-    after_prune is the test accuracy right after pruning (None for agp, which prunes
-    a little at a time while it trains).
+    after_prune is {"test_loss", "test_accuracy"} right after pruning (None for agp, which
+    prunes a little at a time while it trains).
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -84,13 +84,15 @@ def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str
         for round_no, (target, round_epochs) in enumerate(
                 zip(targets, split_epochs(epochs, len(targets))), start=1):
             prune(model, target, method, rng)
-            _, after = evaluate(model, data.test_images, data.test_labels)
+            loss, accuracy = evaluate(model, data.test_images, data.test_labels)
             print(f"round {round_no}/{len(targets)}: pruned to {target:.2%} by {method}, "
-                  f"test accuracy {after:.2%} before fine-tuning", flush=True)
-            rounds_log.append({"round": round_no, "sparsity": target, "after_prune": after})
+                  f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
+            rounds_log.append({"round": round_no, "sparsity": target,
+                               "after_prune": {"test_loss": loss, "test_accuracy": accuracy}})
             if round_epochs:
                 finetune(round_no, round_epochs)
     for entry in rounds_log:
         done = [h for h in history if h["round"] == entry["round"]]
-        entry["test_accuracy"] = done[-1]["test_accuracy"] if done else entry["after_prune"]
+        entry["test_accuracy"] = (done[-1]["test_accuracy"] if done
+                                  else (entry["after_prune"] or {}).get("test_accuracy"))
     return {"rounds": rounds_log, "history": history}

@@ -122,7 +122,7 @@ class SparseModel:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> logits (N, classes); one thread at batch 1, all of them otherwise."""
         x = self._check(x)
-        run = sparse_forward_serial if len(x) == 1 else sparse_forward
+        run = sparse_forward_serial if len(x) <= 1 else sparse_forward
         return run(x, *self.packed, self.conv_geometry, self.fc_relu)
 
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ and a tap pruned away is a loop never run. At 90% sparsity conv2 runs 240 taps i
 and fc1 reads 4,800 weights instead of 48,000.
 
 `sparse_forward` runs a whole pruned network of conv blocks (conv, pool, relu) and fc layers,
-such as LeNet-5, image by image inside one compiled call: at batch 1 there is then no Python
-between layers, and at batch N each thread keeps one image's activations in its cache from start
-to end.
+such as LeNet-5, inside one compiled call, so no Python runs between layers (at batch 1 that
+overhead would be most of the time): the conv blocks image by image, each thread keeping one
+image's activations in its cache, then the fc layers on the whole batch.
 Each numba kernel is followed by its NumPy twin (`<kernel>_numpy`).
 """
 from __future__ import annotations
@@ -184,11 +184,11 @@ def pack_layers(csr: list[tuple[np.ndarray, np.ndarray, np.ndarray]], biases: li
 
 
 @njit(cache=True, fastmath=True)
-def _forward_image(image, ptr, index, values, bias, rows, conv_geometry, fc_relu, logits):
-    """image (C, H, W) -> logits (R,), the stacked layers one after another; see sparse_forward."""
-    B = conv_geometry.shape[0]
+def _conv_blocks(image, ptr, index, values, bias, rows, conv_geometry):
+    """image (C, H, W) -> the last conv block's output flattened in (c, h, w) order, as the
+    Flatten layer does; see sparse_forward."""
     h = image.copy()
-    for i in range(B):
+    for i in range(conv_geometry.shape[0]):
         pad, K, relu = conv_geometry[i, 0], conv_geometry[i, 1], conv_geometry[i, 2]
         C, H, W = h.shape
         Hp, Wp = H + 2 * pad, W + 2 * pad
@@ -199,14 +199,7 @@ def _forward_image(image, ptr, index, values, bias, rows, conv_geometry, fc_relu
         pooled = np.empty((acc.shape[0], (Ho // 2) * (Wo // 2)), dtype=image.dtype)
         _pool_wide(acc, Ho, Wo, Wp, relu == 1, pooled)
         h = pooled.reshape(acc.shape[0], Ho // 2, Wo // 2)
-    # Flattened in (c, h, w) order, as the Flatten layer does.
-    v = h.reshape(h.size)
-    last = len(rows) - 2
-    for i in range(B, last):
-        nxt = np.empty(rows[i + 1] - rows[i], dtype=image.dtype)
-        _linear(v, ptr, index, values, bias, rows[i], fc_relu[i - B] == 1, nxt)
-        v = nxt
-    _linear(v, ptr, index, values, bias, rows[last], fc_relu[last - B] == 1, logits)
+    return h.reshape(h.size)
 
 
 @njit(cache=True, fastmath=True, parallel=True)
@@ -217,24 +210,56 @@ def sparse_forward(x, ptr, index, values, bias, rows, conv_geometry, fc_relu):
     ptr, index, values, bias, rows: pack_layers of the conv_taps of each conv (for its input
     size), then of the csr_from_dense of each fc weight; conv_geometry (B, 3) int64: pad, K,
     relu of each conv block; fc_relu (layers - B,) int64: 1 where a relu follows the fc layer.
+    The conv blocks run image by image; the fc layers run on the whole batch at once, one
+    column per image, so that each non-zero weight is one multiply-add over N images (a loop
+    LLVM vectorises) rather than N gathers of a single input.
 
-        for n in prange(N):                     # parallel over images; thread writes logits[n]
-            h = x[n]
-            for each conv block: h = relu?(pool(sparse conv(h)))
-            for each fc layer:   h = relu?(sparse fc(h))
-            logits[n] = h
+        for n in prange(N):                     # parallel over images; thread writes h[n] only
+            h[n] = flatten(each conv block: relu?(pool(sparse conv(x[n]))))
+        h = h.T                                 # (features, N)
+        for each fc layer:
+            for o in prange(R):                 # parallel over units; thread writes out[o] only
+                out[o, :] = relu?(b[o] + sum over row o's t of values[t] * h[index[t], :])
+            h = out
+        logits = h.T
     """
-    logits = np.empty((x.shape[0], rows[-1] - rows[-2]), dtype=x.dtype)
-    for n in prange(x.shape[0]):
-        _forward_image(x[n], ptr, index, values, bias, rows, conv_geometry, fc_relu, logits[n])
-    return logits
+    B, N = conv_geometry.shape[0], x.shape[0]
+    first = _conv_blocks(x[0], ptr, index, values, bias, rows, conv_geometry)
+    features = np.empty((N, first.size), dtype=x.dtype)
+    features[0] = first
+    for n in prange(1, N):
+        features[n] = _conv_blocks(x[n], ptr, index, values, bias, rows, conv_geometry)
+    h = np.ascontiguousarray(features.T)
+    for layer in range(B, len(rows) - 1):
+        r0, relu = rows[layer], fc_relu[layer - B] == 1
+        out = np.empty((rows[layer + 1] - r0, N), dtype=x.dtype)
+        for o in prange(out.shape[0]):
+            acc = out[o]
+            acc[:] = bias[r0 + o]
+            for t in range(ptr[r0 + o], ptr[r0 + o + 1]):
+                v = values[t]
+                x_row = h[index[t]]
+                for n in range(N):
+                    acc[n] += v * x_row[n]
+            if relu:
+                for n in range(N):
+                    acc[n] = max(acc[n], 0.0)
+        h = out
+    return np.ascontiguousarray(h.T)
 
 
 @njit(cache=True, fastmath=True)
 def sparse_forward_serial(x, ptr, index, values, bias, rows, conv_geometry, fc_relu):
-    """sparse_forward on one thread: at batch 1, waking the thread pool costs more than it
-    saves."""
+    """sparse_forward for a batch of 1, image by image on one thread: waking the thread pool
+    costs more than it saves, and there is no batch to vectorise the fc layers over."""
+    B = conv_geometry.shape[0]
     logits = np.empty((x.shape[0], rows[-1] - rows[-2]), dtype=x.dtype)
     for n in range(x.shape[0]):
-        _forward_image(x[n], ptr, index, values, bias, rows, conv_geometry, fc_relu, logits[n])
+        h = _conv_blocks(x[n], ptr, index, values, bias, rows, conv_geometry)
+        for layer in range(B, len(rows) - 2):
+            out = np.empty(rows[layer + 1] - rows[layer], dtype=x.dtype)
+            _linear(h, ptr, index, values, bias, rows[layer], fc_relu[layer - B] == 1, out)
+            h = out
+        last = len(rows) - 2
+        _linear(h, ptr, index, values, bias, rows[last], fc_relu[last - B] == 1, logits[n])
     return logits
