@@ -7,16 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from run_files import without_seconds
+
 RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "500", "--epochs", "1",
        "--finetune-epochs", "1", "--seed", "3"]
-
-
-def without_seconds(obj):
-    if isinstance(obj, dict):
-        return {k: without_seconds(v) for k, v in obj.items() if k != "seconds"}
-    if isinstance(obj, list):
-        return [without_seconds(v) for v in obj]
-    return obj
 
 
 @pytest.mark.slow

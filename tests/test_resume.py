@@ -1,6 +1,5 @@
 """A run killed (SIGKILL) or interrupted (Ctrl-C, SIGINT) and then resumed ends exactly as an
 uninterrupted one: the same result.json and results.json numbers, to the last digit."""
-import json
 import shlex
 import signal
 import subprocess
@@ -11,23 +10,11 @@ import pytest
 
 from tinyprune.checkpoint import CHECKPOINT, checkpoint_phase
 
+from run_files import results
+
 # Real MNIST (via TINYPRUNE_DATA_DIR), 1,000 training images: 2 epochs, prune, 1 epoch.
 RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "1000", "--epochs", "2",
        "--finetune-epochs", "1"]
-
-
-def without_seconds(obj):
-    """The file's numbers, wall times aside."""
-    if isinstance(obj, dict):
-        return {k: without_seconds(v) for k, v in obj.items() if k != "seconds"}
-    if isinstance(obj, list):
-        return [without_seconds(v) for v in obj]
-    return obj
-
-
-def results(out) -> dict:
-    return {name: without_seconds(json.loads((out / name).read_text()))
-            for name in ("result.json", "results.json")}
 
 
 @pytest.fixture(scope="module")

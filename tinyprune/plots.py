@@ -59,44 +59,38 @@ def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray
         plt.close(fig)
 
 
-def sensitivity_plot(result: dict, path: Path) -> Path | None:
-    """Test accuracy against the sparsity of one layer, the others unpruned; a line a layer."""
+def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: str, title: str,
+                   path: Path) -> Path | None:
+    """Test accuracy (%) against sparsity (%), a line a key of `lines` (each a list of
+    {"sparsity", "test_accuracy"}), and the dense model's accuracy dotted across."""
     plt = _pyplot()
     if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for layer, points in result["layers"].items():
-        ax.plot([p["sparsity"] for p in points], [100 * p["test_accuracy"] for p in points],
-                marker="o", label=layer)
-    ax.axhline(100 * result["dense_accuracy"], color="0.5", linestyle=":", label="dense")
-    ax.set_xlabel("sparsity of that layer alone (no fine-tuning)")
+    for label, points in lines.items():
+        ax.plot([100 * p["sparsity"] for p in points],
+                [100 * p["test_accuracy"] for p in points], marker="o", label=label)
+    ax.axhline(100 * dense_accuracy, color="0.5", linestyle=":", label="dense")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{result['model']}: sensitivity of each layer to pruning")
+    ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
     try:
         return _save(fig, path)
     finally:
         plt.close(fig)
+
+
+def sensitivity_plot(result: dict, path: Path) -> Path | None:
+    """Test accuracy against the sparsity of one layer, the others unpruned; a line a layer."""
+    return _accuracy_plot(result["layers"], result["dense_accuracy"],
+                          "weights pruned in that layer alone (%, no fine-tuning)",
+                          f"{result['model']}: sensitivity of each layer to pruning", path)
 
 
 def sweep_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy after fine-tuning against sparsity; a line a schedule."""
-    plt = _pyplot()
-    if plt is None:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for schedule, points in result["schedules"].items():
-        ax.plot([100 * p["sparsity"] for p in points],
-                [100 * p["test_accuracy"] for p in points], marker="o", label=schedule)
-    ax.axhline(100 * result["dense_accuracy"], color="0.5", linestyle=":", label="dense")
-    ax.set_xlabel("weights pruned (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{result['model']}, {result['method']} pruning, "
-                 f"{result['finetune_epochs']} fine-tuning epochs")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _accuracy_plot(result["schedules"], result["dense_accuracy"], "weights pruned (%)",
+                          f"{result['model']}, {result['method']} pruning, "
+                          f"{result['finetune_epochs']} fine-tuning epochs", path)
