@@ -57,11 +57,17 @@ def check_dense_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 
 def load_data(args: argparse.Namespace) -> Mnist:
+    """MNIST from --data-dir, its training set cut to the first --limit images if given."""
     data = load_mnist(args.data_dir)
     if args.limit is not None:
         data = Mnist(data.train_images[:args.limit], data.train_labels[:args.limit],
                      data.test_images, data.test_labels)
     return data
+
+
+def dense_options(args: argparse.Namespace) -> dict:
+    """The options the dense model was trained with, for the JSON that reports on it."""
+    return {k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "shift", "seed", "limit")}
 
 
 def trained_dense(args: argparse.Namespace, data: Mnist) -> tuple[Sequential, float]:

@@ -20,10 +20,10 @@ import numpy as np
 from .checkpoint import (CHECKPOINT, CheckpointError, checkpoint_phase, load_checkpoint,
                          save_checkpoint)
 from .compress import load_copy, write_compressed
-from .dense_cache import DEFAULT_LR
+from .dense_cache import DEFAULT_LR, load_data
 from .filter_prune import inference_seconds, shrink
 from .idx import IdxError
-from .mnist import Mnist, MnistError, load_mnist
+from .mnist import Mnist, MnistError
 from .model import MODELS, Sequential
 from .optim import MaskedSGD
 from .prune import METHODS, sparsity_report, std_sparsity, weight_uses
@@ -187,13 +187,10 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
         print(f"the run in {args.out}/ is complete (see its results.json); nothing to resume")
         return 0
     try:
-        data = load_mnist(args.data_dir)
+        data = load_data(args)
     except (MnistError, IdxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.limit is not None:
-        data = Mnist(data.train_images[:args.limit], data.train_labels[:args.limit],
-                     data.test_images, data.test_labels)
     model = MODELS[args.model](args.seed)
     print(f"{model.name}, {model.num_params():,} parameters; {len(data.train_images):,} training "
           f"and {len(data.test_images):,} test images; results in {args.out}/")

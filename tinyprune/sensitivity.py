@@ -15,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .dense_cache import add_dense_options, check_dense_options, load_data, trained_dense
+from .dense_cache import (add_dense_options, check_dense_options, dense_options, load_data,
+                          trained_dense)
 from .idx import IdxError
 from .mnist import MnistError
 from .model import Sequential
@@ -80,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     model, dense_accuracy = trained_dense(args, data)
     result = {"model": args.model, "dense_accuracy": dense_accuracy,
-              "dense": {k: getattr(args, k) for k in
-                        ("epochs", "lr", "batch_size", "shift", "seed", "limit")},
+              "dense": dense_options(args),
               "layers": layer_sensitivity(model, data, args.sparsities)}
     write_json(args.out / "sensitivity.json", result)
     print_table(result)

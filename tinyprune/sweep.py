@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .dense_cache import (add_dense_options, check_dense_options, fresh_copy, load_data,
-                          trained_dense)
+from .dense_cache import (add_dense_options, check_dense_options, dense_options, fresh_copy,
+                          load_data, trained_dense)
 from .idx import IdxError
 from .mnist import MnistError
 from .plots import sweep_plot
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": args.model, "method": args.method, "dense_accuracy": dense_accuracy,
               "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
               "rounds": args.rounds, "train_images": len(data.train_images),
-              "dense": {k: getattr(args, k) for k in
-                        ("epochs", "lr", "batch_size", "shift", "seed", "limit")},
+              "dense": dense_options(args),
               "schedules": {s: [] for s in args.schedules}}
     for schedule in args.schedules:
         for sparsity in args.sparsities:
