@@ -1,7 +1,10 @@
 """`python -m tinyprune.run`: its options, and a short real run on an MNIST subset."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -9,7 +12,8 @@ import pytest
 from tinyprune.checkpoint import CHECKPOINT, save_checkpoint
 from tinyprune.model import lenet5
 from tinyprune.optim import MaskedSGD
-from tinyprune.run import main, parse_args, resume_options
+from tinyprune.kernels.pool import maxpool2x2_forward
+from tinyprune.run import ctrl_c, main, parse_args, resume_options
 
 
 @pytest.mark.parametrize("option, value, message", [
@@ -128,3 +132,16 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--resume"]) == 2
     assert "other options (lr=0.1 there, 0.05 now)" in capsys.readouterr().err
     assert (tmp_path / CHECKPOINT).exists()
+
+
+def test_ctrl_c_inside_a_numba_kernel_is_recognised():
+    """numba hands a KeyboardInterrupt that lands inside a compiled call back as a SystemError
+    caused by it; main must still see Ctrl-C there, not a crash."""
+    x = np.random.default_rng(0).random((128, 6, 28, 28), dtype=np.float32)
+    maxpool2x2_forward(x)  # compiled (or loaded) before the clock starts
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(BaseException) as caught:
+        for _ in range(10**6):
+            maxpool2x2_forward(x)
+    assert ctrl_c(caught.value)
+    assert not ctrl_c(SystemError("a real bug"))

@@ -301,13 +301,25 @@ def interrupted(argv: list[str] | None, args: argparse.Namespace, phase: str | N
     return f"interrupted {where}; resume with: {shlex.join(command)}"
 
 
+def ctrl_c(error: BaseException | None) -> bool:
+    """Was error caused by Ctrl-C? A KeyboardInterrupt that arrives while a numba kernel runs
+    comes out of the call as a SystemError whose cause (at some depth) is the interrupt."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C."""
     args = parse_args(argv)
     progress = {"phase": None}
     try:
         return train_prune_finetune(args, progress)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as error:
+        if not ctrl_c(error):
+            raise
         for tmp in args.out.glob("*.tmp"):  # a file being written atomically when Ctrl-C came
             tmp.unlink(missing_ok=True)
         print(interrupted(argv, args, progress["phase"]), file=sys.stderr)
