@@ -163,6 +163,14 @@ def print_layers(rows: list[dict]) -> None:
               f"({r['mult_adds_kept'] / r['mult_adds']:6.1%})")
 
 
+def test_metrics(model: Sequential, data: Mnist, history: list[dict]) -> tuple[float, float]:
+    """(test loss, test accuracy) of the model as it is now. fit evaluated it after its last
+    epoch and nothing has changed it since, so that entry is reused; with no epoch, measure."""
+    if history:
+        return history[-1]["test_loss"], history[-1]["test_accuracy"]
+    return evaluate(model, data.test_images, data.test_labels)
+
+
 def filters_removed(model: Sequential, data: Mnist) -> dict:
     """Rebuild the filter-pruned model without its removed filters; print and return its
     parameter count and its inference time over the test set beside the masked model's."""
@@ -217,7 +225,7 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
     try:
         fit(model, data, optimizer, args.epochs, seed=args.seed, start_epoch=len(history) + 1,
             after_epoch=save_epoch, **train)
-        test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
+        test_loss, test_accuracy = test_metrics(model, data, history)
         model.save(args.out / "model.npz")
         write_json(args.out / "result.json", {
             "model": model.name, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -244,7 +252,7 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
         print(f"error: {error}", file=sys.stderr)
         checkpoint.unlink(missing_ok=True)  # resumed, it would diverge at the same step again
         return 1
-    final_loss, final_accuracy = evaluate(model, data.test_images, data.test_labels)
+    final_loss, final_accuracy = test_metrics(model, data, finetune_history)
     layers = sparsity_report(model.params(), weight_uses(model))
     zeros = sum(r["weights"] - r["nonzero"] for r in layers)
     model.save(args.out / "pruned.npz", with_masks=True)
