@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from tinyprune.atomic import atomic_write
+
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     """Median wall time of fn() over `repeats` calls, after `warmup` untimed calls."""
@@ -49,11 +51,9 @@ def machine_info(threads: int) -> dict:
 
 
 def write_json(path: str | Path, obj: dict) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    """Write obj as indented JSON, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def ms(seconds: float | None) -> str:

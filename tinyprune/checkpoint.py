@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .model import Sequential
 from .optim import MaskedSGD
 
@@ -55,16 +56,10 @@ def save_checkpoint(path: str | Path, model: Sequential, optimizer: MaskedSGD, p
             "results": results or {}}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C: never leave a half-written temporary file
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())  # the bytes are on disk before the name points at them
     if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself survive a power cut
         fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:

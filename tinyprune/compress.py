@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .model import Sequential
 
 FORMAT = "tinyprune-compressed"
@@ -76,10 +77,8 @@ def save_compressed(model: Sequential, path: str | Path, quantize: bool = False)
             arrays[name] = p.value.astype(np.float32)
         meta["params"].append(entry)
     arrays["meta"] = np.array(json.dumps(meta))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
-    tmp.replace(path)
     return path.stat().st_size
 
 

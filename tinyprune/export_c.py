@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .compress import CompressedFormatError, load_compressed, quantize_int8, read_compressed
 from .layers import Conv2d
 from .model import MODELS, Sequential
@@ -217,10 +218,9 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Write text atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU
 
 
@@ -70,10 +71,8 @@ class Sequential:
     def save(self, path: str | Path, with_masks: bool = False) -> None:
         """Write an .npz atomically: a crash leaves the old file or the new one, never half."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **self.state(with_masks))
-        tmp.replace(path)
 
     def load(self, path: str | Path) -> None:
         with np.load(path) as arrays:

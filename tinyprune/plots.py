@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
+
 HOW_TO_GET_PLOTS = "pip install -e '.[plots]'"
 
 
@@ -27,9 +29,9 @@ def _pyplot():
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # keeps .png, so savefig knows
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        # The temporary name ends in .tmp: tell savefig the format the real name says.
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
     print(f"plot written: {path}")
     return path
 

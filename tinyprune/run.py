@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .checkpoint import (CHECKPOINT, CheckpointError, checkpoint_phase, load_checkpoint,
                          save_checkpoint)
 from .compress import load_copy, write_compressed
@@ -138,10 +139,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    """Write obj as indented JSON, atomically."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def warm_up(model: Sequential) -> float:
@@ -328,8 +328,6 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, SystemError) as error:
         if not ctrl_c(error):
             raise
-        for tmp in args.out.glob("*.tmp"):  # a file being written atomically when Ctrl-C came
-            tmp.unlink(missing_ok=True)
         print(interrupted(argv, args, progress["phase"]), file=sys.stderr)
         return 130
 
