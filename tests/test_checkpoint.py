@@ -11,21 +11,22 @@ from tinyprune.checkpoint import CheckpointError, checkpoint_phase, load_checkpo
 from tinyprune.layers import Linear
 from tinyprune.model import Sequential, lenet5
 from tinyprune.optim import MaskedSGD
-from tinyprune.prune import prune_layerwise
+from tinyprune.prune import prune
 
 OPTIONS = {"seed": 0, "epochs": 3, "lr": 0.05, "sparsity": 0.5, "limit": None}
 HISTORY = [{"epoch": 1, "train_loss": 0.1234567891234, "test_accuracy": 0.9876, "seconds": 1.5}]
 
 
-def trained_state(seed=3, pruned=True):
-    """A LeNet-5 and its optimizer with arbitrary weights, velocity and (optionally) masks."""
+def trained_state(seed=3, pruned="layerwise"):
+    """A LeNet-5 and its optimizer with arbitrary weights, velocity and, unless pruned is
+    None, masks made by that method (filter also masks biases)."""
     model = lenet5(seed)
     optimizer = MaskedSGD(model.params(), 0.05)
     rng = np.random.default_rng(seed)
     for v in optimizer.velocity.values():
         v[...] = rng.standard_normal(v.shape)
-    if pruned:
-        prune_layerwise(model.params(), 0.5)
+    if pruned is not None:
+        prune(model, 0.5, pruned)
     return model, optimizer
 
 
@@ -34,7 +35,7 @@ def save(path, model, optimizer, phase="fine-tune", epoch=1, options=OPTIONS):
                     results={"result": {"test_accuracy": 0.5}})
 
 
-@pytest.mark.parametrize("pruned", [False, True])
+@pytest.mark.parametrize("pruned", [None, "layerwise", "filter"])
 def test_round_trip_is_exact(tmp_path, pruned):
     model, optimizer = trained_state(pruned=pruned)
     save(tmp_path / "c.npz", model, optimizer, epoch=2)
@@ -49,7 +50,7 @@ def test_round_trip_is_exact(tmp_path, pruned):
         assert q.value.dtype == p.value.dtype
         np.testing.assert_array_equal(loaded.velocity[name], optimizer.velocity[name])
         assert (q.mask is None) == (p.mask is None)
-        if pruned and p.prunable:
+        if p.mask is not None:
             np.testing.assert_array_equal(q.mask, p.mask)
     assert checkpoint_phase(tmp_path / "c.npz") == ("fine-tune", 2)
 

@@ -1,5 +1,7 @@
 """A run killed (SIGKILL) or interrupted (Ctrl-C, SIGINT) and then resumed ends exactly as an
-uninterrupted one: the same result.json and results.json numbers, to the last digit."""
+uninterrupted one: the same result.json and results.json numbers, to the last digit, whether
+it stopped in training or in fine-tuning. (schedules.py's own tests stop every schedule after
+every epoch.)"""
 import shlex
 import signal
 import subprocess
@@ -12,9 +14,10 @@ from tinyprune.checkpoint import CHECKPOINT, checkpoint_phase
 
 from run_files import results
 
-# Real MNIST (via TINYPRUNE_DATA_DIR), 1,000 training images: 2 epochs, prune, 1 epoch.
+# Real MNIST (via TINYPRUNE_DATA_DIR), 1,000 training images: 2 epochs, then 2 rounds of
+# pruning and fine-tuning, of 1 and 2 epochs.
 RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "1000", "--epochs", "2",
-       "--finetune-epochs", "1"]
+       "--finetune-epochs", "3", "--schedule", "iterative", "--rounds", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +28,12 @@ def uninterrupted(tmp_path_factory):
     return results(out)
 
 
-def interrupt(out, after_epoch: int, sig: int) -> subprocess.CompletedProcess:
-    """Start the run, send `sig` once the checkpoint of training epoch `after_epoch` exists."""
+def interrupt(out, saved: tuple[str, int], sig: int) -> subprocess.CompletedProcess:
+    """Start the run, send `sig` once the checkpoint `saved` = (phase, epoch) exists."""
     proc = subprocess.Popen(RUN + ["--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while checkpoint_phase(out / CHECKPOINT) != ("train", after_epoch):
+    while checkpoint_phase(out / CHECKPOINT) != saved:
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.01)
@@ -41,9 +44,9 @@ def interrupt(out, after_epoch: int, sig: int) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_killed_after_training_then_resumed_ends_as_uninterrupted(tmp_path, uninterrupted):
-    """SIGKILL once training's last epoch is saved: during its evaluation, pruning or
-    fine-tuning. The resumed run redoes those from the trained model."""
-    killed = interrupt(tmp_path, 2, signal.SIGKILL)
+    """SIGKILL once training's last epoch is saved: while it prunes or fine-tunes round 1.
+    The resumed run redoes those from the trained model."""
+    killed = interrupt(tmp_path, ("train", 2), signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "results.json").exists()
 
@@ -62,11 +65,11 @@ def test_killed_after_training_then_resumed_ends_as_uninterrupted(tmp_path, unin
 def test_ctrl_c_in_training_then_resumed_ends_as_uninterrupted(tmp_path, uninterrupted):
     """SIGINT (Ctrl-C) during training's second epoch: one line saying where and how to go
     on, exit status 130, no temporary file; the command it gives finishes the run."""
-    stopped = interrupt(tmp_path, 1, signal.SIGINT)
+    stopped = interrupt(tmp_path, ("train", 1), signal.SIGINT)
     assert stopped.returncode == 130
     assert "Traceback" not in stopped.stderr
     line = stopped.stderr.strip().splitlines()[-1]
-    assert line.startswith("interrupted at epoch 2 of train; resume with: python -m ")
+    assert line.startswith("interrupted in training epoch 2 of 2; resume with: python -m ")
     assert not list(tmp_path.glob("*.tmp"))
     assert checkpoint_phase(tmp_path / CHECKPOINT) == ("train", 1)
 
@@ -81,3 +84,44 @@ def test_ctrl_c_in_training_then_resumed_ends_as_uninterrupted(tmp_path, uninter
     again = subprocess.run([sys.executable] + command[1:], capture_output=True, text=True)
     assert again.returncode == 0 and "complete" in again.stdout
     assert results(tmp_path) == uninterrupted
+
+
+@pytest.mark.slow
+def test_killed_in_fine_tuning_then_resumed_ends_as_uninterrupted(tmp_path, uninterrupted):
+    """SIGKILL once fine-tuning's first epoch (all of round 1) is saved: the resumed run
+    neither trains nor fine-tunes round 1 again."""
+    killed = interrupt(tmp_path, ("fine-tune", 1), signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
+                             text=True, check=True)
+    assert "1 of 3 fine-tuning epochs done" in resumed.stdout
+    assert "train epoch" not in resumed.stdout and "fine-tune 1 epoch" not in resumed.stdout
+    assert results(tmp_path) == uninterrupted
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_fine_tuning_then_resumed_ends_as_uninterrupted(tmp_path, uninterrupted):
+    """SIGINT inside round 2's fine-tuning: the message names the fine-tuning epoch, and the
+    resumed run goes on with round 2's second epoch, pruned as it was, momentum and all."""
+    stopped = interrupt(tmp_path, ("fine-tune", 2), signal.SIGINT)
+    assert stopped.returncode == 130
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted in fine-tuning epoch 3 of 3; resume with: ")
+    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
+                             text=True, check=True)
+    assert "round 2/2: pruned" not in resumed.stdout
+    assert "fine-tune 2 epoch  1/2" not in resumed.stdout
+    assert "fine-tune 2 epoch  2/2" in resumed.stdout
+    assert results(tmp_path) == uninterrupted
+
+
+@pytest.mark.slow
+def test_resumed_fine_tuning_needs_the_trained_model(tmp_path):
+    """Fine-tuning's report includes the trained model (model.npz); if it is gone, say so."""
+    interrupt(tmp_path, ("fine-tune", 1), signal.SIGKILL)
+    (tmp_path / "model.npz").unlink()
+    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
+                             text=True)
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
+    assert "model.npz cannot be read" in resumed.stderr and "start over" in resumed.stderr

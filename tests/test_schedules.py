@@ -1,4 +1,6 @@
 """Schedules: the sparsity each reaches, when, and that masks only lose ones on the way."""
+import json
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,8 @@ from tinyprune.model import lenet5
 from tinyprune.prune import sparsity_report
 from tinyprune.schedules import (agp_sparsity, iterative_targets, prune_and_finetune,
                                  split_epochs)
+
+from run_files import without_seconds
 
 
 def test_iterative_removes_the_same_share_of_survivors_each_round():
@@ -77,3 +81,41 @@ def test_more_rounds_than_epochs_is_refused():
         prune_and_finetune(lenet5(), tiny_data(), 0.5, epochs=2, schedule="iterative", rounds=3)
     with pytest.raises(ValueError, match="unknown schedule 'sudden'"):
         prune_and_finetune(lenet5(), tiny_data(), 0.5, epochs=2, schedule="sudden")
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("schedule", schedules.SCHEDULES)
+@pytest.mark.parametrize("method", ["layerwise", "random", "filter"])
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, method,
+                                                                     stop_after):
+    """Stopped after epoch 1 (iterative: the end of round 1) or 2 (inside round 2), saved as
+    run.py saves a checkpoint, and resumed in a new model: the same weights, masks and report
+    to the last bit as a run never stopped."""
+    options = dict(method=method, schedule=schedule, rounds=2, batch_size=16, seed=3)
+    whole = lenet5(seed=1)
+    expected = prune_and_finetune(whole, tiny_data(), 0.75, 3, **options)
+
+    saved = {}
+
+    def save_then_stop(so_far, optimizer):
+        if len(so_far["history"]) == stop_after:
+            saved.update(state=interrupted.state(with_masks=True),
+                         velocity={k: v.copy() for k, v in optimizer.velocity.items()},
+                         done=json.loads(json.dumps(so_far)))  # as a checkpoint stores it
+            raise Stop
+    interrupted = lenet5(seed=1)
+    with pytest.raises(Stop):
+        prune_and_finetune(interrupted, tiny_data(), 0.75, 3, after_epoch=save_then_stop,
+                           **options)
+
+    resumed = lenet5(seed=99)  # its own initial weights are all replaced
+    resumed.load_state(saved["state"])
+    result = prune_and_finetune(resumed, tiny_data(), 0.75, 3, done=saved["done"],
+                                velocity=saved["velocity"], **options)
+    assert without_seconds(result) == without_seconds(expected)
+    for name, array in whole.state(with_masks=True).items():
+        np.testing.assert_array_equal(resumed.state(with_masks=True)[name], array, err_msg=name)

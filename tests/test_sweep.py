@@ -33,9 +33,11 @@ def test_sensitivity_prunes_one_layer_and_puts_it_back(monkeypatch):
 @pytest.mark.parametrize("module, option, value, message", [
     ("sweep", "--sparsities", "0.5,1.2", "each sparsity must be in [0, 1)"),
     ("sweep", "--schedules", "oneshot,sudden", "unknown schedule sudden"),
-    ("sweep", "--rounds", "3", "--rounds must be between 1 and --finetune-epochs"),
+    ("sweep", "--rounds", "3", "--rounds must be at most --finetune-epochs"),
+    ("sweep", "--finetune-lr", "0", "argument --finetune-lr: must be greater than 0"),
     ("sensitivity", "--sparsities", "half", "expected numbers separated by commas"),
-    ("sensitivity", "--limit", "0", "--limit must be positive"),
+    ("sensitivity", "--limit", "0", "argument --limit: must be at least 1, got 0"),
+    ("sensitivity", "--shift", "-1", "argument --shift: must be 0 or more, got -1"),
 ])
 def test_bad_options_exit_2_with_one_line(module, option, value, message, tmp_path, capsys):
     main = {"sweep": sweep.main, "sensitivity": sensitivity.main}[module]

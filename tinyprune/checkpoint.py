@@ -119,6 +119,9 @@ def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Check
     masks = {f"model.{k.rsplit('.', 1)[0]}.mask": shapes[k] for k in model.prunable()}
     if any(k in arrays for k in masks):  # a pruned model: all its masks, or none
         expected.update(masks)
+    bias_masks = {f"model.{k.rsplit('.', 1)[0]}.bias_mask": s for k, s in shapes.items()
+                  if k not in model.prunable()}
+    expected.update({k: s for k, s in bias_masks.items() if k in arrays})  # filter pruning's
     wrong = [f"{k} is {arrays[k].shape if k in arrays else 'missing'}, expected {s}"
              for k, s in expected.items() if k not in arrays or arrays[k].shape != s]
     wrong += [f"{k} is not one of its arrays" for k in arrays if k not in expected]

@@ -39,20 +39,24 @@ class Sequential:
         return sum(p.value.size for p in self.params().values())
 
     def state(self, with_masks: bool = False) -> dict[str, np.ndarray]:
-        """Arrays named '<layer>.weight', '<layer>.bias' and, with masks, '<layer>.mask'."""
+        """Arrays named '<layer>.weight', '<layer>.bias' and, with masks, '<layer>.mask' (of
+        the weight) and, where filter pruning removed units, '<layer>.bias_mask'."""
         arrays = {name: p.value for name, p in self.params().items()}
         if with_masks:
             for name, p in self.prunable().items():
                 layer = name.rsplit(".", 1)[0]
                 arrays[f"{layer}.mask"] = (np.ones(p.value.shape, np.uint8) if p.mask is None
                                            else p.mask.astype(np.uint8))
+            for name, p in self.params().items():
+                if not p.prunable and p.mask is not None:
+                    arrays[f"{name.rsplit('.', 1)[0]}.bias_mask"] = p.mask.astype(np.uint8)
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray], source: str = "state") -> None:
         """Copy arrays into the parameters (and masks, if present); refuse any mismatch."""
         params = self.params()
         expected = set(params)
-        got = {k for k in arrays if not k.endswith(".mask")}
+        got = {k for k in arrays if not k.endswith((".mask", ".bias_mask"))}
         if got != expected:
             raise ValueError(
                 f"{source} does not hold a {self.name}: it has {sorted(got - expected) or 'no'} "
@@ -62,9 +66,13 @@ class Sequential:
                 raise ValueError(f"{source} does not hold a {self.name}: {name} is "
                                  f"{arrays[name].shape}, expected {p.value.shape}")
             p.value[...] = arrays[name]
-        for name, p in self.prunable().items():
-            mask_name = name.rsplit(".", 1)[0] + ".mask"
+        for name, p in params.items():
+            layer = name.rsplit(".", 1)[0]
+            mask_name = f"{layer}.mask" if p.prunable else f"{layer}.bias_mask"
             if mask_name in arrays:
+                if arrays[mask_name].shape != p.value.shape:
+                    raise ValueError(f"{source} does not hold a {self.name}: {mask_name} is "
+                                     f"{arrays[mask_name].shape}, expected {p.value.shape}")
                 p.mask = arrays[mask_name].astype(bool)
                 p.value *= p.mask
 

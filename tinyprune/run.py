@@ -2,9 +2,10 @@
 
     python -m tinyprune.run [--epochs 10] [--sparsity 0.5] [--finetune-epochs 5] ...
 
-After every training epoch the run is saved to --out/checkpoint.npz; if it is interrupted
-(Ctrl-C, a crash, a closed laptop), the same command with --resume goes on from there and
-ends with the same numbers. The checkpoint is deleted when the run completes.
+After every epoch, of training and of fine-tuning, the run is saved to --out/checkpoint.npz;
+if it is interrupted (Ctrl-C, a crash, a closed laptop), the same command with --resume goes
+on from there and ends with the same numbers. The checkpoint is deleted when the run
+completes.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arg_types import fraction, non_negative_int, positive_float, positive_int
 from .atomic import atomic_write
 from .checkpoint import (CHECKPOINT, CheckpointError, checkpoint_phase, load_checkpoint,
                          save_checkpoint)
@@ -32,33 +34,7 @@ from .plots import weight_histograms
 from .schedules import SCHEDULES, prune_and_finetune
 from .train import Diverged, evaluate, fit, to_input
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+PHASE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}  # checkpoint phase -> words
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,9 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="--method std only: prune |w| < quality x std of its layer, "
                              "measured on the trained model (Han et al.); replaces --sparsity")
     parser.add_argument("--batch-size", type=positive_int, default=128)
-    parser.add_argument("--lr", type=positive_float, default=None,
-                        help="initial learning rate of training (cosine decay to 0); "
-                             f"default per model: {DEFAULT_LR}")
+    parser.add_argument("--lr", type=positive_float, default=DEFAULT_LR,
+                        help="initial learning rate of training (cosine decay to 0)")
     parser.add_argument("--finetune-lr", type=positive_float, default=0.01,
                         help="initial learning rate of fine-tuning (cosine decay to 0)")
     parser.add_argument("--momentum", type=float, default=0.9)
@@ -111,8 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="continue the interrupted run in --out from its last completed "
                              "epoch (same options), ending exactly as if never interrupted")
     args = parser.parse_args(argv)
-    if args.lr is None:
-        args.lr = DEFAULT_LR[args.model]
     if args.quality is not None and args.method != "std":
         parser.error("--quality sets the threshold of --method std; add --method std or drop it")
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -186,9 +159,8 @@ def filters_removed(model: Sequential, data: Mnist) -> dict:
                        small.layers.items() if "weight" in layer.params}}
 
 
-def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
-    """The run itself (see main). Keeps progress["phase"] up to date, for the message main
-    prints on Ctrl-C."""
+def train_prune_finetune(args: argparse.Namespace) -> int:
+    """The run itself (see main)."""
     options = resume_options(args)  # taken before --quality changes args.sparsity
     checkpoint = args.out / CHECKPOINT
     if args.resume and not checkpoint.exists() and (args.out / "results.json").exists():
@@ -207,43 +179,62 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
     train = dict(batch_size=args.batch_size, max_shift=args.shift)
     optimizer = MaskedSGD(model.params(), args.lr, args.momentum, args.weight_decay)
     history: list[dict] = []  # training's entries so far; save_epoch adds each new one
+    state = None
     if args.resume:
         try:
             state = load_checkpoint(checkpoint, model, options)
         except CheckpointError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        optimizer.velocity, history = state.velocity, state.history
-        print(f"resuming from {checkpoint}: {state.epoch} of {args.epochs} training epochs "
-              f"done")
+        total = args.epochs if state.phase == "train" else args.finetune_epochs
+        print(f"resuming from {checkpoint}: {state.epoch} of {total} {PHASE_NAMES[state.phase]} "
+              f"epochs done")
+    finetuning = state is not None and state.phase == "fine-tune"
+    finetune_done = ({"rounds": state.results["rounds"], "history": state.history}
+                     if finetuning else None)
 
     def save_epoch(entry: dict) -> None:
         history.append(entry)
         save_checkpoint(checkpoint, model, optimizer, "train", entry["epoch"], history, options)
 
-    progress["phase"] = "train"
-    try:
-        fit(model, data, optimizer, args.epochs, seed=args.seed, start_epoch=len(history) + 1,
-            after_epoch=save_epoch, **train)
-        test_loss, test_accuracy = test_metrics(model, data, history)
-        model.save(args.out / "model.npz")
-        write_json(args.out / "result.json", {
-            "model": model.name, "epochs": args.epochs, "batch_size": args.batch_size,
-            "seed": args.seed, "lr": args.lr, "momentum": args.momentum,
-            "weight_decay": args.weight_decay, "shift": args.shift,
-            "train_images": len(data.train_images),
-            "test_loss": test_loss, "test_accuracy": test_accuracy, "history": history})
+    def save_finetune_epoch(so_far: dict, finetune_optimizer: MaskedSGD) -> None:
+        save_checkpoint(checkpoint, model, finetune_optimizer, "fine-tune",
+                        len(so_far["history"]), so_far["history"], options,
+                        {"train_history": history, "rounds": so_far["rounds"]})
 
-        progress["phase"] = "fine-tune"
+    try:
+        if finetuning:  # training is done and saved; the model in hand is being fine-tuned
+            history = state.results["train_history"]
+            trained = trained_model(args)
+            if trained is None:
+                return 1
+        else:
+            if state is not None:
+                optimizer.velocity, history = state.velocity, state.history
+            fit(model, data, optimizer, args.epochs, seed=args.seed,
+                start_epoch=len(history) + 1, after_epoch=save_epoch, **train)
+            trained = model
+        test_loss, test_accuracy = test_metrics(trained, data, history)
+        if not finetuning:
+            model.save(args.out / "model.npz")
+            write_json(args.out / "result.json", {
+                "model": model.name, "epochs": args.epochs, "batch_size": args.batch_size,
+                "seed": args.seed, "lr": args.lr, "momentum": args.momentum,
+                "weight_decay": args.weight_decay, "shift": args.shift,
+                "train_images": len(data.train_images),
+                "test_loss": test_loss, "test_accuracy": test_accuracy, "history": history})
+
         if args.quality is not None:
-            args.sparsity = std_sparsity(model.prunable(), args.quality)
+            args.sparsity = std_sparsity(trained.prunable(), args.quality)
             print(f"--quality {args.quality:g}: |w| < {args.quality:g} x std is "
                   f"{args.sparsity:.2%} of the weights")
-        dense_weights = {name: p.value.copy() for name, p in model.prunable().items()}
+        dense_weights = {name: p.value.copy() for name, p in trained.prunable().items()}
         pruning = prune_and_finetune(
             model, data, args.sparsity, args.finetune_epochs, method=args.method,
             schedule=args.schedule, rounds=args.rounds, lr=args.finetune_lr,
-            momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, **train)
+            momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
+            after_epoch=save_finetune_epoch, done=finetune_done,
+            velocity=state.velocity if finetuning else None, **train)
         finetune_history = pruning["history"]
         # agp prunes a little at a time while it trains: there is no moment "just pruned".
         after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None,
@@ -288,22 +279,35 @@ def train_prune_finetune(args: argparse.Namespace, progress: dict) -> int:
     return 0
 
 
+def trained_model(args: argparse.Namespace) -> Sequential | None:
+    """The trained dense model of the run in --out (its model.npz), which a run resumed
+    during fine-tuning reports on; None, with the reason on stderr, if it is gone."""
+    trained = MODELS[args.model](args.seed)
+    try:
+        trained.load(args.out / "model.npz")
+    except Exception as error:  # missing, truncated, not an .npz, another model's
+        print(f"error: the trained model {args.out / 'model.npz'} cannot be read ({error}); "
+              f"it is needed to finish fine-tuning: start over in another --out",
+              file=sys.stderr)
+        return None
+    return trained
+
+
 def resume_options(args: argparse.Namespace) -> dict:
     """The options a resumed run must share with the interrupted one: all that can change
     its numbers (not where the files are, nor --resume itself)."""
     return {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "resume")}
 
 
-def interrupted(argv: list[str] | None, args: argparse.Namespace, phase: str | None) -> str:
+def interrupted(argv: list[str] | None, args: argparse.Namespace) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
     saved = checkpoint_phase(args.out / CHECKPOINT)  # the truth about what can be resumed
     if saved is None:
         return "interrupted before the first epoch was saved; run the same command again"
-    done = saved[1]
-    where = {None: "before training started",
-             "train": f"at epoch {done + 1} of train" if done < args.epochs else "after training",
-             "fine-tune": "during fine-tuning (a resumed run redoes it from the trained model)",
-             }[phase]
+    phase, done = saved
+    total = args.epochs if phase == "train" else args.finetune_epochs
+    where = (f"in {PHASE_NAMES[phase]} epoch {done + 1} of {total}" if done < total
+             else "after training, while pruning")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = ["python", "-m", "tinyprune.run", *argv] + ([] if args.resume else ["--resume"])
     return f"interrupted {where}; resume with: {shlex.join(command)}"
@@ -322,13 +326,12 @@ def ctrl_c(error: BaseException | None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C."""
     args = parse_args(argv)
-    progress = {"phase": None}
     try:
-        return train_prune_finetune(args, progress)
+        return train_prune_finetune(args)
     except (KeyboardInterrupt, SystemError) as error:
         if not ctrl_c(error):
             raise
-        print(interrupted(argv, args, progress["phase"]), file=sys.stderr)
+        print(interrupted(argv, args), file=sys.stderr)
         return 130
 
 

@@ -11,6 +11,8 @@ All three get the same number of fine-tuning epochs in total, so they can be com
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .optim import MaskedSGD
@@ -43,7 +45,10 @@ def split_epochs(epochs: int, rounds: int) -> list[int]:
 def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str = "layerwise",
                        schedule: str = "oneshot", rounds: int = 4, lr: float = 0.01,
                        momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 128,
-                       max_shift: int = 0, seed: int = 0) -> dict:
+                       max_shift: int = 0, seed: int = 0,
+                       after_epoch: Callable[[dict, MaskedSGD], None] | None = None,
+                       done: dict | None = None,
+                       velocity: dict[str, np.ndarray] | None = None) -> dict:
     """Prune `model` to `sparsity` by `method` on `schedule`, fine-tuning `epochs` in all.
 
     data: an `Mnist` tuple. Each fine-tuning stage starts a fresh optimizer whose learning rate
@@ -51,48 +56,67 @@ def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str
     "after_prune", "test_accuracy"}], "history": fit's entries, each with its "round"};
     after_prune is {"test_loss", "test_accuracy"} right after pruning (None for agp, which
     prunes a little at a time while it trains).
+
+    To resume: after_epoch(so_far, optimizer) runs after each fine-tuning epoch, so_far being
+    {"rounds", "history"} up to then. Saved with the model (masks included) and the velocity,
+    it is all a later call needs, as done= and velocity=, to go on from that epoch and end
+    exactly as if never stopped.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    rng = np.random.default_rng([seed, 7])  # for method="random"
+    if schedule == "iterative" and rounds > max(epochs, 1):
+        raise ValueError(f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
+                         f"got {epochs}; lower --rounds or raise --finetune-epochs")
     train = dict(batch_size=batch_size, max_shift=max_shift)
-    rounds_log, history = [], []
+    done = done or {"rounds": [], "history": []}
+    rounds_log, history = [dict(r) for r in done["rounds"]], list(done["history"])
+
+    def rng(k: int) -> np.random.Generator:
+        """For method="random": a generator per round (agp: per step), so that a resumed
+        run draws what an uninterrupted one would."""
+        return np.random.default_rng([seed, 7, k])
 
     def finetune(round_no: int, round_epochs: int, after_step=None) -> None:
         optimizer = MaskedSGD(model.params(), lr, momentum, weight_decay)
+        epochs_done = sum(h["round"] == round_no for h in history)
+        if epochs_done:  # resuming this round
+            optimizer.velocity = velocity
+
+        def save(entry: dict) -> None:
+            history.append({"round": round_no, **entry})
+            if after_epoch is not None:
+                after_epoch({"rounds": rounds_log, "history": history}, optimizer)
         # seed + round: each stage draws its own batches, not a replay of training's.
-        entries = fit(model, data, optimizer, round_epochs, seed=seed + round_no,
-                      phase=f"fine-tune {round_no}", after_step=after_step, **train)
-        history.extend({"round": round_no, **entry} for entry in entries)
+        fit(model, data, optimizer, round_epochs, seed=seed + round_no,
+            phase=f"fine-tune {round_no}", start_epoch=epochs_done + 1,
+            after_step=after_step, after_epoch=save, **train)
 
     if schedule == "agp":
         def after_step(step: int, total_steps: int) -> None:
             end = max(1, int(total_steps * AGP_PRUNING_SHARE))
             every = max(1, end // AGP_UPDATES)
             if step <= end and (step % every == 0 or step == end):
-                prune(model, agp_sparsity(step, end, sparsity), method, rng)
+                prune(model, agp_sparsity(step, end, sparsity), method, rng(step))
+        if not rounds_log:
+            rounds_log.append({"round": 1, "sparsity": sparsity, "after_prune": None})
         if epochs == 0:
-            prune(model, sparsity, method, rng)
+            prune(model, sparsity, method, rng(0))
         else:
             finetune(1, epochs, after_step)
-        rounds_log.append({"round": 1, "sparsity": sparsity, "after_prune": None})
     else:
         targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
-        if schedule == "iterative" and rounds > max(epochs, 1):
-            raise ValueError(f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
-                             f"got {epochs}; lower --rounds or raise --finetune-epochs")
         for round_no, (target, round_epochs) in enumerate(
                 zip(targets, split_epochs(epochs, len(targets))), start=1):
-            prune(model, target, method, rng)
-            loss, accuracy = evaluate(model, data.test_images, data.test_labels)
-            print(f"round {round_no}/{len(targets)}: pruned to {target:.2%} by {method}, "
-                  f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
-            rounds_log.append({"round": round_no, "sparsity": target,
-                               "after_prune": {"test_loss": loss, "test_accuracy": accuracy}})
-            if round_epochs:
-                finetune(round_no, round_epochs)
+            if round_no > len(rounds_log):  # not pruned yet (a resumed run has pruned some)
+                prune(model, target, method, rng(round_no))
+                loss, accuracy = evaluate(model, data.test_images, data.test_labels)
+                print(f"round {round_no}/{len(targets)}: pruned to {target:.2%} by {method}, "
+                      f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
+                rounds_log.append({"round": round_no, "sparsity": target,
+                                   "after_prune": {"test_loss": loss, "test_accuracy": accuracy}})
+            finetune(round_no, round_epochs)
     for entry in rounds_log:
-        done = [h for h in history if h["round"] == entry["round"]]
-        entry["test_accuracy"] = (done[-1]["test_accuracy"] if done
+        finished = [h for h in history if h["round"] == entry["round"]]
+        entry["test_accuracy"] = (finished[-1]["test_accuracy"] if finished
                                   else (entry["after_prune"] or {}).get("test_accuracy"))
     return {"rounds": rounds_log, "history": history}

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .arg_types import sparsity_list
 from .dense_cache import (add_dense_options, check_dense_options, dense_options, load_data,
                           trained_dense)
 from .idx import IdxError
@@ -26,17 +27,6 @@ from .run import write_json
 from .train import evaluate
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
-
-
-def sparsity_list(text: str) -> list[float]:
-    """'0.5,0.9' -> [0.5, 0.9], each in [0, 1)."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
-    if not all(0 <= v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"each sparsity must be in [0, 1), got {text}")
-    return values
 
 
 def layer_sensitivity(model: Sequential, data, sparsities: list[float]) -> dict[str, list[dict]]:

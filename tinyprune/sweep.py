@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .arg_types import non_negative_int, positive_float, positive_int, sparsity_list
 from .dense_cache import (add_dense_options, check_dense_options, dense_options, fresh_copy,
                           load_data, trained_dense)
 from .idx import IdxError
@@ -24,7 +25,6 @@ from .plots import sweep_plot
 from .prune import METHODS, sparsity_report, weight_uses
 from .run import write_json
 from .schedules import SCHEDULES, prune_and_finetune
-from .sensitivity import sparsity_list
 from .train import Diverged
 
 DEFAULT_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -64,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedules", type=schedule_list, default=list(SCHEDULES),
                         help="comma-separated")
     parser.add_argument("--method", choices=METHODS, default="layerwise")
-    parser.add_argument("--finetune-epochs", type=int, default=2,
+    parser.add_argument("--finetune-epochs", type=non_negative_int, default=2,
                         help="fine-tuning epochs of every point, whatever its schedule")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the iterative schedule")
-    parser.add_argument("--finetune-lr", type=float, default=0.01)
+    parser.add_argument("--rounds", type=positive_int, default=2,
+                        help="rounds of the iterative schedule")
+    parser.add_argument("--finetune-lr", type=positive_float, default=0.01)
     args = parser.parse_args(argv)
     check_dense_options(parser, args)
-    if not 1 <= args.rounds <= max(args.finetune_epochs, 1):
-        parser.error(f"--rounds must be between 1 and --finetune-epochs ({args.finetune_epochs})")
+    if args.rounds > max(args.finetune_epochs, 1):
+        parser.error(f"--rounds must be at most --finetune-epochs ({args.finetune_epochs})")
     try:
         data = load_data(args)
     except (MnistError, IdxError) as error:
