@@ -12,7 +12,14 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tinyprune.atomic import atomic_write
+# PyTorch, the peer, is imported before tinyprune so that it keeps its default OpenMP wait
+# policy: its own copy of OpenMP reads OMP_WAIT_POLICY when torch is imported, and tinyprune
+# sets that to passive for numba's copy (see tinyprune/__init__.py).
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+from tinyprune.atomic import atomic_write  # noqa: E402
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
