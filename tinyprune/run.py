@@ -186,9 +186,8 @@ def train_prune_finetune(args: argparse.Namespace) -> int:
         except CheckpointError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        total = args.epochs if state.phase == "train" else args.finetune_epochs
-        print(f"resuming from {checkpoint}: {state.epoch} of {total} {PHASE_NAMES[state.phase]} "
-              f"epochs done")
+        print(f"resuming from {checkpoint}: {state.epoch} of {phase_epochs(args, state.phase)} "
+              f"{PHASE_NAMES[state.phase]} epochs done")
     finetuning = state is not None and state.phase == "fine-tune"
     finetune_done = ({"rounds": state.results["rounds"], "history": state.history}
                      if finetuning else None)
@@ -299,15 +298,19 @@ def resume_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "resume")}
 
 
+def phase_epochs(args: argparse.Namespace, phase: str) -> int:
+    """The epochs the run has in a checkpoint phase: --epochs or --finetune-epochs."""
+    return args.epochs if phase == "train" else args.finetune_epochs
+
+
 def interrupted(argv: list[str] | None, args: argparse.Namespace) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
     saved = checkpoint_phase(args.out / CHECKPOINT)  # the truth about what can be resumed
     if saved is None:
         return "interrupted before the first epoch was saved; run the same command again"
     phase, done = saved
-    total = args.epochs if phase == "train" else args.finetune_epochs
-    where = (f"in {PHASE_NAMES[phase]} epoch {done + 1} of {total}" if done < total
-             else "after training, while pruning")
+    total, name = phase_epochs(args, phase), PHASE_NAMES[phase]
+    where = f"in {name} epoch {done + 1} of {total}" if done < total else f"after {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
     command = ["python", "-m", "tinyprune.run", *argv] + ([] if args.resume else ["--resume"])
     return f"interrupted {where}; resume with: {shlex.join(command)}"
