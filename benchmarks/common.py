@@ -1,7 +1,6 @@
 """Shared by the benchmark scripts: timing, the machine's matrix-product speed, JSON output."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -19,7 +18,7 @@ try:
     import torch  # noqa: F401
 except ImportError:
     pass
-from tinyprune.atomic import atomic_write  # noqa: E402
+from tinyprune.files import write_json  # noqa: E402,F401  (the benchmarks write their JSON with it)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -55,12 +54,6 @@ def machine_info(threads: int) -> dict:
     except OSError:
         pass
     return info
-
-
-def write_json(path: str | Path, obj: dict) -> None:
-    """Write obj as indented JSON, atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def ms(seconds: float | None) -> str:

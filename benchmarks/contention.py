@@ -24,10 +24,10 @@ CHILD = """
 import sys, time
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tinyprune.loss import SoftmaxCrossEntropy
-from tinyprune.model import lenet5
-from tinyprune.optim import MaskedSGD
-from tinyprune.train import ONE_BLAS_THREAD
+from tinyprune.nn.loss import SoftmaxCrossEntropy
+from tinyprune.nn.model import lenet5
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.train.loop import ONE_BLAS_THREAD
 model, loss_fn = lenet5(0), SoftmaxCrossEntropy()
 optimizer = MaskedSGD(model.params(), 0.05, 0.9, 5e-4)
 rng = np.random.default_rng(0)

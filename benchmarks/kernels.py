@@ -24,12 +24,13 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, matmul_gflops, median_seconds, ms, ratio, write_json  # noqa: E402
 
-from tinyprune import layers  # noqa: E402
+from tinyprune.nn import layers  # noqa: E402
 from tinyprune.kernels import conv, pool  # noqa: E402
-from tinyprune.loss import SoftmaxCrossEntropy  # noqa: E402
-from tinyprune.model import lenet5  # noqa: E402
-from tinyprune.optim import MaskedSGD  # noqa: E402
-from tinyprune.train import evaluate, fit, random_shift, to_input  # noqa: E402
+from tinyprune.nn.loss import SoftmaxCrossEntropy  # noqa: E402
+from tinyprune.nn.model import lenet5  # noqa: E402
+from tinyprune.nn.optim import MaskedSGD  # noqa: E402
+from tinyprune.train.loop import evaluate, fit, to_input  # noqa: E402
+from tinyprune.data.transforms import random_shift
 
 try:
     import torch
@@ -271,11 +272,11 @@ def tinyprune_epoch_seconds(data, twins: bool):
 def load_data():
     """MNIST if it is there, else random uint8 images of MNIST's shapes (timing only)."""
     try:
-        from tinyprune.mnist import load_mnist
+        from tinyprune.data.mnist import load_mnist
         return load_mnist(download_missing=False, progress=False), "MNIST"
     except Exception as error:  # noqa: BLE001 - any failure: fall back and say so
         print(f"MNIST not loaded ({error}); timing on random images", file=sys.stderr)
-        from tinyprune.mnist import Mnist
+        from tinyprune.data.mnist import Mnist
         rng = np.random.default_rng(0)
         return Mnist(rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
                      rng.integers(0, 10, 60000, dtype=np.uint8),

@@ -31,10 +31,10 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, ms, ratio, write_json  # noqa: E402
 
-from tinyprune.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU  # noqa: E402
-from tinyprune.model import Sequential, lenet5  # noqa: E402
-from tinyprune.prune import prune_layerwise  # noqa: E402
-from tinyprune.sparse_model import SparseModel  # noqa: E402
+from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU  # noqa: E402
+from tinyprune.nn.model import Sequential, lenet5  # noqa: E402
+from tinyprune.prune.criteria import prune  # noqa: E402
+from tinyprune.deploy.sparse_model import SparseModel  # noqa: E402
 
 try:
     import torch
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         model = lenet5()
         if args.model is not None:
             model.load(args.model)
-        prune_layerwise(model.params(), sparsity)
+        prune(model, sparsity)
         sparse = SparseModel(model)
         net = torch_copy(model) if torch is not None else None
         for n, x in inputs.items():

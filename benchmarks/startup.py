@@ -26,10 +26,10 @@ import json, time
 start = time.perf_counter()
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tinyprune.loss import SoftmaxCrossEntropy
-from tinyprune.model import lenet5
-from tinyprune.optim import MaskedSGD
-from tinyprune.train import ONE_BLAS_THREAD
+from tinyprune.nn.loss import SoftmaxCrossEntropy
+from tinyprune.nn.model import lenet5
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.train.loop import ONE_BLAS_THREAD
 imported = time.perf_counter()
 model = lenet5(0)
 loss_fn = SoftmaxCrossEntropy()

@@ -1,7 +1,7 @@
 """atomic_write: the old file or the new one, never half of one, and no temporary left."""
 import pytest
 
-from tinyprune.atomic import atomic_write
+from tinyprune.files import atomic_write
 
 
 def test_success_replaces_the_file(tmp_path):

@@ -6,12 +6,12 @@ import zipfile
 import numpy as np
 import pytest
 
-import tinyprune.checkpoint as ckpt
-from tinyprune.checkpoint import CheckpointError, checkpoint_phase, load_checkpoint, save_checkpoint
-from tinyprune.layers import Linear
-from tinyprune.model import Sequential, lenet5
-from tinyprune.optim import MaskedSGD
-from tinyprune.prune import prune
+import tinyprune.train.checkpoint as ckpt
+from tinyprune.train.checkpoint import CheckpointError, checkpoint_phase, load_checkpoint, save_checkpoint
+from tinyprune.nn.layers import Linear
+from tinyprune.nn.model import Sequential, lenet5
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.prune.criteria import prune
 
 OPTIONS = {"seed": 0, "epochs": 3, "lr": 0.05, "sparsity": 0.5, "limit": None}
 HISTORY = [{"epoch": 1, "train_loss": 0.1234567891234, "test_accuracy": 0.9876, "seconds": 1.5}]

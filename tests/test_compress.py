@@ -6,15 +6,15 @@ import zipfile
 import numpy as np
 import pytest
 
-from tinyprune.compress import (CompressedFormatError, dense_float32_bytes, dequantize_int8,
+from tinyprune.deploy.compress import (CompressedFormatError, dense_float32_bytes, dequantize_int8,
                                 load_compressed, quantize_int8, read_compressed, save_compressed)
-from tinyprune.model import lenet5, lenet5_caffe
-from tinyprune.prune import prune_layerwise
+from tinyprune.nn.model import lenet5, lenet5_caffe
+from tinyprune.prune.criteria import prune
 
 
 def pruned_lenet5(sparsity: float, seed: int = 0):
     model = lenet5(seed)
-    prune_layerwise(model.params(), sparsity)
+    prune(model, sparsity)
     return model
 
 

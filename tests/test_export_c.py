@@ -8,14 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune.compress import load_compressed, save_compressed
-from tinyprune.export_c import c_float, export_c
-from tinyprune.mnist import Mnist, load_mnist
-from tinyprune.model import lenet5, lenet5_caffe
-from tinyprune.optim import MaskedSGD
-from tinyprune.prune import prune_layerwise
-from tinyprune.sparse_model import SparseModel
-from tinyprune.train import evaluate, fit, to_input
+from tinyprune.deploy.compress import load_compressed, save_compressed
+from tinyprune.deploy.c_export import c_float, export_c
+from tinyprune.data.mnist import Mnist, load_mnist
+from tinyprune.nn.model import lenet5, lenet5_caffe
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.prune.criteria import prune
+from tinyprune.deploy.sparse_model import SparseModel
+from tinyprune.train.loop import evaluate, fit
+from tinyprune.data.transforms import to_input
 
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
 
@@ -94,7 +95,7 @@ def test_c_float_literals_read_back_exactly():
 @pytest.mark.parametrize("build, sparsity", [(lenet5, 0.9), (lenet5, 0.0), (lenet5_caffe, 0.95)])
 def test_export_compiles_cleanly_and_matches_python(build, sparsity, quantize, tmp_path):
     model = build(seed=0)
-    prune_layerwise(model.params(), sparsity)
+    prune(model, sparsity)
     images = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
     check_agreement(model, images, tmp_path, quantize)
 
@@ -102,7 +103,7 @@ def test_export_compiles_cleanly_and_matches_python(build, sparsity, quantize, t
 @needs_gcc
 def test_a_layer_pruned_away_entirely_still_compiles(tmp_path):
     model = lenet5()
-    prune_layerwise(model.params(), 0.5)
+    prune(model, 0.5)
     model.layers["fc2"].weight.value[...] = 0                 # an empty weight array in C
     images = np.random.default_rng(1).integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
     check_agreement(model, images, tmp_path)
@@ -110,7 +111,7 @@ def test_a_layer_pruned_away_entirely_still_compiles(tmp_path):
 
 def test_command_line(tmp_path):
     model = lenet5()
-    prune_layerwise(model.params(), 0.9)
+    prune(model, 0.9)
     model.save(tmp_path / "pruned.npz", with_masks=True)
     save_compressed(model, tmp_path / "pruned.tpz")
     for source in ("pruned.npz", "pruned.tpz"):
@@ -141,7 +142,7 @@ def trained_pruned_lenet5():
     model = lenet5(seed=0)
     # lr 0.01: in a single short epoch, run.py's 0.05 does not get going
     fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=0)
-    prune_layerwise(model.params(), 0.9)
+    prune(model, 0.9)
     fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=1)
     _, accuracy = evaluate(model, data.test_images, data.test_labels)
     return model, data, accuracy

@@ -2,11 +2,13 @@
 import numpy as np
 import pytest
 
-from tinyprune.filter_prune import filter_masks, inference_seconds, shrink
-from tinyprune.model import lenet5, lenet5_caffe
-from tinyprune.optim import MaskedSGD
-from tinyprune.prune import prune
-from tinyprune.train import to_input
+from tinyprune.prune.filters import filter_masks, shrink
+
+from tinyprune.train.loop import inference_seconds
+from tinyprune.nn.model import lenet5, lenet5_caffe
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.prune.criteria import prune
+from tinyprune.data.transforms import to_input
 
 
 def images(n=6, seed=0):

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinyprune.idx import IdxError, parse_idx, read_bytes, read_idx
+from tinyprune.data.idx import IdxError, parse_idx, read_bytes, read_idx
 
-# The IDX type codes, written out from the format's spec rather than taken from tinyprune.idx.
+# The IDX type codes, written out from the format's spec rather than taken from tinyprune.data.idx.
 CODES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 

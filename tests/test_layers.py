@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tinyprune.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from tinyprune.loss import SoftmaxCrossEntropy
-from tinyprune.model import lenet5
+from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from tinyprune.nn.loss import SoftmaxCrossEntropy
+from tinyprune.nn.model import lenet5
 
 from gradcheck import numerical_gradient
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyprune import mnist
-from tinyprune.idx import IdxError, read_bytes
-from tinyprune.mnist import Mnist, MnistError, download, load_mnist, resolve_data_dir
+from tinyprune.data import mnist
+from tinyprune.data.idx import IdxError, read_bytes
+from tinyprune.data.mnist import Mnist, MnistError, download, load_mnist, resolve_data_dir
 
 NAMES = list(mnist.SHA256)  # train images, train labels, test images, test labels
 LABELS = "train-labels-idx1-ubyte"

@@ -1,11 +1,11 @@
 """The masked optimizer: plain SGD arithmetic, and pruned weights that stay exactly zero."""
 import numpy as np
 
-from tinyprune.layers import Param
-from tinyprune.loss import SoftmaxCrossEntropy
-from tinyprune.model import lenet5
-from tinyprune.optim import MaskedSGD
-from tinyprune.prune import prune_layerwise
+from tinyprune.nn.layers import Param
+from tinyprune.nn.loss import SoftmaxCrossEntropy
+from tinyprune.nn.model import lenet5
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.prune.criteria import prune
 
 
 def test_one_step_by_hand():
@@ -41,7 +41,7 @@ def test_pruned_weights_stay_exactly_zero_through_training():
 
     for _ in range(3):  # build up velocity in every weight
         step()
-    prune_layerwise(model.params(), 0.5)
+    prune(model, 0.5)
     masks = {name: p.mask.copy() for name, p in model.prunable().items()}
     assert all(np.abs(opt.velocity[name][~m]).max() > 0 for name, m in masks.items())
     for _ in range(20):

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from tinyprune.layers import Param
-from tinyprune.model import MODELS, lenet5, lenet5_caffe
-from tinyprune.prune import (METHODS, magnitude_mask, prune, prune_layerwise, sparsity_report,
-                             std_scores, std_sparsity, weight_masks, weight_uses)
+from tinyprune.nn.layers import Param
+from tinyprune.nn.model import MODELS, lenet5, lenet5_caffe
+from tinyprune.prune.criteria import METHODS, magnitude_mask, prune, std_scores, std_sparsity, weight_masks
+from tinyprune.prune.report import sparsity_report, weight_uses
 
 UNSTRUCTURED = [m for m in METHODS if m != "filter"]
 
@@ -23,7 +23,7 @@ def test_exact_count_despite_ties():
 @pytest.mark.parametrize("sparsity", [0.0, 0.25, 0.5, 0.9, 0.99])
 def test_lenet5_pruned_to_exact_sparsity(sparsity):
     model = lenet5(seed=1)
-    prune_layerwise(model.params(), sparsity)
+    prune(model, sparsity)
     for row in sparsity_report(model.params()):
         assert row["weights"] - row["nonzero"] == round(sparsity * row["weights"]), row
     # Biases are never pruned.
@@ -38,7 +38,7 @@ def test_report_counts_zeros():
 
 def test_saved_masks_round_trip(tmp_path):
     model = lenet5(seed=2)
-    prune_layerwise(model.params(), 0.5)
+    prune(model, 0.5)
     model.save(tmp_path / "pruned.npz", with_masks=True)
     other = lenet5(seed=3)
     other.load(tmp_path / "pruned.npz")
@@ -154,6 +154,6 @@ def test_multiply_adds_per_weight():
     assert weight_uses(lenet5()) == {"conv1": 784, "conv2": 100, "fc1": 1, "fc2": 1, "fc3": 1}
     assert weight_uses(lenet5_caffe()) == {"conv1": 576, "conv2": 64, "fc1": 1, "fc2": 1}
     model = lenet5()
-    prune_layerwise(model.params(), 0.5)
+    prune(model, 0.5)
     conv1 = sparsity_report(model.params(), weight_uses(model))[0]
     assert conv1["mult_adds"] == 150 * 784 and conv1["mult_adds_kept"] == 75 * 784

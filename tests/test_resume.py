@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tinyprune.checkpoint import CHECKPOINT, checkpoint_phase
+from tinyprune.train.checkpoint import CHECKPOINT, checkpoint_phase
 
 from run_files import results
 

@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from tinyprune.checkpoint import CHECKPOINT, save_checkpoint
-from tinyprune.model import lenet5
-from tinyprune.optim import MaskedSGD
+from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
+from tinyprune.nn.model import lenet5
+from tinyprune.nn.optim import MaskedSGD
 from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.run import ctrl_c, main, parse_args, resume_options
 

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from tinyprune import schedules
-from tinyprune.mnist import Mnist
-from tinyprune.model import lenet5
-from tinyprune.prune import sparsity_report
-from tinyprune.schedules import (agp_sparsity, iterative_targets, prune_and_finetune,
+from tinyprune.prune import schedules
+from tinyprune.data.mnist import Mnist
+from tinyprune.nn.model import lenet5
+from tinyprune.prune.report import sparsity_report
+from tinyprune.prune.schedules import (agp_sparsity, iterative_targets, prune_and_finetune,
                                  split_epochs)
 
 from run_files import without_seconds

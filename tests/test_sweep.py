@@ -5,9 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune import plots, sensitivity, sweep
-from tinyprune.mnist import Mnist
-from tinyprune.model import lenet5
+from tinyprune import sensitivity, sweep
+from tinyprune.report import plots
+from tinyprune.data.mnist import Mnist
+from tinyprune.nn.model import lenet5
 from tinyprune.sensitivity import layer_sensitivity
 
 

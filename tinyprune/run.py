@@ -18,21 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-from .arg_types import fraction, non_negative_int, positive_float, positive_int
-from .atomic import atomic_write
-from .checkpoint import (CHECKPOINT, CheckpointError, checkpoint_phase, load_checkpoint,
+from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
+from tinyprune.files import atomic_write
+from tinyprune.train.checkpoint import (CHECKPOINT, CheckpointError, checkpoint_phase, load_checkpoint,
                          save_checkpoint)
-from .compress import load_copy, write_compressed
-from .dense_cache import DEFAULT_LR, load_data
-from .filter_prune import inference_seconds, shrink
-from .idx import IdxError
-from .mnist import Mnist, MnistError
-from .model import MODELS, Sequential
-from .optim import MaskedSGD
-from .prune import METHODS, sparsity_report, std_sparsity, weight_uses
-from .plots import weight_histograms
-from .schedules import SCHEDULES, prune_and_finetune
-from .train import Diverged, evaluate, fit, to_input
+from tinyprune.deploy.compress import load_copy, write_compressed
+from tinyprune.train.dense_cache import DEFAULT_LR, load_data
+from tinyprune.prune.filters import shrink
+from tinyprune.train.loop import inference_seconds
+from tinyprune.data.idx import IdxError
+from tinyprune.data.mnist import Mnist, MnistError
+from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.prune.criteria import METHODS, std_sparsity
+from tinyprune.prune.report import sparsity_report, weight_uses
+from tinyprune.report.plots import weight_histograms
+from tinyprune.prune.schedules import SCHEDULES, prune_and_finetune
+from tinyprune.train.loop import Diverged, evaluate, fit
+from tinyprune.data.transforms import to_input
 
 PHASE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}  # checkpoint phase -> words
 
@@ -56,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
                         help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.)")
     parser.add_argument("--method", choices=METHODS, default="layerwise",
-                        help="pruning criterion (see tinyprune/prune.py); filter removes whole "
+                        help="pruning criterion (see tinyprune/prune/criteria.py); filter removes whole "
                              "filters and neurons, and --sparsity is then their share")
     parser.add_argument("--schedule", choices=SCHEDULES, default="oneshot",
                         help="oneshot: prune, then fine-tune; iterative: --rounds rounds of "
@@ -246,7 +249,7 @@ def train_prune_finetune(args: argparse.Namespace) -> int:
     layers = sparsity_report(model.params(), weight_uses(model))
     zeros = sum(r["weights"] - r["nonzero"] for r in layers)
     model.save(args.out / "pruned.npz", with_masks=True)
-    # The pruned model as it ships: zeros not stored (compress.py), float32 and int8.
+    # The pruned model as it ships: zeros not stored (deploy/compress.py), float32 and int8.
     model_bytes = write_compressed(model, args.out)
     _, int8_accuracy = evaluate(load_copy(model, args.out / "pruned-int8.tpz"),
                                 data.test_images, data.test_labels)

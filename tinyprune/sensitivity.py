@@ -7,7 +7,7 @@ accuracy holds up to 90% can be pruned hard; one whose accuracy falls at 50% nee
     python -m tinyprune.sensitivity [--model lenet5] [--out runs/sensitivity] [--limit N]
 
 Writes sensitivity.json and sensitivity.png (if matplotlib is there) into --out, and prints
-the table. The trained dense model is cached (see dense_cache.py).
+the table. The trained dense model is cached (see train/dense_cache.py).
 """
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .arg_types import sparsity_list
-from .dense_cache import (add_dense_options, check_dense_options, dense_options, load_data,
+from tinyprune.cli.types import sparsity_list
+from tinyprune.train.dense_cache import (add_dense_options, check_dense_options, dense_options, load_data,
                           trained_dense)
-from .idx import IdxError
-from .mnist import MnistError
-from .model import Sequential
-from .plots import sensitivity_plot
-from .prune import magnitude_mask
-from .run import write_json
-from .train import evaluate
+from tinyprune.data.idx import IdxError
+from tinyprune.data.mnist import MnistError
+from tinyprune.nn.model import Sequential, layer_of
+from tinyprune.report.plots import sensitivity_plot
+from tinyprune.prune.criteria import magnitude_mask
+from tinyprune.run import write_json
+from tinyprune.train.loop import evaluate
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 
@@ -34,7 +34,7 @@ def layer_sensitivity(model: Sequential, data, sparsities: list[float]) -> dict[
     restoring its weights afterwards."""
     result = {}
     for name, p in model.prunable().items():
-        layer = name.rsplit(".", 1)[0]
+        layer = layer_of(name)
         dense = p.value.copy()
         result[layer] = []
         for sparsity in sparsities:

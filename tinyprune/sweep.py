@@ -1,6 +1,6 @@
 """Sweep: test accuracy against sparsity, for each pruning schedule.
 
-Every point starts from the same trained dense model (cached, see dense_cache.py), prunes it
+Every point starts from the same trained dense model (cached, see train/dense_cache.py), prunes it
 to one sparsity on one schedule, fine-tunes it for the same number of epochs, and measures
 test accuracy. The result shows where pruning starts to cost accuracy, and which schedule
 postpones that.
@@ -16,16 +16,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .arg_types import non_negative_int, positive_float, positive_int, sparsity_list
-from .dense_cache import (add_dense_options, check_dense_options, dense_options, fresh_copy,
+from tinyprune.cli.types import non_negative_int, positive_float, positive_int, sparsity_list
+from tinyprune.train.dense_cache import (add_dense_options, check_dense_options, dense_options, fresh_copy,
                           load_data, trained_dense)
-from .idx import IdxError
-from .mnist import MnistError
-from .plots import sweep_plot
-from .prune import METHODS, sparsity_report, weight_uses
-from .run import write_json
-from .schedules import SCHEDULES, prune_and_finetune
-from .train import Diverged
+from tinyprune.data.idx import IdxError
+from tinyprune.data.mnist import MnistError
+from tinyprune.report.plots import sweep_plot
+from tinyprune.prune.criteria import METHODS
+from tinyprune.prune.report import sparsity_report, weight_uses
+from tinyprune.run import write_json
+from tinyprune.prune.schedules import SCHEDULES, prune_and_finetune
+from tinyprune.train.loop import Diverged
 
 DEFAULT_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 

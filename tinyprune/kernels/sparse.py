@@ -19,14 +19,14 @@ and fc1 reads 4,800 weights instead of 48,000.
 such as LeNet-5, inside one compiled call, so no Python runs between layers (at batch 1 that
 overhead would be most of the time): the conv blocks image by image, each thread keeping one
 image's activations in its cache, then the fc layers on the whole batch.
-Each numba kernel is followed by its NumPy twin (`<kernel>_numpy`).
+Its NumPy twin is the layer twins below run one after another (SparseModel.forward_numpy).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from .conv import _to_wide
+from tinyprune.kernels.conv import _to_wide
 
 
 def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,37 +96,15 @@ def _linear(x, ptr, index, values, b, r0, relu, out):
         out[o] = max(acc, 0.0) if relu else acc
 
 
-# --- layer kernels ------------------------------------------------------------------------------
+# --- layer twins: what sparse_forward computes, one layer at a time, in NumPy ---------------
 
-@njit(cache=True, fastmath=True, parallel=True)
-def sparse_conv2d(x, ptr, index, values, b, K, pad):
+def sparse_conv2d_numpy(x, ptr, index, values, b, K, pad):
     """conv2d_forward with the weights as conv_taps(w, H, W, pad): only non-zero taps are run.
 
     x (N, C, H, W), values and b of x's dtype; ptr (F+1,), index (nnz,) int32; K, pad ints
-    -> out (N, F, Ho, Wo), Ho = H + 2*pad - K + 1, Wo likewise.
-
-        for n in prange(N):                     # parallel over images; thread writes out[n] only
-            acc = _conv_wide(wide(x[n], pad))   # (F, Ho * Wp)
-            out[n, f] = acc[f] without its junk columns
+    -> out (N, F, Ho, Wo), Ho = H + 2*pad - K + 1, Wo likewise. Each tap's (c, kh, kw) is
+    decoded from its index and its shifted window of the padded input added.
     """
-    N, C, H, W = x.shape
-    F = len(ptr) - 1
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = Hp - K + 1, Wp - K + 1
-    L = (Ho - 1) * Wp + Wo
-    out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp).reshape(C * Hp * Wp)
-        acc = np.empty((F, Ho * Wp), dtype=x.dtype)
-        _conv_wide(xw, ptr, index, values, b, 0, L, acc)
-        for f in range(F):
-            for oh in range(Ho):
-                out[n, f, oh] = acc[f, oh * Wp:oh * Wp + Wo]
-    return out
-
-
-def sparse_conv2d_numpy(x, ptr, index, values, b, K, pad):
-    """NumPy twin: decode each tap's (c, kh, kw) from its index and add its shifted window."""
     N, C, H, W = x.shape
     F = len(ptr) - 1
     Hp, Wp = H + 2 * pad, W + 2 * pad
@@ -142,23 +120,9 @@ def sparse_conv2d_numpy(x, ptr, index, values, b, K, pad):
     return out
 
 
-@njit(cache=True, fastmath=True, parallel=True)
-def sparse_linear(x, ptr, index, values, b):
-    """x (N, M) -> x @ W.T + b (N, R) for W (R, M) given as csr_from_dense(W).
-
-        for n in prange(N):                     # parallel over images; thread writes out[n] only
-            for r:
-                out[n, r] = b[r] + sum over t in row r of values[t] * x[n, index[t]]
-    """
-    N = x.shape[0]
-    out = np.empty((N, len(ptr) - 1), dtype=x.dtype)
-    for n in prange(N):
-        _linear(x[n], ptr, index, values, b, 0, False, out[n])
-    return out
-
-
 def sparse_linear_numpy(x, ptr, index, values, b):
-    """NumPy twin: each output unit is a dot product of its non-zeros with the inputs they pick."""
+    """x (N, M) -> x @ W.T + b (N, R) for W (R, M) given as csr_from_dense(W): each output
+    unit is a dot product of its non-zeros with the inputs they pick."""
     out = np.empty((x.shape[0], len(ptr) - 1), dtype=x.dtype)
     for r in range(len(ptr) - 1):
         row = slice(ptr[r], ptr[r + 1])

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arg_types import non_negative_int, positive_float, positive_int
-from .mnist import Mnist, load_mnist
-from .model import MODELS, Sequential
-from .optim import MaskedSGD
-from .train import evaluate, fit
+from tinyprune.cli.types import non_negative_int, positive_float, positive_int
+from tinyprune.data.mnist import Mnist, load_mnist
+from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.train.loop import evaluate, fit
 
 # Training's initial learning rate, for both models. Chosen on a validation split (trained on
 # the first 50,000 training images, tested on the other 10,000): lenet5-caffe reached 99.23%

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from .optim import MaskedSGD
-from .prune import prune
-from .train import evaluate, fit
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.prune.criteria import prune
+from tinyprune.train.loop import evaluate, fit
 
 SCHEDULES = ("oneshot", "iterative", "agp")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Param
+from tinyprune.nn.layers import Param
 
 
 class MaskedSGD:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
-from .model import Sequential
+from tinyprune.files import atomic_write
+from tinyprune.nn.model import Sequential, mask_name
 
 FORMAT = "tinyprune-compressed"
 VERSION = 1
@@ -128,7 +128,7 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         weight[kept] = values
         state[name] = weight.reshape(shape)
         if entry["masked"]:
-            state[name.rsplit(".", 1)[0] + ".mask"] = kept.reshape(shape).astype(np.uint8)
+            state[mask_name(name)] = kept.reshape(shape).astype(np.uint8)
     return meta, state
 
 

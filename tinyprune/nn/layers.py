@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from .kernels.pool import maxpool2x2_backward, maxpool2x2_forward
+from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
 
 
 class Param:

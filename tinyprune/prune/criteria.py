@@ -8,7 +8,7 @@ the score and in where the count is taken:
     global     |w|                          one threshold over all layers
     std        |w| / std(layer's weights)   one "quality" threshold over all layers (Han et al.)
     random     a random number              per layer; the control experiment
-    filter     L1 norm of a whole filter    per layer; see filter_prune.py
+    filter     L1 norm of a whole filter    per layer; see filters.py
 
 A weight pruned before scores -inf, so it is pruned again: masks only ever lose ones, which
 is what pruning in several rounds (schedules.py) relies on.
@@ -17,21 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Param
+from tinyprune.nn.layers import Param
+from tinyprune.prune.filters import filter_masks
+from tinyprune.prune.masks import apply_masks, keep_mask
 
 METHODS = ("layerwise", "global", "std", "random", "filter")
-
-
-def keep_mask(scores: np.ndarray, n_pruned: int) -> np.ndarray:
-    """Mask (same shape as scores, bool) that drops the n_pruned lowest scores.
-
-    Ranking by a stable sort rather than comparing to a threshold gives the exact
-    count even when several scores are equal.
-    """
-    order = np.argsort(scores, axis=None, kind="stable")
-    mask = np.ones(scores.size, dtype=bool)
-    mask[order[:n_pruned]] = False
-    return mask.reshape(scores.shape)
 
 
 def magnitude_mask(weight: np.ndarray, sparsity: float) -> np.ndarray:
@@ -84,55 +74,10 @@ def std_sparsity(params: dict[str, Param], quality: float) -> float:
     return pruned / sum(p.value.size for p in params.values())
 
 
-def apply_masks(params: dict[str, Param], masks: dict[str, np.ndarray]) -> None:
-    """Store each mask next to its weight and zero the pruned weights."""
-    for name, mask in masks.items():
-        params[name].mask = mask
-        params[name].value *= mask
-
-
 def prune(model, sparsity: float, method: str = "layerwise",
           rng: np.random.Generator | None = None) -> None:
     """Prune a Sequential model to `sparsity` of its prunable weights by `method`."""
     if method == "filter":
-        from .filter_prune import filter_masks  # filter pruning needs the layer order
         apply_masks(model.params(), filter_masks(model, sparsity))
     else:
         apply_masks(model.params(), weight_masks(model.prunable(), sparsity, method, rng))
-
-
-def prune_layerwise(params: dict[str, Param], sparsity: float) -> None:
-    """Give every prunable parameter a mask of the given sparsity and apply it."""
-    prunable = {name: p for name, p in params.items() if p.prunable}
-    apply_masks(prunable, weight_masks(prunable, sparsity, "layerwise"))
-
-
-def weight_uses(model, input_shape: tuple = (1, 1, 28, 28)) -> dict[str, int]:
-    """Layer name -> multiply-adds per weight per image: output H x W for a conv, 1 for fc.
-
-    Found by running one blank image through the model and reading each layer's output size.
-    """
-    uses = {}
-    x = np.zeros(input_shape, np.float32)
-    for name, layer in model.layers.items():
-        x = layer.forward(x)
-        if "weight" in layer.params:
-            uses[name] = int(np.prod(x.shape[2:])) if x.ndim == 4 else 1
-    return uses
-
-
-def sparsity_report(params: dict[str, Param], uses: dict[str, int] | None = None) -> list[dict]:
-    """Per prunable weight: name, weights, nonzero, sparsity; with `uses` (see weight_uses)
-    also mult_adds (dense, per image) and mult_adds_kept (those of nonzero weights)."""
-    rows = []
-    for name, p in params.items():
-        if p.prunable:
-            layer = name.rsplit(".", 1)[0]
-            nonzero = int(np.count_nonzero(p.value))
-            row = {"name": layer, "weights": p.value.size, "nonzero": nonzero,
-                   "sparsity": 1 - nonzero / p.value.size}
-            if uses is not None:
-                row["mult_adds"] = p.value.size * uses[layer]
-                row["mult_adds_kept"] = nonzero * uses[layer]
-            rows.append(row)
-    return rows

@@ -12,11 +12,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .kernels.pool import maxpool2x2_forward_numpy
-from .kernels.sparse import (conv_taps, csr_from_dense, pack_layers, sparse_conv2d_numpy,
+from tinyprune.kernels.pool import maxpool2x2_forward_numpy
+from tinyprune.kernels.sparse import (conv_taps, csr_from_dense, pack_layers, sparse_conv2d_numpy,
                              sparse_forward, sparse_forward_serial, sparse_linear_numpy)
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from .model import Sequential
+from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from tinyprune.nn.model import Sequential
 
 
 class Stage(NamedTuple):
@@ -116,7 +116,7 @@ class SparseModel:
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             shape = ", ".join(map(str, self.input_shape))
             raise ValueError(f"SparseModel expects x of shape (N, {shape}), got {x.shape}; "
-                             f"normalise uint8 images with tinyprune.train.to_input")
+                             f"normalise uint8 images with tinyprune.data.transforms.to_input")
         return np.ascontiguousarray(x, self.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

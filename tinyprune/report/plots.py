@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from tinyprune.files import atomic_write
 
 HOW_TO_GET_PLOTS = "pip install -e '.[plots]'"
 

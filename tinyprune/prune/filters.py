@@ -9,15 +9,11 @@ with fewer multiply-adds. The last layer's outputs are the classes and are never
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from .layers import Conv2d, Linear
-from .model import Sequential
-from .prune import keep_mask
-from .train import ONE_BLAS_THREAD
+from tinyprune.nn.layers import Conv2d, Linear
+from tinyprune.nn.model import Sequential
+from tinyprune.prune.masks import keep_mask
 
 
 def weighted_layers(model: Sequential) -> list[str]:
@@ -96,16 +92,3 @@ def shrink(model: Sequential) -> Sequential:
         layers[name] = small
         kept_before = out_keep
     return Sequential(model.name, layers)
-
-
-def inference_seconds(model: Sequential, x: np.ndarray, batch_size: int = 1000,
-                      repeats: int = 3) -> float:
-    """Best of `repeats` wall times of a forward pass over x (N, 1, 28, 28), in batches."""
-    best = float("inf")
-    with threadpool_limits(**ONE_BLAS_THREAD):  # as in training: see train.py
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for i in range(0, len(x), batch_size):
-                model.forward(x[i:i + batch_size])
-            best = min(best, time.perf_counter() - start)
-    return best

@@ -5,8 +5,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
-from .layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU
+from tinyprune.files import atomic_write
+from tinyprune.nn.layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU
+
+
+def layer_of(param_name: str) -> str:
+    """'conv1.weight' -> 'conv1'."""
+    return param_name.rsplit(".", 1)[0]
+
+
+def mask_name(param_name: str, prunable: bool = True) -> str:
+    """Where a parameter's mask is saved: '<layer>.mask' for a weight, '<layer>.bias_mask'
+    for a bias (only filter pruning masks biases)."""
+    return f"{layer_of(param_name)}.{'mask' if prunable else 'bias_mask'}"
+
+
+MASK_SUFFIXES = (".mask", ".bias_mask")
 
 
 class Sequential:
@@ -44,19 +58,18 @@ class Sequential:
         arrays = {name: p.value for name, p in self.params().items()}
         if with_masks:
             for name, p in self.prunable().items():
-                layer = name.rsplit(".", 1)[0]
-                arrays[f"{layer}.mask"] = (np.ones(p.value.shape, np.uint8) if p.mask is None
+                arrays[mask_name(name)] = (np.ones(p.value.shape, np.uint8) if p.mask is None
                                            else p.mask.astype(np.uint8))
             for name, p in self.params().items():
                 if not p.prunable and p.mask is not None:
-                    arrays[f"{name.rsplit('.', 1)[0]}.bias_mask"] = p.mask.astype(np.uint8)
+                    arrays[mask_name(name, prunable=False)] = p.mask.astype(np.uint8)
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray], source: str = "state") -> None:
         """Copy arrays into the parameters (and masks, if present); refuse any mismatch."""
         params = self.params()
         expected = set(params)
-        got = {k for k in arrays if not k.endswith((".mask", ".bias_mask"))}
+        got = {k for k in arrays if not k.endswith(MASK_SUFFIXES)}
         if got != expected:
             raise ValueError(
                 f"{source} does not hold a {self.name}: it has {sorted(got - expected) or 'no'} "
@@ -67,13 +80,12 @@ class Sequential:
                                  f"{arrays[name].shape}, expected {p.value.shape}")
             p.value[...] = arrays[name]
         for name, p in params.items():
-            layer = name.rsplit(".", 1)[0]
-            mask_name = f"{layer}.mask" if p.prunable else f"{layer}.bias_mask"
-            if mask_name in arrays:
-                if arrays[mask_name].shape != p.value.shape:
-                    raise ValueError(f"{source} does not hold a {self.name}: {mask_name} is "
-                                     f"{arrays[mask_name].shape}, expected {p.value.shape}")
-                p.mask = arrays[mask_name].astype(bool)
+            key = mask_name(name, p.prunable)
+            if key in arrays:
+                if arrays[key].shape != p.value.shape:
+                    raise ValueError(f"{source} does not hold a {self.name}: {key} is "
+                                     f"{arrays[key].shape}, expected {p.value.shape}")
+                p.mask = arrays[key].astype(bool)
                 p.value *= p.mask
 
     def save(self, path: str | Path, with_masks: bool = False) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
-from .model import Sequential
-from .optim import MaskedSGD
+from tinyprune.files import atomic_write
+from tinyprune.nn.model import Sequential, mask_name
+from tinyprune.nn.optim import MaskedSGD
 
 FORMAT_VERSION = 1
 CHECKPOINT = "checkpoint.npz"  # its file name in a run's --out folder
@@ -116,10 +116,10 @@ def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Check
     shapes = {k: p.value.shape for k, p in model.params().items()}
     expected = {f"model.{k}": s for k, s in shapes.items()}
     expected.update({f"velocity.{k}": s for k, s in shapes.items()})
-    masks = {f"model.{k.rsplit('.', 1)[0]}.mask": shapes[k] for k in model.prunable()}
+    masks = {f"model.{mask_name(k)}": shapes[k] for k in model.prunable()}
     if any(k in arrays for k in masks):  # a pruned model: all its masks, or none
         expected.update(masks)
-    bias_masks = {f"model.{k.rsplit('.', 1)[0]}.bias_mask": s for k, s in shapes.items()
+    bias_masks = {f"model.{mask_name(k, prunable=False)}": s for k, s in shapes.items()
                   if k not in model.prunable()}
     expected.update({k: s for k, s in bias_masks.items() if k in arrays})  # filter pruning's
     wrong = [f"{k} is {arrays[k].shape if k in arrays else 'missing'}, expected {s}"

@@ -6,16 +6,13 @@ import time
 from typing import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .loss import SoftmaxCrossEntropy
-from .model import Sequential
-from .optim import MaskedSGD
-
-# Mean and standard deviation of the MNIST training pixels (scaled to [0, 1]).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+from tinyprune.nn.loss import SoftmaxCrossEntropy
+from tinyprune.nn.model import Sequential
+from tinyprune.nn.optim import MaskedSGD
+from tinyprune.data.transforms import random_shift, to_input
 
 # numba's parallel kernels use every core. A multithreaded BLAS (for the fc products) would
 # leave its threads spinning on those same cores and slow the kernels after it by 2-3x, so
@@ -25,27 +22,6 @@ ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
 
 class Diverged(FloatingPointError):
     """The loss became NaN or infinite."""
-
-
-def to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> normalised float32 (N, 1, 28, 28)."""
-    x = images.astype(np.float32)[:, None] / 255.0
-    return (x - MNIST_MEAN) / MNIST_STD
-
-
-def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Move each image (N, H, W) by up to max_shift pixels in each direction, filling with 0.
-
-    A digit moved by a pixel or two is the same digit: training on such copies teaches the
-    network that, and it then generalises better than from the 60,000 originals alone.
-    """
-    if max_shift == 0:
-        return images
-    n, h, w = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
-    windows = sliding_window_view(padded, (h, w), axis=(1, 2))  # (N, 2m+1, 2m+1, H, W)
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    return windows[np.arange(n), dy, dx]
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -128,3 +104,16 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         if after_epoch is not None:
             after_epoch(entry)
     return history
+
+
+def inference_seconds(model: Sequential, x: np.ndarray, batch_size: int = 1000,
+                      repeats: int = 3) -> float:
+    """Best of `repeats` wall times of a forward pass over x (N, 1, 28, 28), in batches."""
+    best = float("inf")
+    with threadpool_limits(**ONE_BLAS_THREAD):  # as in training
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for i in range(0, len(x), batch_size):
+                model.forward(x[i:i + batch_size])
+            best = min(best, time.perf_counter() - start)
+    return best

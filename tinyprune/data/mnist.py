@@ -17,7 +17,7 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
-from tinyprune.idx import IdxError, parse_idx, read_bytes
+from tinyprune.data.idx import IdxError, parse_idx, read_bytes
 
 # file name (without .gz) -> SHA-256 of its decompressed content; in the order of Mnist's fields.
 SHA256 = {

@@ -1,0 +1,2 @@
+"""Stage 6, deployment: the compressed file format, a pruned model run by sparse kernels, and
+its export as C."""

@@ -1,0 +1,1 @@
+"""Showing results: tables printed to the terminal and plots written as PNG."""
