@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sparsity", type=fraction, default=0.5,
                         help="fraction of each layer's weights to prune (biases are kept)")
     parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
-                        help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.)")
+                        help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.); "
+                             "lenet-300-100: 266,610, fully connected")
     parser.add_argument("--method", choices=METHODS, default="layerwise",
                         help="pruning criterion (see tinyprune/prune/criteria.py); filter removes whole "
                              "filters and neurons, and --sparsity is then their share")

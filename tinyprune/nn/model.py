@@ -133,5 +133,17 @@ def lenet5_caffe(seed: int = 0, dtype=np.float32) -> Sequential:
     })
 
 
+def lenet_300_100(seed: int = 0, dtype=np.float32) -> Sequential:
+    """The fully connected LeNet-300-100 of Han et al. (2015) and of the lottery-ticket papers:
+    266,610 parameters; input (N, 1, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    return Sequential("lenet-300-100", {
+        "flatten": Flatten(),                              # (N, 1, 28, 28) -> (N, 784)
+        "fc1": Linear(784, 300, rng, dtype), "relu1": ReLU(),
+        "fc2": Linear(300, 100, rng, dtype), "relu2": ReLU(),
+        "fc3": Linear(100, 10, rng, dtype),                # -> (N, 10) logits
+    })
+
+
 # Name on the command line (--model) -> builder(seed, dtype).
-MODELS = {"lenet5": lenet5, "lenet5-caffe": lenet5_caffe}
+MODELS = {"lenet5": lenet5, "lenet5-caffe": lenet5_caffe, "lenet-300-100": lenet_300_100}
