@@ -1,6 +1,5 @@
 """Conv and max-pool kernels: hand-computed cases; each numba kernel against its NumPy twin over
 hypothesis-drawn shapes in float32 and float64; each twin against float64 finite differences."""
-import numba
 import numpy as np
 import pytest
 from helpers import assert_close, conv_cases, numerical_gradient
@@ -15,6 +14,7 @@ from tinyprune.kernels.conv import (
     conv2d_forward,
     conv2d_forward_numpy,
 )
+from tinyprune.kernels.threads import get_threads, set_threads
 from tinyprune.kernels.pool import (
     maxpool2x2_backward,
     maxpool2x2_backward_numpy,
@@ -191,12 +191,12 @@ def test_kernels_give_the_same_bits_for_any_thread_count():
         return [conv2d_forward(x, w, b, 1), conv2d_backward_input(g, w, 1, 7, 7),
                 *conv2d_backward_weight(x, g, 1), *maxpool2x2_forward(x)]
 
-    threads = numba.get_num_threads()
+    threads = get_threads()
     try:
-        numba.set_num_threads(1)
+        set_threads(1)
         one_thread = run_all()
     finally:
-        numba.set_num_threads(threads)
+        set_threads(threads)
     for got, want in zip(run_all(), one_thread):
         np.testing.assert_array_equal(got, want)
 

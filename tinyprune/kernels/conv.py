@@ -36,51 +36,40 @@ Inner loops index a slice, `x_tap[j]`, rather than `x_c[j + shift]`: numba would
 `j + shift` for a negative (wrap-around) index, and that check stops LLVM from vectorising.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tinyprune.kernels.threads import over_images
 
-@njit(cache=True)
-def _to_wide(planes, pad, rows, stride):
-    """planes (P, h, w) -> (P, rows * stride), zero but for planes[p, i, k] at
-    (i + pad) * stride + pad + k."""
+
+@njit(cache=True, nogil=True)
+def _fill_wide(planes, pad, stride, wide):
+    """Copy planes (P, h, w) into wide (P * rows * stride,), planes[p, i, k] going to
+    p * rows * stride + (i + pad) * stride + pad + k. The rest of wide is left as it was: zero
+    once, it stays the zero border of every image copied in."""
     P, h, w = planes.shape
-    wide = np.zeros((P, rows * stride), dtype=planes.dtype)
+    plane = wide.shape[0] // P
     for p in range(P):
         for i in range(h):
-            start = (i + pad) * stride + pad
-            wide[p, start:start + w] = planes[p, i]
-    return wide
-
-
-@njit(cache=True)
-def _sum_rows(a):
-    """a (N, M) -> (M,), adding rows in the order 0, 1, ..., N-1 whatever the thread count."""
-    total = np.zeros(a.shape[1], dtype=a.dtype)
-    for n in range(a.shape[0]):
-        total += a[n]
-    return total
+            start = p * plane + (i + pad) * stride + pad
+            wide[start:start + w] = planes[p, i]
 
 
 def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
-@njit(cache=True)
-def _tap_offsets(C, K, plane, Wp, groups):
+def _tap_offsets(C: int, K: int, plane: int, Wp: int, groups: int) -> np.ndarray:
     """-> offs (groups * 4,) int64: offs[t] = c * plane + kh * Wp + kw for tap t = (c*K + kh)*K + kw
     < C*K*K, and 0 for the padding taps that fill the last group of 4."""
+    c, kh, kw = np.meshgrid(np.arange(C), np.arange(K), np.arange(K), indexing="ij")
     offs = np.zeros(groups * 4, dtype=np.int64)
-    for c in range(C):
-        for kh in range(K):
-            for kw in range(K):
-                offs[(c * K + kh) * K + kw] = c * plane + kh * Wp + kw
+    offs[:C * K * K] = (c * plane + kh * Wp + kw).reshape(-1)
     return offs
 
 
 # --- forward -----------------------------------------------------------------------------------
 
-@njit(cache=True, fastmath=True, parallel=True)
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
     """out = conv(x, w) + b.
 
@@ -88,7 +77,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     -> out (N, F, Ho, Wo) of that dtype, Ho = H + 2*pad - K + 1, Wo = W + 2*pad - K + 1.
 
         wt = w as (F, T) taps, zero-padded to a multiple of 4 taps  # padding taps add 0
-        for n in prange(N):                     # parallel over images; thread writes out[n] only
+        for n in 0..N-1, images split between threads:       # a thread writes out[n] only
             xw = wide(x[n], pad), flat          # (C * Hp * Wp,), zero border
             for f, g in pairs of filters:       # g = f + 1 (or f again if F is odd)
                 acc_f, acc_g = b[f], b[g]       # (L,) two output planes, wide
@@ -102,24 +91,36 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     if w.shape[1] != C:
         raise ValueError("conv2d_forward: w.shape[1] must equal x.shape[1]")
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = Hp - K + 1, Wp - K + 1
-    L = (Ho - 1) * Wp + Wo
     T = C * K * K
     groups = (T + 3) // 4
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, groups)
     wt = np.zeros((F, groups * 4), dtype=x.dtype)
-    wt[:, :T] = np.ascontiguousarray(w).reshape(F, T)
-    out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp).reshape(-1)
-        # Plain 1-D accumulators: LLVM vectorises them better than rows of a 2-D buffer.
-        acc_f = np.empty(L, dtype=x.dtype)
-        acc_g = np.empty(L, dtype=x.dtype)
+    wt[:, :T] = w.reshape(F, T)
+    out = np.empty((N, F, Hp - K + 1, Wp - K + 1), dtype=x.dtype)
+    over_images(_forward_images, N, np.ascontiguousarray(x), wt,
+                np.ascontiguousarray(b, dtype=x.dtype), _tap_offsets(C, K, Hp * Wp, Wp, groups),
+                pad, out)
+    return out
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _forward_images(x, wt, b, offs, pad, out, lo, hi):
+    """conv2d_forward of images lo..hi-1 into out[lo:hi]; wt, offs as built there."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    F, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    L = (Ho - 1) * Wp + Wo
+    G = wt.shape[1]
+    xw = np.zeros(C * Hp * Wp, dtype=x.dtype)
+    # Plain 1-D accumulators: LLVM vectorises them better than rows of a 2-D buffer.
+    acc_f = np.empty(L, dtype=x.dtype)
+    acc_g = np.empty(L, dtype=x.dtype)
+    for n in range(lo, hi):
+        _fill_wide(x[n], pad, Wp, xw)
         for f in range(0, F, 2):
             g = min(f + 1, F - 1)               # an odd F computes its last filter twice
             acc_f[:] = b[f]
             acc_g[:] = b[g]
-            for t in range(0, groups * 4, 4):
+            for t in range(0, G, 4):
                 x0 = xw[offs[t]:offs[t] + L]
                 x1 = xw[offs[t + 1]:offs[t + 1] + L]
                 x2 = xw[offs[t + 2]:offs[t + 2] + L]
@@ -132,7 +133,6 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
             for oh in range(Ho):
                 out[n, f, oh] = acc_f[oh * Wp:oh * Wp + Wo]
                 out[n, g, oh] = acc_g[oh * Wp:oh * Wp + Wo]
-    return out
 
 
 def conv2d_forward_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
@@ -188,7 +188,6 @@ def conv2d_backward_input_numpy(dout: np.ndarray, w: np.ndarray, pad: int,
 
 # --- backward to the weights -------------------------------------------------------------------
 
-@njit(cache=True, fastmath=True, parallel=True)
 def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
                            pad: int) -> tuple[np.ndarray, np.ndarray]:
     """(dw, db) = d(sum(out * dout)) / (dw, db) for out = conv2d_forward(x, w, b, pad).
@@ -197,11 +196,11 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     K = H + 2*pad - Ho + 1, and db (F,), both of that dtype. Each image writes its own terms to
     per-image buffers, summed afterwards in a fixed order: the same bits for any thread count.
 
-        for n in prange(N):                     # parallel over images
+        for n in 0..N-1, images split between threads:       # a thread writes dw_n[n], db_n[n]
             xw, g = wide(x[n], pad) flat, wide(dout[n], 0)
             for f, h in pairs of filters:       # h = f + 1 (or f again if F is odd)
                 for t in groups of 4 taps:      # the last group repeats tap T-1 if T % 4 != 0
-                    for each of the 4 taps:     # thread writes dw_n[n], db_n[n] only
+                    for each of the 4 taps:
                         dw_n[n, f, t] = sum over j < L of g[f, j] * xw[offs[t] + j]
                         dw_n[n, h, t] = the same with g[h]
             db_n[n, f] = sum(dout[n, f])
@@ -213,20 +212,43 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     K = Hp - Ho + 1
     if dout.shape[0] != N or K < 1 or Wo != Wp - K + 1:
         raise ValueError("conv2d_backward_weight: x, dout, pad do not fit together")
-    L = (Ho - 1) * Wp + Wo
     T = C * K * K
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4)
-    dw_n = np.empty((N, F, T), dtype=x.dtype)
+    dw_n = np.empty((N, F * T), dtype=x.dtype)
     db_n = np.empty((N, F), dtype=x.dtype)
-    for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp).reshape(-1)
-        # The junk columns of g must be zero: they meet real pixels of xw in the sums.
-        g = _to_wide(dout[n], 0, Ho, Wp)
+    over_images(_backward_weight_images, N, np.ascontiguousarray(x),
+                np.ascontiguousarray(dout, dtype=x.dtype),
+                _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4), pad, dw_n, db_n)
+    return _sum_rows(dw_n).reshape(F, C, K, K), _sum_rows(db_n)
+
+
+@njit(cache=True, nogil=True)
+def _sum_rows(a):
+    """a (N, M) -> (M,), adding rows in the order 0, 1, ..., N-1 whatever the thread count."""
+    total = np.zeros(a.shape[1], dtype=a.dtype)
+    for n in range(a.shape[0]):
+        total += a[n]
+    return total
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _backward_weight_images(x, dout, offs, pad, dw_n, db_n, lo, hi):
+    """conv2d_backward_weight's terms of images lo..hi-1 into dw_n[lo:hi], db_n[lo:hi]."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    F, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    L = (Ho - 1) * Wp + Wo
+    T = dw_n.shape[1] // F
+    xw = np.zeros(C * Hp * Wp, dtype=x.dtype)
+    # The junk columns of g must be zero: they meet real pixels of xw in the sums.
+    gw = np.zeros(F * Ho * Wp, dtype=x.dtype)
+    for n in range(lo, hi):
+        _fill_wide(x[n], pad, Wp, xw)
+        _fill_wide(dout[n], 0, Wp, gw)
         for f in range(F):
             db_n[n, f] = dout[n, f].sum()
         for f in range(0, F, 2):
             h = min(f + 1, F - 1)               # an odd F computes its last filter twice
-            g_f, g_h = g[f], g[h]
+            g_f, g_h = gw[f * Ho * Wp:f * Ho * Wp + L], gw[h * Ho * Wp:h * Ho * Wp + L]
             for t0 in range(0, T, 4):
                 # A short last group repeats tap T-1: the same sum, written twice.
                 t1, t2, t3 = min(t0 + 1, T - 1), min(t0 + 2, T - 1), min(t0 + 3, T - 1)
@@ -244,11 +266,11 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
                     h1 += g_h[j] * x1[j]
                     h2 += g_h[j] * x2[j]
                     h3 += g_h[j] * x3[j]
-                dw_n[n, f, t0], dw_n[n, f, t1], dw_n[n, f, t2], dw_n[n, f, t3] = f0, f1, f2, f3
-                dw_n[n, h, t0], dw_n[n, h, t1], dw_n[n, h, t2], dw_n[n, h, t3] = h0, h1, h2, h3
-    dw = _sum_rows(dw_n.reshape(N, F * T)).reshape(F, C, K, K)
-    db = _sum_rows(db_n)
-    return dw, db
+                row_f, row_h = f * T, h * T
+                dw_n[n, row_f + t0], dw_n[n, row_f + t1] = f0, f1
+                dw_n[n, row_f + t2], dw_n[n, row_f + t3] = f2, f3
+                dw_n[n, row_h + t0], dw_n[n, row_h + t1] = h0, h1
+                dw_n[n, row_h + t2], dw_n[n, row_h + t3] = h2, h3
 
 
 def conv2d_backward_weight_numpy(x: np.ndarray, dout: np.ndarray,
