@@ -14,6 +14,15 @@ from tinyprune.kernels.conv import (
     conv2d_forward,
     conv2d_forward_numpy,
 )
+from tinyprune.kernels.conv_gemm import (
+    col2im,
+    col2im_numpy,
+    conv2d_backward_input_gemm,
+    conv2d_backward_weight_gemm,
+    conv2d_forward_gemm,
+    im2col,
+    im2col_numpy,
+)
 from tinyprune.kernels.threads import get_threads, set_threads
 from tinyprune.kernels.pool import (
     maxpool2x2_backward,
@@ -263,3 +272,70 @@ def test_kernels_reject_shapes_that_do_not_fit():
         conv2d_forward(np.ones((1, 3, 5, 5)), w, np.ones(2), 0)
     with pytest.raises(ValueError):
         maxpool2x2_backward(np.ones((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), np.uint8), 6, 6)
+
+
+# --- the convolution lowered to matrix products (conv_gemm.py) ---------------------------------
+
+def check_gemm_against_twins(dtype, x_shape, w_shape, pad, seed):
+    """im2col and col2im against their twins; the three lowered passes against conv's twins."""
+    rng = np.random.default_rng(seed)
+    x, w, b = conv_arrays(rng, dtype, x_shape, w_shape)
+    K, (C, H, W) = w_shape[2], x_shape[1:]
+    cols = im2col(x, K, pad)
+    np.testing.assert_array_equal(cols, im2col_numpy(x, K, pad))   # copies only: exact
+    out, cols_too = conv2d_forward_gemm(x, w, b, pad)
+    np.testing.assert_array_equal(cols_too, cols)
+    assert_close(out, conv2d_forward_numpy(x, w, b, pad))
+    g = rng.uniform(-1, 1, size=out.shape).astype(dtype)
+    dw, db = conv2d_backward_weight_gemm(cols, g, K)
+    dw_twin, db_twin = conv2d_backward_weight_numpy(x, g, pad)
+    assert_close(dw, dw_twin)
+    assert_close(db, db_twin)
+    assert_close(conv2d_backward_input_gemm(g, w, pad, H, W),
+                 conv2d_backward_input_numpy(g, w, pad, H, W))
+    dcols = rng.uniform(-1, 1, size=cols.shape).astype(dtype)
+    N = x_shape[0]
+    assert_close(col2im(dcols, N, C, H, W, K, pad), col2im_numpy(dcols, N, C, H, W, K, pad))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(deadline=None, max_examples=50)
+@given(case=conv_cases())
+def test_gemm_conv_kernels_match_twins(dtype, case):
+    check_gemm_against_twins(dtype, *case)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, pad", LENET_CONVS + [((33, 2, 6, 6), (3, 2, 3, 3), 1)])
+def test_gemm_conv_kernels_match_twins_at_lenet_shapes_and_over_blocks(x_shape, w_shape, pad):
+    # 33 images: two full blocks of the weight gradient's partial sums and a short third.
+    check_gemm_against_twins(np.float32, x_shape, w_shape, pad, seed=0)
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    # <im2col(x), d> = <x, col2im(d)>: col2im sends each gradient back where im2col took it from.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 4))
+    d = rng.standard_normal(im2col_numpy(x, 3, 2).shape)
+    assert np.isclose((im2col(x, 3, 2) * d).sum(), (x * col2im(d, 2, 3, 5, 4, 3, 2)).sum())
+
+
+def test_gemm_kernels_give_the_same_bits_for_any_thread_count():
+    rng = np.random.default_rng(0)
+    x, w, b = conv_arrays(rng, np.float32, (37, 6, 14, 14), (16, 6, 5, 5))
+    g = rng.uniform(-1, 1, size=(37, 16, 10, 10)).astype(np.float32)
+
+    def run_all():
+        out, cols = conv2d_forward_gemm(x, w, b, 0)
+        return [out, *conv2d_backward_weight_gemm(cols, g, 5),
+                conv2d_backward_input_gemm(g, w, 0, 14, 14)]
+
+    threads = get_threads()
+    try:
+        set_threads(1)
+        one_thread = run_all()
+        set_threads(3)
+        three_threads = run_all()
+    finally:
+        set_threads(threads)
+    for got, want in zip(three_threads, one_thread):
+        np.testing.assert_array_equal(got, want)

@@ -34,6 +34,8 @@ input has no kernel of its own: it is a forward convolution of dout (see its doc
 
 Inner loops index a slice, `x_tap[j]`, rather than `x_c[j + shift]`: numba would have to check
 `j + shift` for a negative (wrap-around) index, and that check stops LLVM from vectorising.
+Copies are written as plain loops, not slice assignments (`a[i:j] = b`): numba compiles its
+general slice assignment slowly, and a first run compiles every kernel before its first step.
 """
 import numpy as np
 from numba import njit
@@ -52,7 +54,8 @@ def _fill_wide(planes, pad, stride, wide):
     for p in range(P):
         for i in range(h):
             start = p * plane + (i + pad) * stride + pad
-            wide[start:start + w] = planes[p, i]
+            for k in range(w):
+                wide[start + k] = planes[p, i, k]
 
 
 def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
@@ -102,7 +105,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     return out
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _forward_images(x, wt, b, offs, pad, out, lo, hi):
     """conv2d_forward of images lo..hi-1 into out[lo:hi]; wt, offs as built there."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
@@ -118,8 +121,9 @@ def _forward_images(x, wt, b, offs, pad, out, lo, hi):
         _fill_wide(x[n], pad, Wp, xw)
         for f in range(0, F, 2):
             g = min(f + 1, F - 1)               # an odd F computes its last filter twice
-            acc_f[:] = b[f]
-            acc_g[:] = b[g]
+            for j in range(L):
+                acc_f[j] = b[f]
+                acc_g[j] = b[g]
             for t in range(0, G, 4):
                 x0 = xw[offs[t]:offs[t] + L]
                 x1 = xw[offs[t + 1]:offs[t + 1] + L]
@@ -131,8 +135,9 @@ def _forward_images(x, wt, b, offs, pad, out, lo, hi):
                     acc_f[j] += f0 * x0[j] + f1 * x1[j] + f2 * x2[j] + f3 * x3[j]
                     acc_g[j] += g0 * x0[j] + g1 * x1[j] + g2 * x2[j] + g3 * x3[j]
             for oh in range(Ho):
-                out[n, f, oh] = acc_f[oh * Wp:oh * Wp + Wo]
-                out[n, g, oh] = acc_g[oh * Wp:oh * Wp + Wo]
+                for ow in range(Wo):
+                    out[n, f, oh, ow] = acc_f[oh * Wp + ow]
+                    out[n, g, oh, ow] = acc_g[oh * Wp + ow]
 
 
 def conv2d_forward_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
@@ -226,7 +231,8 @@ def _sum_rows(a):
     """a (N, M) -> (M,), adding rows in the order 0, 1, ..., N-1 whatever the thread count."""
     total = np.zeros(a.shape[1], dtype=a.dtype)
     for n in range(a.shape[0]):
-        total += a[n]
+        for m in range(a.shape[1]):
+            total[m] += a[n, m]
     return total
 
 
@@ -245,7 +251,11 @@ def _backward_weight_images(x, dout, offs, pad, dw_n, db_n, lo, hi):
         _fill_wide(x[n], pad, Wp, xw)
         _fill_wide(dout[n], 0, Wp, gw)
         for f in range(F):
-            db_n[n, f] = dout[n, f].sum()
+            total = x.dtype.type(0)             # a loop, not .sum(): faster to compile
+            for i in range(Ho):
+                for j in range(Wo):
+                    total += dout[n, f, i, j]
+            db_n[n, f] = total
         for f in range(0, F, 2):
             h = min(f + 1, F - 1)               # an odd F computes its last filter twice
             g_f, g_h = gw[f * Ho * Wp:f * Ho * Wp + L], gw[h * Ho * Wp:h * Ho * Wp + L]

@@ -30,7 +30,7 @@ def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, argmax
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _forward_images(x, out, argmax, lo, hi):
     """maxpool2x2_forward of images lo..hi-1 into out[lo:hi], argmax[lo:hi]."""
     C, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
@@ -84,12 +84,16 @@ def maxpool2x2_backward(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) ->
     return dx
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _backward_images(dout, argmax, dx, lo, hi):
     """maxpool2x2_backward of images lo..hi-1 into dx[lo:hi]."""
     C, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    H, W = dx.shape[2], dx.shape[3]
     for n in range(lo, hi):
-        dx[n] = 0
+        for c in range(C):                  # loops, not dx[n] = 0: faster to compile
+            for i in range(H):
+                for j in range(W):
+                    dx[n, c, i, j] = 0
         for c in range(C):
             for oh in range(Ho):
                 for ow in range(Wo):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from tinyprune.kernels.conv_gemm import (conv2d_backward_input_gemm, conv2d_backward_weight_gemm,
+                                         conv2d_forward_gemm)
 from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
 
 
@@ -45,6 +47,12 @@ def _uniform(rng: np.random.Generator, fan_in: int, shape: tuple, dtype) -> np.n
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
+# A convolution with at least this many taps per filter (C * K * K) runs as matrix products
+# (kernels/conv_gemm.py), one with fewer on the direct loops of kernels/conv.py. At LeNet-5's
+# batch-128 shapes the products were faster for conv2 (150 taps), slower for conv1 (25).
+GEMM_MIN_TAPS = 64
+
+
 class Conv2d(Layer):
     """x (N, C, H, W) -> (N, F, H+2p-K+1, W+2p-K+1); stride 1, zero padding p.
 
@@ -61,19 +69,29 @@ class Conv2d(Layer):
         self.params = {"weight": self.weight, "bias": self.bias}
         self.padding = padding
         self.input_grad = input_grad
+        self.gemm = fan_in >= GEMM_MIN_TAPS
 
     def forward(self, x):
         self.x = x
+        if self.gemm:
+            out, self.cols = conv2d_forward_gemm(x, self.weight.value, self.bias.value,
+                                                 self.padding)
+            return out
         return conv2d_forward(x, self.weight.value, self.bias.value, self.padding)
 
     def backward(self, dout):
-        dw, db = conv2d_backward_weight(self.x, dout, self.padding)
+        K = self.weight.value.shape[2]
+        if self.gemm:
+            dw, db = conv2d_backward_weight_gemm(self.cols, dout, K)
+        else:
+            dw, db = conv2d_backward_weight(self.x, dout, self.padding)
         self.weight.grad[...] = dw
         self.bias.grad[...] = db
         if not self.input_grad:
             return None
         _, _, h, w = self.x.shape
-        return conv2d_backward_input(dout, self.weight.value, self.padding, h, w)
+        backward_input = conv2d_backward_input_gemm if self.gemm else conv2d_backward_input
+        return backward_input(dout, self.weight.value, self.padding, h, w)
 
 
 class MaxPool2d(Layer):
