@@ -105,7 +105,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _forward_images(x, wt, b, offs, pad, out, lo, hi):
     """conv2d_forward of images lo..hi-1 into out[lo:hi]; wt, offs as built there."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]

@@ -14,10 +14,11 @@ as an (F, T) matrix and dout as an (F, N*P) one,
     backward to input:    dcols = wm.T @ dout, then col2im adds each dcols[t, n*P + p] back
                           onto the pixel it was copied from, and crops the padding.
 
-At LeNet-5's conv2 (T = 150, F = 16, batch 128) a one-thread BLAS product ran at 60-78 GFLOP/s
-against about 30 for conv.py's direct loop; at conv1 (T = 25, F = 6) it ran at 21-33, slower
-than the direct loop, so conv1 stays direct (see Conv2d in tinyprune/nn/layers.py). The cost:
-the forward keeps cols for the backward (7.7 MB for LeNet-5's conv2 at batch 128).
+Timed in turn with conv.py's kernels (batch 128, one thread, on a busy machine), the three passes
+took 26 ms against 44 ms for lenet5-caffe's conv2 (T = 500 taps, F = 50 filters), but 7.3 ms
+against 5.8 ms for lenet5's conv2 (T = 150, F = 16): a product of 16 rows is too thin for BLAS.
+So only layers with many taps use them (GEMM_MIN_TAPS in tinyprune/nn/layers.py). The cost: the
+forward keeps cols for the backward (16 MB for lenet5-caffe's conv2 at batch 128).
 
 im2col and col2im are numba kernels over a range of images, each with its NumPy twin; the
 products run on BLAS (one thread each while training, see train/loop.py), one per thread's share

@@ -48,9 +48,11 @@ def _uniform(rng: np.random.Generator, fan_in: int, shape: tuple, dtype) -> np.n
 
 
 # A convolution with at least this many taps per filter (C * K * K) runs as matrix products
-# (kernels/conv_gemm.py), one with fewer on the direct loops of kernels/conv.py. At LeNet-5's
-# batch-128 shapes the products were faster for conv2 (150 taps), slower for conv1 (25).
-GEMM_MIN_TAPS = 64
+# (kernels/conv_gemm.py), one with fewer on the direct loops of kernels/conv.py. At batch 128,
+# one thread, timed in turn with the other kernels: the products took 0.56x the direct loops'
+# time for lenet5-caffe's conv2 (500 taps, 50 filters), but 1.2x for lenet5's conv2 (150 taps,
+# 16 filters) and more for the conv1s (25 taps).
+GEMM_MIN_TAPS = 256
 
 
 class Conv2d(Layer):
