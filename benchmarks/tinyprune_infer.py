@@ -2,7 +2,7 @@
 epoch (`tinyprune.train.loop.evaluate`: batches of 1000, loss and accuracy), for
 benchmarks/whole_run.py.
 
-    python benchmarks/tinyprune_infer.py --model lenet5 --weights runs/latest/model.npz [--repeats 5]
+    python benchmarks/tinyprune_infer.py --model lenet5 --weights runs/latest/model.npz
 
 One untimed call first (numba loads its compiled kernels), then --repeats timed ones. The last
 line it prints is JSON: the seconds of each timed call and the test accuracy.

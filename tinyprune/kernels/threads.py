@@ -14,13 +14,13 @@ that holds the GIL: still correct, just serial in effect.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numba
 
 # numba's own thread count: NUMBA_NUM_THREADS if set, else the number of cores.
-_threads = numba.config.NUMBA_NUM_THREADS
+_threads: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
 _pool: ThreadPoolExecutor | None = None
 
 

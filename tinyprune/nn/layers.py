@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from tinyprune.kernels.conv_gemm import (conv2d_backward_input_gemm, conv2d_backward_weight_gemm,
-                                         conv2d_forward_gemm)
+from tinyprune.kernels.conv_gemm import (
+    conv2d_backward_input_gemm,
+    conv2d_backward_weight_gemm,
+    conv2d_forward_gemm,
+)
 from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
 
 
