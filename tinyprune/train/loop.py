@@ -14,7 +14,7 @@ from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedSGD
 
-# numba's parallel kernels use every core. A multithreaded BLAS (for the fc products) would
+# The kernels use every core (kernels/threads.py). A multithreaded BLAS (for the fc products) would
 # leave its threads spinning on those same cores and slow the kernels after it by 2-3x, so
 # the BLAS runs on one thread while we train or evaluate.
 ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
