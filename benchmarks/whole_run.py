@@ -12,7 +12,8 @@ the same network, batch size, optimizer and epochs, eager and with torch.compile
 
 Epoch 1 is left out of the comparison (torch.compile compiles in it); the others are the warm
 epochs, compared by their best and their median over all rounds. Inference: the best and median
-of each process's timed repeats. Each contender runs in a fresh process with the environment
+of each process's timed repeats. CPU s: the median CPU time of a contender's processes
+(tinyprune: its run and its inference process; PyTorch: its one process). Each contender runs in a fresh process with the environment
 this script has; OPENBLAS_CORETYPE and the load average (/proc/loadavg, before and after each
 process) go into the JSON. MNIST comes from $TINYPRUNE_DATA_DIR.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,13 @@ CONTENDERS = ["tinyprune", "torch eager", "torch.compile"]
 def loadavg() -> list[float]:
     with open("/proc/loadavg") as f:
         return [float(v) for v in f.read().split()[:3]]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of the finished child processes so far. On a busy machine the
+    wall times of a process stretch with the load; its CPU time, the work done, much less."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def last_json(command: list[str]) -> tuple[dict, str]:
@@ -77,21 +86,23 @@ def summarise(runs: list[dict]) -> dict:
     infer = [s for r in runs for s in r["inference_seconds"]]
     return {"warm_epoch_best": min(warm), "warm_epoch_median": statistics.median(warm),
             "inference_best": min(infer), "inference_median": statistics.median(infer),
-            "first_epochs": [r["epoch_seconds"][0] for r in runs]}
+            "first_epochs": [r["epoch_seconds"][0] for r in runs],
+            "process_cpu_median": statistics.median(r["process_cpu_seconds"] for r in runs)}
 
 
 def print_table(model: str, summary: dict) -> None:
     base = summary["torch eager"]
     print(f"\n{model}: seconds; ratio = this / PyTorch eager")
     print(f"{'':15} {'warm epoch best':>15} {'median':>7} {'ratio':>6} {'ratio med':>9}   "
-          f"{'inference best':>14} {'median':>7} {'ratio':>6} {'ratio med':>9}")
+          f"{'inference best':>14} {'median':>7} {'ratio':>6} {'ratio med':>9}   {'CPU s':>6}")
     for name, s in summary.items():
         print(f"{name:15} {s['warm_epoch_best']:15.2f} {s['warm_epoch_median']:7.2f} "
               f"{s['warm_epoch_best'] / base['warm_epoch_best']:5.2f}x "
               f"{s['warm_epoch_median'] / base['warm_epoch_median']:8.2f}x   "
               f"{s['inference_best']:14.3f} {s['inference_median']:7.3f} "
               f"{s['inference_best'] / base['inference_best']:5.2f}x "
-              f"{s['inference_median'] / base['inference_median']:8.2f}x")
+              f"{s['inference_median'] / base['inference_median']:8.2f}x   "
+              f"{s['process_cpu_median']:6.1f}")
 
 
 def main(argv=None) -> int:
@@ -118,18 +129,21 @@ def main(argv=None) -> int:
             for round_ in range(1, args.rounds + 1):
                 for name in contenders:
                     before, start = loadavg(), time.perf_counter()
+                    cpu = cpu_seconds()
                     if name == "tinyprune":
                         r = run_tinyprune(model, args.epochs, args.infer_repeats, Path(tmp))
                     else:
                         r = run_torch(model, args.epochs, args.infer_repeats,
                                       compiled=name == "torch.compile")
                     r.update(model=model, contender=name, round=round_, loadavg_before=before,
-                             loadavg_after=loadavg(), process_seconds=time.perf_counter() - start)
+                             loadavg_after=loadavg(), process_seconds=time.perf_counter() - start,
+                             process_cpu_seconds=cpu_seconds() - cpu)
                     runs[name].append(r)
                     result["runs"].append(r)
                     print(f"{model} round {round_} {name:14} epochs "
                           f"{', '.join(f'{s:.2f}' for s in r['epoch_seconds'])} s; inference "
-                          f"best {min(r['inference_seconds']):.3f} s; load {before[0]:.2f}",
+                          f"best {min(r['inference_seconds']):.3f} s; CPU "
+                          f"{r['process_cpu_seconds']:.1f} s; load {before[0]:.2f}",
                           flush=True)
             summary = {name: summarise(runs[name]) for name in contenders}
             result["summary"][model] = summary
