@@ -13,9 +13,10 @@ the same network, batch size, optimizer and epochs, eager and with torch.compile
 Epoch 1 is left out of the comparison (torch.compile compiles in it); the others are the warm
 epochs, compared by their best and their median over all rounds. Inference: the best and median
 of each process's timed repeats. CPU s: the median CPU time of a contender's processes
-(tinyprune: its run and its inference process; PyTorch: its one process). Each contender runs in a fresh process with the environment
-this script has; OPENBLAS_CORETYPE and the load average (/proc/loadavg, before and after each
-process) go into the JSON. MNIST comes from $TINYPRUNE_DATA_DIR.
+(tinyprune: its run and its inference process; PyTorch: its one process). Each contender
+runs in a fresh process with the environment this script has; OPENBLAS_CORETYPE and the load
+average (/proc/loadavg, before and after each process) go into the JSON. MNIST comes from
+$TINYPRUNE_DATA_DIR.
 """
 from __future__ import annotations
 
