@@ -141,3 +141,19 @@ def test_refuses_weights_that_are_not_their_shared_values():
     model.layers["fc"].weight.value[0, 0] += 1
     with pytest.raises(ValueError, match="not codebook\\[index\\]"):
         compress_v2.encode(model, "shared", shared)
+
+
+def test_shared_biases_round_trip_and_train(tmp_path):
+    from tinyprune.deploy.weight_sharing import SharedSGD
+    model = lenet5()
+    prune(model, 0.8)
+    shared = share_weights(model, parse_bits("4", model), bias_bits=2)
+    assert all(len(np.unique(model.params()[n].value)) <= 4 for n in shared if "bias" in n)
+    optimizer = SharedSGD(model.params(), shared, lr=1e-3)
+    for p in model.params().values():
+        p.grad[...] = 0.01
+    optimizer.step()
+    assert len(np.unique(model.layers["fc1"].bias.value)) <= 4
+    compress_v2.save(model, tmp_path / "m.tpz", "shared", shared)
+    assert_same_state(model, compress_v2.decoded_model(model, tmp_path / "m.tpz")
+                      .state(with_masks=True))

@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bits", default="conv=8,fc=5",
                         help="bits per shared-value index: N for all layers, or conv=N,fc=M, "
                              "or per layer (conv1=6,fc1=4,...); conv=8,fc=5 is the paper's")
+    parser.add_argument("--bias-bits", type=positive_int, default=None,
+                        help="share each layer's biases too, in this many bits (default: "
+                             "biases stay float32)")
     parser.add_argument("--share-epochs", type=non_negative_int, default=1,
                         help="epochs fine-tuning the shared values")
     parser.add_argument("--share-lr", type=positive_float, default=1e-4,
@@ -81,7 +84,7 @@ def compress(args: argparse.Namespace, data: Mnist) -> dict:
                                  method=args.method, schedule="iterative", rounds=args.rounds,
                                  lr=args.finetune_lr, **train)
     _, pruned_accuracy = evaluate(model, data.test_images, data.test_labels)
-    shared = share_weights(model, parse_bits(args.bits, model))
+    shared = share_weights(model, parse_bits(args.bits, model), args.bias_bits)
     _, clustered_accuracy = evaluate(model, data.test_images, data.test_labels)
     print(f"weights shared ({args.bits}): accuracy {pruned_accuracy:.2%} -> "
           f"{clustered_accuracy:.2%} before fine-tuning the shared values", flush=True)

@@ -10,7 +10,8 @@ A file (conventionally .tpz) is
 The header is {"format", "version": 2, "model", "params": [...]}, one entry per parameter in
 the model's order, which says what the payload holds for it, in this order:
 
-    a bias {"name", "shape"}:  size x float32 (32 bits each)
+    a bias {"name", "shape"}:  size x float32 (32 bits each); a shared bias is stored like a
+                               weight whose every entry is kept
     a weight {"name", "shape", "masked", "kept": n, "positions", "gap_symbols": m, "values"}:
       positions  "bitmask": size bits, 1 = kept (row-major)
                  g (an int): gap coding in g bits (positions.py): 2^g Huffman code lengths
@@ -40,6 +41,7 @@ from tinyprune.deploy.compress import FORMAT, CompressedFormatError, quantize_in
 from tinyprune.deploy.positions import PositionsError, gap_positions, gap_symbols
 from tinyprune.deploy.weight_sharing import SharedWeight, kept_pattern
 from tinyprune.files import atomic_write
+from tinyprune.nn.layers import Param
 from tinyprune.nn.model import Sequential, layer_of, mask_name
 
 VERSION = 2
@@ -120,13 +122,29 @@ def check_shared(name: str, value: np.ndarray, kept: np.ndarray, s: SharedWeight
                          f"weight; write them back (SharedWeight.weight) before saving")
 
 
+def write_param(out: BitWriter, name: str, p: Param, values: str, shared: SharedWeight | None,
+                entry: dict) -> dict:
+    """A weight (or a shared bias): its positions, then its values; -> its report row."""
+    kept = shared.kept if shared is not None else kept_pattern(p)
+    kind = "shared" if shared is not None and values == "shared" else (
+        "float32" if values == "shared" else values)
+    if shared is not None:
+        check_shared(name, p.value, kept, shared)
+    entry.update(masked=p.prunable and p.mask is not None, kept=int(kept.sum()))
+    row = {"name": layer_of(name), "weights": p.value.size, "kept": entry["kept"],
+           "values": kind}
+    row.update(write_positions(out, kept.ravel(), entry))
+    row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry, shared))
+    return row
+
+
 def encode(model: Sequential, values: str = "float32",
            shared: dict[str, SharedWeight] | None = None) -> tuple[bytes, list[dict]]:
     """The model as a version 2 file -> (its bytes, report rows: one per weighted layer, see
     size_report.py, then one "header" row for the rest of the file).
 
-    values: "float32", "int8" or "shared"; with "shared", the weights in `shared` (as
-    share_weights returns them) are stored as codebook + indices, the others as float32."""
+    values: "float32", "int8" or "shared"; with "shared", the weights (and biases) in `shared`
+    (as share_weights returns them) are stored as codebook + indices, the others as float32."""
     if values not in VALUE_KINDS:
         raise ValueError(f"values must be one of {', '.join(VALUE_KINDS)}, got {values!r}")
     shared = shared or {}
@@ -136,21 +154,12 @@ def encode(model: Sequential, values: str = "float32",
         entry: dict = {"name": name, "shape": list(p.value.shape)}
         meta["params"].append(entry)
         start = len(out)
-        if not p.prunable:
-            out.floats(p.value.ravel())
+        if not p.prunable and not (values == "shared" and name in shared):
+            out.floats(p.value.ravel())  # a bias, as it is
         else:
-            kept = kept_pattern(p)
-            kind = "shared" if values == "shared" and name in shared else (
-                "float32" if values == "shared" else values)
-            if kind == "shared":
-                check_shared(name, p.value, kept, shared[name])
-            entry.update(masked=p.mask is not None, kept=int(kept.sum()))
-            row = {"name": layer_of(name), "weights": p.value.size, "kept": entry["kept"],
-                   "values": kind}
-            row.update(write_positions(out, kept.ravel(), entry))
-            row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry,
-                                    shared.get(name)))
-            rows[layer_of(name)] = row
+            row = write_param(out, name, p, values, shared.get(name), entry)
+            if p.prunable:
+                rows[layer_of(name)] = row
         rows[layer_of(name)]["bits"] = rows[layer_of(name)].get("bits", 0) + len(out) - start
     header = zlib.compress(json.dumps(meta, separators=(",", ":")).encode(), 9)
     body = MAGIC + struct.pack("<I", len(header)) + header + out.bytes()

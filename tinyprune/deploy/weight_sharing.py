@@ -62,16 +62,21 @@ def share(weight: np.ndarray, kept: np.ndarray, bits: int) -> SharedWeight:
     return SharedWeight(codebook, index)
 
 
-def share_weights(model: Sequential, bits: dict[str, int]) -> dict[str, SharedWeight]:
+def share_weights(model: Sequential, bits: dict[str, int],
+                  bias_bits: int | None = None) -> dict[str, SharedWeight]:
     """Share the weights of each layer named in bits ({'conv1': 8, ...}): cluster its kept
-    weights, set the weights to their shared values and the mask to the kept pattern.
-    -> {'conv1.weight': SharedWeight, ...}."""
+    weights, set the weights to their shared values and the mask to the kept pattern. With
+    bias_bits, share each such layer's bias too (all of it kept). -> {'conv1.weight':
+    SharedWeight, ...}."""
     shared = {}
-    for name, p in model.prunable().items():
-        if layer_of(name) in bits:
-            kept = kept_pattern(p)
-            shared[name] = share(p.value, kept, bits[layer_of(name)])
-            p.value[...] = shared[name].weight()
+    for name, p in model.params().items():
+        layer = layer_of(name)
+        if layer not in bits or not (p.prunable or bias_bits):
+            continue
+        kept = kept_pattern(p) if p.prunable else np.ones(p.value.shape, bool)
+        shared[name] = share(p.value, kept, bits[layer] if p.prunable else int(bias_bits))
+        p.value[...] = shared[name].weight()
+        if p.prunable:
             p.mask = kept
     return shared
 
