@@ -18,16 +18,16 @@ from pathlib import Path
 
 from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
 from tinyprune.data.mnist import Mnist
-from tinyprune.deploy import compress_v2
-from tinyprune.deploy.size_report import format_size_table, size_rows
-from tinyprune.deploy.weight_sharing import SharedSGD, parse_bits, share_weights
+from tinyprune.deploy.sharing_phase import SharingConfig, share_and_finetune, write_and_measure
+from tinyprune.deploy.size_report import format_size_table
+from tinyprune.deploy.weight_sharing import parse_bits
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import prune_and_finetune
 from tinyprune.train.dense_cache import add_dense_options, check_dense_options, load_data, \
     trained_dense
-from tinyprune.train.loop import evaluate, fit
+from tinyprune.train.loop import evaluate
 
 VALIDATION_IMAGES = 50_000  # train on these; the rest of the training set is the validation set
 
@@ -77,33 +77,26 @@ def validation_split(data: Mnist) -> Mnist:
 
 
 def compress(args: argparse.Namespace, data: Mnist) -> dict:
-    """Prune, share, fine-tune and write args.out/shared.tpz; -> the results to save."""
+    """Prune, share, fine-tune and write args.out/shared.tpz; -> the results to save.
+    (Until run.py takes these options, this command runs the whole recipe itself.)"""
     model, dense_accuracy = trained_dense(args, data)
     train = dict(batch_size=args.batch_size, max_shift=args.shift, seed=args.seed)
     pruning = prune_and_finetune(model, data, args.sparsity, args.finetune_epochs,
                                  method=args.method, schedule="iterative", rounds=args.rounds,
                                  lr=args.finetune_lr, **train)
     _, pruned_accuracy = evaluate(model, data.test_images, data.test_labels)
-    shared = share_weights(model, parse_bits(args.bits, model), args.bias_bits)
-    _, clustered_accuracy = evaluate(model, data.test_images, data.test_labels)
-    print(f"weights shared ({args.bits}): accuracy {pruned_accuracy:.2%} -> "
-          f"{clustered_accuracy:.2%} before fine-tuning the shared values", flush=True)
-    optimizer = SharedSGD(model.params(), shared, args.share_lr, momentum=0.9)
-    fit(model, data, optimizer, args.share_epochs, args.batch_size, args.seed + 1000,
-        max_shift=args.shift, phase="share")
-    path = args.out / "shared.tpz"
-    report = compress_v2.save(model, path, "shared", shared)
-    _, file_accuracy = evaluate(compress_v2.decoded_model(model, path), data.test_images,
-                                data.test_labels)
-    rows = size_rows(report, model)
-    print(f"\n{path}: {path.stat().st_size:,} bytes\n{format_size_table(rows)}")
+    config = SharingConfig(args.bits, args.bias_bits, args.share_epochs, args.share_lr,
+                           max_shift=args.shift, seed=args.seed, batch_size=args.batch_size)
+    shared, sharing = share_and_finetune(model, data, config)
+    written = write_and_measure(model, shared, data, args.out / "shared.tpz")
+    print(f"\n{args.out / 'shared.tpz'}: {written['file_bytes']:,} bytes\n"
+          f"{format_size_table(written['layers'])}")
     print(f"\naccuracy: dense {dense_accuracy:.2%}, pruned {pruned_accuracy:.2%}, shared "
-          f"{clustered_accuracy:.2%}, file (decoded, shared values fine-tuned) "
-          f"{file_accuracy:.2%}")
+          f"{sharing['clustered_accuracy']:.2%}, the file (decoded, shared values fine-tuned) "
+          f"{written['file_accuracy']:.2%}")
     return {"dense_accuracy": dense_accuracy, "pruned_accuracy": pruned_accuracy,
-            "clustered_accuracy": clustered_accuracy, "file_accuracy": file_accuracy,
-            "file_bytes": path.stat().st_size, "dense_float32_bytes": 4 * model.num_params(),
-            "rounds": pruning["rounds"], "layers": rows}
+            "dense_float32_bytes": 4 * model.num_params(), "rounds": pruning["rounds"],
+            **sharing, **written}
 
 
 def main(argv: list[str] | None = None) -> int:
