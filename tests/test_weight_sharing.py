@@ -2,11 +2,16 @@
 values per layer, and the shared-value gradient is the sum of its members' (finite differences)."""
 import numpy as np
 import pytest
+from helpers import numerical_gradient
 
-from gradcheck import numerical_gradient
 from tinyprune.deploy.kmeans import kmeans_1d, nearest
-from tinyprune.deploy.weight_sharing import (SharedSGD, SharedWeight, codebook_grad, parse_bits,
-                                             share_weights)
+from tinyprune.deploy.weight_sharing import (
+    SharedSGD,
+    SharedWeight,
+    codebook_grad,
+    parse_bits,
+    share_weights,
+)
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5, lenet_300_100
 from tinyprune.prune.criteria import prune
@@ -51,7 +56,7 @@ def test_pruned_weights_stay_zero_and_at_most_2_to_the_bits_values(bits):
     before = {n: s.codebook.copy() for n, s in shared.items()}  # training moves them all
     rng = np.random.default_rng(0)
     loss = SoftmaxCrossEntropy()
-    for step in range(4):  # a few steps of training, with momentum
+    for _ in range(4):  # a few steps of training, with momentum
         x = rng.normal(size=(8, 1, 28, 28)).astype(np.float32)
         loss.forward(model.forward(x), rng.integers(0, 10, 8))
         model.backward(loss.backward())

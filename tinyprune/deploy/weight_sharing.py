@@ -74,7 +74,7 @@ def share_weights(model: Sequential, bits: dict[str, int],
         if layer not in bits or not (p.prunable or bias_bits):
             continue
         kept = kept_pattern(p) if p.prunable else np.ones(p.value.shape, bool)
-        shared[name] = share(p.value, kept, bits[layer] if p.prunable else int(bias_bits))
+        shared[name] = share(p.value, kept, bits[layer] if p.prunable else bias_bits or 0)
         p.value[...] = shared[name].weight()
         if p.prunable:
             p.mask = kept
