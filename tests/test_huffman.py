@@ -43,7 +43,7 @@ def test_a_lone_symbol_costs_nothing():
     np.testing.assert_array_equal(symbols, 2) and used == 0
 
 
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=100)
 @given(st.lists(st.integers(0, 1000), min_size=1, max_size=300), st.randoms())
 def test_optimal_prefix_code_and_exact_round_trip(counts, random):
     counts = np.array(counts)
@@ -73,7 +73,7 @@ def test_decode_refuses_bits_that_run_out():
         huffman.decode(bits[:-1], 3, lengths)
 
 
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None, max_examples=100)
 @given(st.integers(0, 3000), st.floats(0, 1), st.integers(1, 8), st.integers(0, 2 ** 32 - 1))
 def test_gap_positions_round_trip(size, density, bits, seed):
     kept = np.random.default_rng(seed).random(size) < density
