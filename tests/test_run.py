@@ -68,7 +68,18 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
     with np.load(tmp_path / "model.npz") as dense:
         assert set(dense) == {f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")
                               for p in ("weight", "bias")}
-    assert "fine-tuned" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fine-tuned" in out
+
+    # The weight-sharing phase: shared.tpz (conv=8,fc=5 by default), measured decoded
+    shared = results["shared"]
+    assert shared["file_bytes"] == (tmp_path / "shared.tpz").stat().st_size
+    assert [r["name"] for r in shared["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3",
+                                                    "header", "total"]
+    bits = [r["value_bits"] for r in shared["layers"][:5]]  # ceil(log2 k), k <= 2^bits
+    assert all(0 < b <= most for b, most in zip(bits, [8, 8, 5, 5, 5])), bits
+    assert shared["layers"][-1]["kept"] == 30_735 and shared["file_accuracy"] > 0.9
+    assert f"{shared['file_bytes']:,} bytes" in out and "Huffman" in out
 
 
 def assert_no_nan_or_inf_in(out):

@@ -17,7 +17,7 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
-from tinyprune.config import DataConfig
+from tinyprune.config import VALIDATION_IMAGES, DataConfig
 from tinyprune.data.idx import IdxError, parse_idx, read_bytes
 
 # file name (without .gz) -> SHA-256 of its decompressed content; in the order of Mnist's fields.
@@ -151,8 +151,13 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
 
 
 def load_data(config: DataConfig) -> Mnist:
-    """MNIST from config.data_dir, its training set cut to the first config.limit images."""
+    """MNIST from config.data_dir, its training set cut to the first config.limit images;
+    with config.validation, the validation split (see DataConfig) instead of train and test."""
     data = load_mnist(config.data_dir)
+    if config.validation:  # the rest of the training set stands in for the test set
+        n = VALIDATION_IMAGES
+        data = Mnist(data.train_images[:n], data.train_labels[:n], data.train_images[n:],
+                     data.train_labels[n:])
     if config.limit is not None:
         data = data._replace(train_images=data.train_images[:config.limit],
                              train_labels=data.train_labels[:config.limit])
