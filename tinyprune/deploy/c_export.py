@@ -30,7 +30,8 @@ from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
 
 C_TYPES = {np.dtype(np.float32): ("float", 4), np.dtype(np.int8): ("int8_t", 1),
-           np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4)}
+           np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4),
+           np.dtype(np.int32): ("int32_t", 4), np.dtype(np.uint8): ("uint8_t", 1)}
 
 # The two layer functions every export shares; weight_t and index_t are set per model.
 KERNELS = r"""

@@ -1,0 +1,107 @@
+"""Cross-compile a model's C with the harness for a Cortex-M, and measure its flash and RAM.
+
+    program = Program(sources=[Path("out/lenet5_int8.c")], predict="lenet5_int8_predict",
+                      logit_type="int32_t", input_size=784, classes=10)
+    elf = build(program, TARGETS["cortex-m4"], Path("out/m4"))
+    sizes = footprint(program, TARGETS["cortex-m4"], Path("out/m4"))  # flash, static RAM
+
+Flash and static RAM are measured by difference: the same harness is linked once with the model
+and once with an empty predict (stub.c), with --gc-sections, and the second's text + rodata
+(+ data, whose initial values sit in flash) and data + bss are subtracted from the first's. What
+is left is the model's arrays, its inference code and whatever library code only it pulls in
+(for example memset, or the soft-float routines on a Cortex-M3), less the stub's 2-4 bytes.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HARNESS = Path(__file__).parent
+CFLAGS = ("-Os", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
+          "-fdata-sections")
+TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
+INSTALL_HINT = ("install them with: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                "qemu-system-arm")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Cortex-M core: its compiler flags and the QEMU board that emulates it."""
+
+    name: str
+    flags: tuple[str, ...]
+    machine: str
+
+
+TARGETS = {
+    "cortex-m4": Target("cortex-m4", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                                      "-mfpu=fpv4-sp-d16"), "mps2-an386"),
+    "cortex-m3": Target("cortex-m3", ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"),
+                        "mps2-an385"),
+}
+
+
+@dataclass(frozen=True)
+class Program:
+    """A model's C sources and its predict function, int PREDICT(const unsigned char *pixels,
+    LOGIT_T *logits), whose logits are float or int32_t."""
+
+    sources: list[Path]
+    predict: str
+    logit_type: str
+    input_size: int
+    classes: int
+    include: list[Path] = field(default_factory=list)
+
+
+def missing_tools() -> str | None:
+    """-> why Cortex-M builds cannot run here, or None when the tools are all installed."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    return f"{', '.join(missing)} not found; {INSTALL_HINT}" if missing else None
+
+
+def build(program: Program, target: Target, out_dir: Path, with_model: bool = True) -> Path:
+    """Compile and link the harness with the model (or with the empty stub); -> the ELF file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    elf = out_dir / ("program.elf" if with_model else "harness.elf")
+    model = program.sources if with_model else [HARNESS / "stub.c"]
+    defines = [f"-DPREDICT={program.predict}", f"-DLOGIT_T={program.logit_type}",
+               f"-DINPUT_SIZE={program.input_size}", f"-DCLASSES={program.classes}"]
+    command = ["arm-none-eabi-gcc", *target.flags, *CFLAGS, *defines,
+               *(f"-I{path}" for path in program.include), "-nostartfiles",
+               "--specs=nano.specs", f"-T{HARNESS / 'mps2.ld'}", "-Wl,--gc-sections",
+               "-o", str(elf), str(HARNESS / "startup.c"), str(HARNESS / "main.c"),
+               *map(str, model)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or result.stderr:
+        raise RuntimeError(f"building {elf} for {target.name} failed (or warned):\n"
+                           f"{' '.join(command)}\n{result.stderr}")
+    return elf
+
+
+def section_sizes(elf: Path) -> dict[str, int]:
+    """-> the bytes of the ELF's .text, .rodata, .data and .bss (arm-none-eabi-size -A)."""
+    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = {name: 0 for name in (".text", ".rodata", ".data", ".bss")}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in sizes:
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+def flash_and_ram(sizes: dict[str, int]) -> tuple[int, int]:
+    """-> (flash: text + rodata + data's initial values, static RAM: data + bss)."""
+    return (sizes[".text"] + sizes[".rodata"] + sizes[".data"], sizes[".data"] + sizes[".bss"])
+
+
+def footprint(program: Program, target: Target, out_dir: Path) -> dict[str, int]:
+    """-> the model's own flash and static RAM (bytes), by difference with the harness alone,
+    and the harness's: {"flash", "static_ram", "harness_flash", "harness_static_ram"}."""
+    full = flash_and_ram(section_sizes(build(program, target, out_dir)))
+    alone = flash_and_ram(section_sizes(build(program, target, out_dir, with_model=False)))
+    return {"flash": full[0] - alone[0], "static_ram": full[1] - alone[1],
+            "harness_flash": alone[0], "harness_static_ram": alone[1]}
