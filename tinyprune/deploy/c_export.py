@@ -33,8 +33,9 @@ C_TYPES = {np.dtype(np.float32): ("float", 4), np.dtype(np.int8): ("int8_t", 1),
            np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4),
            np.dtype(np.int32): ("int32_t", 4), np.dtype(np.uint8): ("uint8_t", 1)}
 
-# The two layer functions every export shares; weight_t and index_t are set per model.
-KERNELS = r"""
+# The two layer functions of the exports (a model without convs needs only the second);
+# weight_t and index_t are set per model.
+CONV_POOL = r"""
 /* out[f] = relu?(maxpool2x2(b[f] + sum of the taps of channel f)), for f < F.
  * in (C, Hp, Wp): the input, already padded. A tap's index is c*Hp*Wp + kh*Wp + kw, so it adds
  * w * in[index + oh*Wp + ow] to output pixel (oh, ow). plane: room for one Ho x Wo plane.
@@ -68,7 +69,9 @@ static void conv_pool(const float *in, int Hp, int Wp, int K, int F, const index
         }
     }
 }
+"""
 
+LINEAR = r"""
 /* out[r] = relu?(b[r] + sum of the row's weights times the inputs they pick), for r < R. */
 static void linear(const float *x, int R, const index_t *ptr, const index_t *index,
                    const weight_t *values, float scale, const float *b, int relu, float *out)
@@ -115,7 +118,8 @@ def generate_c(model: Sequential, quantize: bool = False,
     C, H, W = input_shape
     classes = len(sparse.csr[-1][0]) - 1
     weights, arrays, calls, buffers = 0, [], [], []
-    pad0 = sparse.stages[0].layer.padding
+    first = sparse.stages[0].layer
+    pad0 = first.padding if isinstance(first, Conv2d) else 0     # lenet-300-100 starts with fc1
     shape = (C, H + 2 * pad0, W + 2 * pad0)                    # the current input, padded
     buffers.append(f"float input[{np.prod(shape)}] = {{0}};  /* ({C}, {shape[1]}, {shape[2]}), "
                    f"image in a border of {pad0} zeros */")
@@ -152,7 +156,9 @@ def generate_c(model: Sequential, quantize: bool = False,
             current = f"{name}_out"
         else:
             calls.append(f"linear({current}, {rows}, {args}, logits);")
-    buffers.append(f"float plane[{plane}];  /* one conv output plane before pooling */")
+    has_conv = isinstance(first, Conv2d)
+    if has_conv:
+        buffers.append(f"float plane[{plane}];  /* one conv output plane before pooling */")
     kept = sparse.nonzero
     total = sum(p.value.size for p in model.prunable().values())
     weight_type = "int8_t" if quantize else "float"
@@ -186,7 +192,7 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 typedef {weight_type} weight_t;
 typedef {C_TYPES[np.dtype(index_dtype)][0]} index_t;
-{KERNELS}
+{CONV_POOL if has_conv else ""}{LINEAR}
 {"".join(arrays)}
 int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES])
 {{
