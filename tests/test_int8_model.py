@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinyprune.data.transforms import to_input
-from tinyprune.deploy.c_int8 import export_c_int8, gap_encode
+from tinyprune.deploy.c_int8 import SKIP, export_c_int8, gap_encode, pack_indices
 from tinyprune.deploy.int8_model import (
     INPUT_SCALE,
     INPUT_ZERO,
@@ -17,6 +17,7 @@ from tinyprune.deploy.int8_model import (
     quantize_multiplier,
     requantize,
 )
+from tinyprune.deploy.weight_sharing import parse_bits, share_weights
 from tinyprune.nn.model import lenet5, lenet5_caffe, lenet_300_100
 from tinyprune.prune.criteria import prune
 
@@ -90,21 +91,33 @@ def test_int8_logits_follow_the_float_ones(build):
     assert (q.predict(test) == float_logits.argmax(axis=1)).mean() > 0.9
 
 
-def test_gap_encoding_bridges_long_gaps_with_zero_fillers():
+def test_gap_encoding_jumps_long_gaps_with_skip_bytes():
     ptr = np.array([0, 3, 3, 5])
-    index = np.array([5, 300, 1000, 0, 255])
-    values = np.array([1, 2, 3, 4, 5], np.int8)
-    new_ptr, gap, new_values = gap_encode(ptr, index, values)
-    decoded = [np.cumsum(gap[new_ptr[r]:new_ptr[r + 1]]) for r in range(3)]
-    kept = [new_values[new_ptr[r]:new_ptr[r + 1]] for r in range(3)]
-    assert gap.dtype == np.uint8 and gap.max() <= 255
-    # row 0: 5, then 295 = 255 + 40, then 700 = 255 + 255 + 190
-    assert list(gap[:new_ptr[1]]) == [5, 255, 40, 255, 255, 190]
-    for r in range(3):
-        nonzero = kept[r] != 0
-        assert list(decoded[r][nonzero]) == list(index[ptr[r]:ptr[r + 1]])
-        assert list(kept[r][nonzero]) == list(values[ptr[r]:ptr[r + 1]])
-    assert new_ptr[-1] == len(gap) == 6 + 0 + 2
+    columns = np.array([5, 300, 1000, 0, 255])
+    new_ptr, gap = gap_encode(ptr, columns)
+    assert gap.dtype == np.uint8
+    # row 0: 5, then 295 = 255 + 40, then 700 = 255 + 255 + 190; row 2: 0, then 255 = 255 + 0
+    assert list(gap) == [5, 255, 40, 255, 255, 190, 0, 255, 0]
+    assert list(new_ptr) == [0, 6, 6, 9]
+    for r in range(3):          # decode as the C does: move on by each gap, a weight unless 255
+        row, position = [], 0
+        for g in gap[new_ptr[r]:new_ptr[r + 1]]:
+            position += int(g)
+            if g != SKIP:
+                row.append(position)
+        assert row == list(columns[ptr[r]:ptr[r + 1]])
+
+
+def test_packed_indices_read_back_as_the_c_reads_them():
+    rng = np.random.default_rng(0)
+    for bits in range(1, 9):
+        index = rng.integers(0, 2**bits, size=101)
+        packed = pack_indices(index, bits)
+        assert len(packed) == -(-101 * bits // 8) + 1
+        for n, expected in enumerate(index):
+            bit = n * bits
+            two = int(packed[bit >> 3]) | int(packed[(bit >> 3) + 1]) << 8
+            assert (two >> (bit & 7)) & ((1 << bits) - 1) == expected
 
 
 def run_host_c(q, pixels, tmp_path):
@@ -138,6 +151,34 @@ def test_c_equals_the_reference_bit_for_bit(build, sparsity, tmp_path):
     np.testing.assert_array_equal(logits, reference)
     np.testing.assert_array_equal(classes, reference.argmax(axis=1))
     assert len(np.unique(logits, axis=0)) > len(pixels) // 2   # not a constant answer
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")
+@pytest.mark.parametrize("build, bits", [(lenet5, "conv=8,fc=5"), (lenet_300_100, "3")])
+def test_shared_weights_c_equals_the_reference_bit_for_bit(build, bits, tmp_path):
+    model = build(seed=0)
+    prune(model, 0.9)
+    shared = share_weights(model, parse_bits(bits, model))
+    q = Int8Model(model, images(100, seed=7), shared)
+    pixels = images(200, seed=8)
+    logits, classes = run_host_c(q, pixels, tmp_path)
+    np.testing.assert_array_equal(logits, q.forward(pixels))
+    np.testing.assert_array_equal(classes, q.predict(pixels))
+    assert len(np.unique(logits, axis=0)) > len(pixels) // 2
+    c_text = (tmp_path / f"{model.name.replace('-', '_')}_shared.c").read_text()
+    assert "fc1_codebook" in c_text and "fc1_values" not in c_text    # nothing expanded
+    # each shared layer holds at most 2^bits distinct int8 weights
+    for stage in q.stages:
+        assert len(np.unique(stage.weight[stage.kept])) <= len(stage.codebook)
+
+
+def test_shared_weights_must_be_the_models():
+    model = lenet5(seed=0)
+    prune(model, 0.5)
+    shared = share_weights(model, parse_bits("4", model))
+    model.layers["fc1"].weight.value[0, 0] += 1.0
+    with pytest.raises(ValueError, match="not its shared values"):
+        Int8Model(model, images(10), shared)
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")

@@ -4,6 +4,7 @@ and held to Python image by image: the int8 variant bit for bit, the float one c
 
 Without the Arm toolchain or QEMU these tests skip, saying what to install; with CI=true they
 fail instead, since CI must run them."""
+import copy
 import os
 
 import numpy as np
@@ -14,6 +15,7 @@ from tinyprune.data.transforms import to_input
 from tinyprune.deploy.mcu.build import TARGETS, Program, build, footprint, missing_tools
 from tinyprune.deploy.mcu.qemu import run
 from tinyprune.deploy.mcu.variants import export_variant
+from tinyprune.deploy.weight_sharing import parse_bits, share_weights
 from tinyprune.nn.model import lenet5, lenet_300_100
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
@@ -36,9 +38,9 @@ def random_images(n, seed):
                     0).astype(np.uint8)
 
 
-def run_variant(model, name, target, images, tmp_path, calibration=None):
+def run_variant(model, name, target, images, tmp_path, calibration=None, shared=None):
     """Export, build and run on QEMU; -> (variant, the device's RunResult)."""
-    variant = export_variant(model, name, tmp_path / name, calibration)
+    variant = export_variant(model, name, tmp_path / name, calibration, shared)
     elf = build(variant.program, TARGETS[target], tmp_path / name / target)
     result = run(elf, TARGETS[target], images, tmp_path / "work", variant.program.classes)
     return variant, result
@@ -69,6 +71,22 @@ def test_int8_lenet5_on_the_device_is_bit_exact_and_fits(target, tmp_path):
     # the issue's budget for the 90%-pruned LeNet-5: 16 KB of flash, 8 KB of RAM
     assert 4000 < size["flash"] <= 16 * 1024
     assert size["static_ram"] + result.stack <= 8 * 1024 and result.stack > 1000
+
+
+def test_shared_lenet5_on_the_cortex_m4_is_bit_exact_and_smaller_than_int8(tmp_path):
+    model = lenet5(seed=0)
+    prune(model, 0.9)
+    shared = share_weights(model, parse_bits("conv=8,fc=5", model))
+    images, calibration = random_images(300, seed=7), random_images(100, seed=8)
+    variant, result = run_variant(model, "shared", "cortex-m4", images, tmp_path, calibration,
+                                  shared)
+    assert_agrees(variant, result, images)
+    shared_size = footprint(variant.program, TARGETS["cortex-m4"], tmp_path / "size")
+    int8 = export_variant(model, "int8", tmp_path / "int8", calibration)
+    int8_size = footprint(int8.program, TARGETS["cortex-m4"], tmp_path / "size8")
+    # fc layers' 5-bit indices instead of 8-bit values: about 3/8 of 5,000 bytes saved
+    assert shared_size["flash"] < int8_size["flash"] - 1500
+    assert shared_size["static_ram"] + result.stack <= 8 * 1024
 
 
 def test_float_lenet5_and_lenet_300_100_on_the_cortex_m4(tmp_path):
@@ -125,6 +143,17 @@ def test_int8_lenet5_on_all_10000_test_images_on_the_cortex_m4(quick_lenet5, tmp
                       == data.test_labels).mean()
     assert accuracy > 0.5                # a quick model, 90% pruned, but well above chance (10%)
     assert abs(accuracy - float_accuracy) < 0.01, (accuracy, float_accuracy)
+
+
+@pytest.mark.slow
+def test_shared_lenet5_on_all_10000_test_images_on_the_cortex_m4(quick_lenet5, tmp_path):
+    model, data = quick_lenet5
+    model = copy.deepcopy(model)
+    shared = share_weights(model, parse_bits("conv=8,fc=5", model))
+    variant, result = run_variant(model, "shared", "cortex-m4", data.test_images, tmp_path,
+                                  data.train_images[:2000], shared)
+    assert_agrees(variant, result, data.test_images)
+    assert (result.classes == data.test_labels).mean() > 0.5
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ The arithmetic, for each stage (a conv block: conv, 2x2 max pool, relu?; or a li
                  and z = round(255 mean) - 128, so a - z = pixel - 33: the normalised pixel,
                  but for a shift of 0.33 of a pixel step (255 mean = 33.33).
     weights      int8 w = round(weight / s_w), s_w = max |weight| / 127 per layer (zero stays 0).
+                 A shared layer (deploy/weight_sharing.py) quantises its codebook the same way,
+                 and w = codebook_int8[index] for each kept weight.
     accumulate   int32 acc = bias + sum w * a over the kept weights, where
                  bias = round(b / (s_in s_w)) - z_in * sum w: the zero point folded in, which is
                  exact for the padding too (padding holds a = z_in, a real 0).
@@ -37,6 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD, to_input
 from tinyprune.deploy.compress import quantize_int8
 from tinyprune.deploy.sparse_model import Stage, sparse_stages
+from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.model import Sequential
 
@@ -48,7 +51,9 @@ INPUT_ZERO = round(255.0 * MNIST_MEAN) - 128
 class IntStage:
     """One stage in integers. weight: int8 (F, C, K, K) for a conv, (R, M) for a linear layer;
     bias: int32 (F,) with the input's zero point folded in; mult, shift: the requantisation
-    (unused in the last stage); zero: the output's zero point; lo: the lowest output."""
+    (unused in the last stage); zero: the output's zero point; lo: the lowest output;
+    kept: bool like weight, the weights stored; a shared layer also has codebook (k,) int8 and
+    index (like weight, int16, -1 where pruned), with weight = codebook[index] where kept."""
 
     name: str
     weight: np.ndarray
@@ -58,10 +63,28 @@ class IntStage:
     shift: int
     zero: int
     lo: int
+    kept: np.ndarray
+    codebook: np.ndarray | None = None
+    index: np.ndarray | None = None
 
     @property
     def is_conv(self) -> bool:
         return self.weight.ndim == 4
+
+
+def int8_weight(weight: np.ndarray, shared: SharedWeight | None
+                ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray | None]:
+    """-> (int8 weight, its scale, kept (bool), int8 codebook or None): the weight quantised,
+    or, for a shared weight, its codebook quantised and indexed."""
+    if shared is None:
+        w, scale = quantize_int8(weight)
+        return w, float(scale), w != 0, None
+    if not np.array_equal(shared.weight(), weight):
+        raise ValueError("the model's weight is not its shared values: share_weights (and "
+                         "SharedSGD) keep them equal; load the model from the same file")
+    codebook, scale = quantize_int8(shared.codebook)
+    w = np.where(shared.kept, codebook[np.maximum(shared.index, 0)], 0).astype(np.int8)
+    return w, float(scale), shared.kept, codebook
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -101,8 +124,12 @@ def activation_range(a: np.ndarray) -> tuple[float, int]:
 class Int8Model:
     """A model that sparse_stages accepts, in int8 weights and activations (see the module)."""
 
-    def __init__(self, model: Sequential, calibration_images: np.ndarray):
+    def __init__(self, model: Sequential, calibration_images: np.ndarray,
+                 shared: dict[str, SharedWeight] | None = None):
+        """shared: {'<layer>.weight': SharedWeight} for layers stored as codebook + indices
+        (the model must hold their shared values, as share_weights leaves it)."""
         stages = sparse_stages(model)
+        shared = shared or {}
         outputs = stage_outputs(model, stages, to_input(calibration_images))
         self.name = model.name
         self.stages: list[IntStage] = []
@@ -110,19 +137,22 @@ class Int8Model:
         s_in, z_in = INPUT_SCALE, INPUT_ZERO
         for i, (stage, out) in enumerate(zip(stages, outputs)):
             last = i == len(stages) - 1
-            w, s_w = quantize_int8(stage.layer.weight.value)
+            sharing = shared.get(f"{stage.name}.weight")
+            w, s_w, kept, codebook = int8_weight(stage.layer.weight.value, sharing)
             s_out, z_out = activation_range(out) if not last else (1.0, 0)
             rows = w.reshape(len(w), -1).astype(np.int64)
-            bias = (np.rint(stage.layer.bias.value / (s_in * float(s_w))).astype(np.int64)
+            bias = (np.rint(stage.layer.bias.value / (s_in * s_w)).astype(np.int64)
                     - z_in * rows.sum(axis=1))
             if int((np.abs(bias) + 128 * np.abs(rows).sum(axis=1)).max()) >= 2**31:
                 raise ValueError(f"{stage.name}: an int32 accumulator could overflow")
-            m, n = (0, 1) if last else quantize_multiplier(s_in * float(s_w) / s_out)
+            m, n = (0, 1) if last else quantize_multiplier(s_in * s_w / s_out)
             pad = stage.layer.padding if isinstance(stage.layer, Conv2d) else 0
-            self.stages.append(IntStage(stage.name, w, bias.astype(np.int32), pad, m, n, z_out,
-                                        z_out if stage.relu else -128))
+            self.stages.append(IntStage(
+                stage.name, w, bias.astype(np.int32), pad, m, n, z_out,
+                z_out if stage.relu else -128, kept, codebook,
+                None if sharing is None else sharing.index))
             if last:       # real logits = int32 logits * logit_scale (never used on device)
-                self.logit_scale = s_in * float(s_w)
+                self.logit_scale = s_in * s_w
             s_in, z_in = s_out, z_out
 
     def forward(self, pixels: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -9,6 +9,8 @@ computation it must agree with.
     float   float32 weights (the CSR export of deploy/c_export.py) and float activations;
             Python: model.forward. Same classes; logits equal to rounding (another sum order).
     int8    integers only (deploy/c_int8.py); Python: Int8Model.forward. Equal bit for bit.
+    shared  the same with shared weights (an int8 codebook per layer and packed indices, from
+            deploy/weight_sharing.py); Python: Int8Model(..., shared).forward. Bit for bit.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ from tinyprune.deploy.c_int8 import export_c_int8
 from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.deploy.mcu.build import Program
 from tinyprune.deploy.mcu.qemu import RunResult
+from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.nn.model import Sequential
 
-VARIANTS = ("float", "int8")
+VARIANTS = ("float", "int8", "shared")
 
 
 @dataclass
@@ -46,9 +49,11 @@ class Variant:
 
 def export_variant(model: Sequential, name: str, out_dir: Path,
                    calibration_images: np.ndarray | None = None,
+                   shared: dict[str, SharedWeight] | None = None,
                    input_shape: tuple[int, int, int] = (1, 28, 28)) -> Variant:
-    """Write the model's C for variant `name` into out_dir; -> the Variant. The int8 variant
-    calibrates its activation scales on calibration_images (uint8, training images)."""
+    """Write the model's C for variant `name` into out_dir; -> the Variant. The int8 and shared
+    variants calibrate their activation scales on calibration_images (uint8, training images);
+    the shared one takes the model's SharedWeights ({'<layer>.weight': ...})."""
     size = int(np.prod(input_shape))
     if name == "float":
         written = export_c(model, out_dir)
@@ -57,10 +62,13 @@ def export_variant(model: Sequential, name: str, out_dir: Path,
                           model_classes(model))
         return Variant(name, program, lambda pixels: model.forward(to_input(pixels)),
                        np.float32, exact=False)
-    if name == "int8":
+    if name in ("int8", "shared"):
         if calibration_images is None:
-            raise ValueError("the int8 variant needs calibration images (training images)")
-        q = Int8Model(model, calibration_images)
+            raise ValueError(f"the {name} variant needs calibration images (training images)")
+        if name == "shared" and not shared:
+            raise ValueError("the shared variant needs the model's shared weights (a shared.tpz "
+                             "from python -m tinyprune.deep_compress)")
+        q = Int8Model(model, calibration_images, shared if name == "shared" else None)
         written = export_c_int8(q, out_dir)
         program = Program([written["c"]], f"{written['prefix']}_predict", "int32_t", size,
                           model_classes(model))
