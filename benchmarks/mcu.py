@@ -6,10 +6,11 @@ FPU, mps2-an385), built with arm-none-eabi-gcc -Os.
         [--images 10000] [--few 1000] [--soft 50] [--calibration 2000]
 
 Each RUN_DIR is the --out of `python -m tinyprune.run` (its results.json names the model, its
-pruned.npz holds the weights); --dense adds each model's unpruned model.npz, exported by the
-same CSR code (so it stores an index per weight too). Variants: float (float32 CSR, float
-activations) and int8 (integers only; activation scales calibrated on the first --calibration
-training images).
+pruned.npz holds the weights) or of `python -m tinyprune.deep_compress` (shared.tpz: weights
+shared per layer); --dense adds each model's unpruned model.npz, exported by the same CSR code
+(so it stores an index per weight too). Variants: float (float32 CSR, float activations) and
+int8 (integers only; activation scales calibrated on the first --calibration training images)
+for pruned.npz; shared (integers only, an int8 codebook and packed indices) for shared.tpz.
 
 How each number is measured:
 - flash: text + rodata (+ data's initial values) of the program minus those of the same harness
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
 from tinyprune.data.mnist import load_mnist  # noqa: E402
+from tinyprune.deploy import compress_v2  # noqa: E402
 from tinyprune.deploy.mcu.build import TARGETS, build, footprint, missing_tools  # noqa: E402
 from tinyprune.deploy.mcu.qemu import run  # noqa: E402
 from tinyprune.deploy.mcu.variants import VARIANTS, export_variant  # noqa: E402
@@ -51,20 +53,33 @@ COLUMNS = ("model", "variant", "core", "flash", "RAM", "stack", "instructions", 
            "accuracy", "same", "exact")
 
 
-def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential]]:
-    """-> (label, model) for each run's pruned.npz (and, with dense, each model's model.npz)."""
+def kept_fraction(model: Sequential) -> float:
+    """The fraction of the prunable weights kept (their masks, or their non-zeros)."""
+    weights = model.prunable().values()
+    kept = sum(int((p.mask if p.mask is not None else p.value != 0).sum()) for p in weights)
+    return kept / sum(p.value.size for p in weights)
+
+
+def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential, dict]]:
+    """-> (label, model, shared weights) for each folder: a run's pruned.npz (and, with dense,
+    its model.npz, once per model), or deep_compress's shared.tpz."""
     models, seen = [], set()
     for folder in run_dirs:
-        results = json.loads((folder / "results.json").read_text())
-        name, sparsity = results["model"], results["sparsity"]
-        model = MODELS[name]()
-        model.load(folder / "pruned.npz")
-        if dense and name not in seen:
-            dense_model = MODELS[name]()
-            dense_model.load(folder / "model.npz")
-            models.append((f"{name} dense", dense_model))
-            seen.add(name)
-        models.append((f"{name} {sparsity:.0%} ({folder.name})", model))
+        if (folder / "shared.tpz").is_file():
+            meta, state, shared = compress_v2.read(folder / "shared.tpz")
+            model = MODELS[meta["model"]]()
+            model.load_state(state, source=str(folder / "shared.tpz"))
+        else:
+            name = json.loads((folder / "results.json").read_text())["model"]
+            model, shared = MODELS[name](), {}
+            model.load(folder / "pruned.npz")
+            if dense and name not in seen:
+                dense_model = MODELS[name]()
+                dense_model.load(folder / "model.npz")
+                models.append((f"{name} dense", dense_model, {}))
+                seen.add(name)
+        label = f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})"
+        models.append((label, model, shared))
     return models
 
 
@@ -74,9 +89,10 @@ def image_count(variant: str, core: str, args) -> int:
     return args.images if core == "cortex-m4" else args.few
 
 
-def measure(label, model, variant_name, core, data, args, out: Path) -> dict:
+def measure(label, model, shared, variant_name, core, data, args, out: Path) -> dict:
     """Export into out, build, size and run one variant on one core; -> its row."""
-    variant = export_variant(model, variant_name, out, data.train_images[:args.calibration])
+    variant = export_variant(model, variant_name, out, data.train_images[:args.calibration],
+                             shared)
     target = TARGETS[core]
     size = footprint(variant.program, target, out / core)
     images = data.test_images[:image_count(variant_name, core, args)]
@@ -128,20 +144,23 @@ def main() -> int:
     if (reason := missing_tools()) is not None:
         parser.error(reason)
     for folder in args.run_dirs:
-        if not (folder / "results.json").is_file() or not (folder / "pruned.npz").is_file():
-            parser.error(f"{folder} has no results.json and pruned.npz; make it with "
-                         f"python -m tinyprune.run --out {folder}")
+        if not (folder / "shared.tpz").is_file() and not (folder / "pruned.npz").is_file():
+            parser.error(f"{folder} has neither pruned.npz nor shared.tpz; make it with "
+                         f"python -m tinyprune.run --out {folder} or python -m "
+                         f"tinyprune.deep_compress --out {folder}")
     data, info = load_mnist(), tool_versions()
     print(f"{info['gcc']}; {info['qemu']}; load average {info['load_average_1min_at_start']}")
     print(f"{'model':<34} {'variant':<7} {'core':<9} {'flash B':>8} {'RAM B':>7} {'stack':>7} "
           f"{'instr/infer':>13} {'images':>6} {'accuracy':>8} {'same':>6} {'exact':>5}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="tinyprune-mcu-") as work:
-        for i, (label, model) in enumerate(load_models(args.run_dirs, args.dense)):
+        for i, (label, model, shared) in enumerate(load_models(args.run_dirs, args.dense)):
             for variant in args.variants:
+                if (variant == "shared") != bool(shared):
+                    continue     # shared for deep_compress folders, float and int8 for the rest
                 for core in args.cores:
                     out = Path(work) / f"{i}-{variant}"
-                    rows.append(measure(label, model, variant, core, data, args, out))
+                    rows.append(measure(label, model, shared, variant, core, data, args, out))
                     print_row(rows[-1])
     if args.json:
         write_json(args.json, {"machine": info, "columns": COLUMNS, "rows": rows})

@@ -64,15 +64,47 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 """
 
 CONV_POOL = r"""
+#ifdef __GNUC__
+#define NOINLINE __attribute__((noinline))  /* few live variables: the MAC loop's stay in registers */
+#else
+#define NOINLINE
+#endif
+
+/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
+ * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
+ * where each gap moves the tap's offset on. -> the number of the channel's next weight. */
+static NOINLINE uint32_t conv_rows(const int8_t *x, int Wp, int Wo, const uint8_t *g,
+                                   const uint8_t *end, const weights_t *weights, uint32_t n,
+                                   int32_t b, int32_t *rows)
+{
+    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
+    int32_t *rows1 = rows + Wo;
+    for (int j = 0; j < 2 * Wo; j++)
+        rows[j] = b;
+    for (; g < end; g++) {
+        x += *g;
+        if (*g == SKIP)
+            continue;
+        const int32_t wt = WEIGHT(&w, n++);
+        const int8_t *x1 = x + Wp;
+        for (int j = 0; j < Wo; j++) {
+            rows[j] += wt * x[j];
+            rows1[j] += wt * x1[j];
+        }
+    }
+    return n;
+}
+
 /* out[f] = requantize(maxpool2x2(bias[f] + sum of the taps of channel f)), for f < F.
- * in (C, Hp, Wp): the input, already padded. A tap at offset o of `in` adds
- * weight * in[o + oh*Wp + ow] to conv output (oh, ow). Two conv rows at a time go into rows
- * (2 * Wo accumulators), then pool into one output row.
+ * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
+ * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
+ * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
  * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad values `zero`
  * (a real 0), the padding of the next conv. */
 static void conv_pool(const int8_t *in, int Hp, int Wp, int K, int F, const ptr_t *ptr,
-                      const uint8_t *gap, const weights_t *w, const int32_t *bias, int32_t mult,
-                      int shift, int zero, int lo, int opad, int32_t *rows, int8_t *out)
+                      const uint8_t *gap, const weights_t *weights, const int32_t *bias,
+                      int32_t mult, int shift, int zero, int lo, int opad, int32_t *rows,
+                      int8_t *out)
 {
     const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
@@ -82,21 +114,8 @@ static void conv_pool(const int8_t *in, int Hp, int Wp, int K, int F, const ptr_
     for (int f = 0; f < F; f++, first = n) {
         int8_t *o = out + f * Hs * Ws + opad * Ws + opad;
         for (int i = 0; i < Hq; i++) {
-            for (int j = 0; j < 2 * Wo; j++)
-                rows[j] = bias[f];
-            const int8_t *x = in + 2 * i * Wp;
-            n = first;
-            for (ptr_t t = ptr[f]; t < ptr[f + 1]; t++) {
-                x += gap[t];
-                if (gap[t] == SKIP)
-                    continue;
-                const int32_t wt = WEIGHT(w, n);
-                n++;
-                for (int j = 0; j < Wo; j++) {
-                    rows[j] += wt * x[j];
-                    rows[Wo + j] += wt * x[Wp + j];
-                }
-            }
+            n = conv_rows(in + 2 * i * Wp, Wp, Wo, gap + ptr[f], gap + ptr[f + 1], weights,
+                          first, bias[f], rows);
             for (int k = 0; k < Wq; k++) {
                 int32_t m = rows[2 * k];
                 if (rows[2 * k + 1] > m) m = rows[2 * k + 1];
@@ -113,19 +132,19 @@ LINEAR = r"""
 /* acc[r] = bias[r] + sum of row r's weights times the inputs they pick, for r < R; then
  * out[r] = requantize(acc[r]), or, for the last layer (out == 0), logits[r] = acc[r]. */
 static void linear(const int8_t *x, int R, const ptr_t *ptr, const uint8_t *gap,
-                   const weights_t *w, const int32_t *bias, int32_t mult, int shift, int zero,
-                   int lo, int8_t *out, int32_t *logits)
+                   const weights_t *weights, const int32_t *bias, int32_t mult, int shift,
+                   int zero, int lo, int8_t *out, int32_t *logits)
 {
+    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
+    const uint8_t *g = gap + ptr[0];
     uint32_t n = 0;
     for (int r = 0; r < R; r++) {
         int32_t acc = bias[r];
         const int8_t *xp = x;
-        for (ptr_t t = ptr[r]; t < ptr[r + 1]; t++) {
-            xp += gap[t];
-            if (gap[t] == SKIP)
-                continue;
-            acc += WEIGHT(w, n) * *xp;
-            n++;
+        for (const uint8_t *end = gap + ptr[r + 1]; g < end; g++) {
+            xp += *g;
+            if (*g != SKIP)
+                acc += WEIGHT(&w, n++) * *xp;
         }
         if (out)
             out[r] = requantize(acc, mult, shift, zero, lo);
@@ -233,8 +252,8 @@ def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
     C, H, W = input_shape
     pad = q.stages[0].pad
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    lines = [f"int8_t input[{C * Hp * Wp}];  /* ({C}, {Hp}, {Wp}): pixel - 128, in a border of "
-             f"{pad} zero points ({INPUT_ZERO}) */"]
+    lines = [(f"int8_t input[{C * Hp * Wp}];  /* ({C}, {Hp}, {Wp}): pixel - 128, in a border "
+              f"of {pad} zero points ({INPUT_ZERO}) */")]
     if pad:
         lines.append(f"for (int j = 0; j < {C * Hp * Wp}; j++) input[j] = {INPUT_ZERO};")
     lines.append(f"for (int c = 0; c < {C}; c++) for (int h = 0; h < {H}; h++) "
