@@ -5,8 +5,7 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits

@@ -24,13 +24,13 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, matmul_gflops, median_seconds, ms, ratio, write_json  # noqa: E402
 
-from tinyprune.nn import layers  # noqa: E402
+from tinyprune.data.transforms import random_shift
 from tinyprune.kernels import conv, pool  # noqa: E402
+from tinyprune.nn import layers  # noqa: E402
 from tinyprune.nn.loss import SoftmaxCrossEntropy  # noqa: E402
 from tinyprune.nn.model import lenet5  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.train.loop import evaluate, fit, to_input  # noqa: E402
-from tinyprune.data.transforms import random_shift
 
 try:
     import torch

@@ -31,10 +31,10 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, ms, ratio, write_json  # noqa: E402
 
+from tinyprune.deploy.sparse_model import SparseModel  # noqa: E402
 from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU  # noqa: E402
 from tinyprune.nn.model import Sequential, lenet5  # noqa: E402
 from tinyprune.prune.criteria import prune  # noqa: E402
-from tinyprune.deploy.sparse_model import SparseModel  # noqa: E402
 
 try:
     import torch

@@ -6,12 +6,18 @@ import zipfile
 import numpy as np
 import pytest
 
+import tinyprune.files
 import tinyprune.train.checkpoint as ckpt
-from tinyprune.train.checkpoint import CheckpointError, checkpoint_phase, load_checkpoint, save_checkpoint
 from tinyprune.nn.layers import Linear
 from tinyprune.nn.model import Sequential, lenet5
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
+from tinyprune.train.checkpoint import (
+    CheckpointError,
+    checkpoint_phase,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 OPTIONS = {"seed": 0, "epochs": 3, "lr": 0.05, "sparsity": 0.5, "limit": None}
 HISTORY = [{"epoch": 1, "train_loss": 0.1234567891234, "test_accuracy": 0.9876, "seconds": 1.5}]
@@ -73,7 +79,7 @@ def test_interrupted_save_keeps_the_old_checkpoint_and_no_temp_file(tmp_path, mo
 
     def ctrl_c(fd):
         raise KeyboardInterrupt
-    monkeypatch.setattr(ckpt.os, "fsync", ctrl_c)
+    monkeypatch.setattr(tinyprune.files.os, "fsync", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         save(tmp_path / "c.npz", model, optimizer, epoch=2)
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]

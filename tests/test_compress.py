@@ -6,8 +6,15 @@ import zipfile
 import numpy as np
 import pytest
 
-from tinyprune.deploy.compress import (CompressedFormatError, dense_float32_bytes, dequantize_int8,
-                                load_compressed, quantize_int8, read_compressed, save_compressed)
+from tinyprune.deploy.compress import (
+    CompressedFormatError,
+    dense_float32_bytes,
+    dequantize_int8,
+    load_compressed,
+    quantize_int8,
+    read_compressed,
+    save_compressed,
+)
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
 

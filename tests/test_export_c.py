@@ -8,15 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune.deploy.compress import load_compressed, save_compressed
-from tinyprune.deploy.c_export import c_float, export_c
 from tinyprune.data.mnist import Mnist, load_mnist
+from tinyprune.data.transforms import to_input
+from tinyprune.deploy.c_export import c_float, export_c
+from tinyprune.deploy.compress import load_compressed, save_compressed
+from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
-from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.train.loop import evaluate, fit
-from tinyprune.data.transforms import to_input
 
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
 

@@ -2,13 +2,12 @@
 import numpy as np
 import pytest
 
-from tinyprune.prune.filters import filter_masks, shrink
-
-from tinyprune.train.loop import inference_seconds
+from tinyprune.data.transforms import to_input
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
-from tinyprune.data.transforms import to_input
+from tinyprune.prune.filters import filter_masks, shrink
+from tinyprune.train.loop import inference_seconds
 
 
 def images(n=6, seed=0):

@@ -3,30 +3,29 @@ hypothesis-drawn shapes in float32 and float64; each twin against float64 finite
 import numba
 import numpy as np
 import pytest
+from helpers import assert_close, conv_cases, numerical_gradient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyprune.kernels.conv import (conv2d_backward_input, conv2d_backward_input_numpy,
-                                    conv2d_backward_weight, conv2d_backward_weight_numpy,
-                                    conv2d_forward, conv2d_forward_numpy)
-from tinyprune.kernels.pool import (maxpool2x2_backward, maxpool2x2_backward_numpy,
-                                    maxpool2x2_forward, maxpool2x2_forward_numpy)
-
-from gradcheck import numerical_gradient
+from tinyprune.kernels.conv import (
+    conv2d_backward_input,
+    conv2d_backward_input_numpy,
+    conv2d_backward_weight,
+    conv2d_backward_weight_numpy,
+    conv2d_forward,
+    conv2d_forward_numpy,
+)
+from tinyprune.kernels.pool import (
+    maxpool2x2_backward,
+    maxpool2x2_backward_numpy,
+    maxpool2x2_forward,
+    maxpool2x2_forward_numpy,
+)
 
 DTYPES = [np.float32, np.float64]
 # LeNet-5's layers at batch 2: (x shape, w shape, pad) and pool input shapes.
 LENET_CONVS = [((2, 1, 28, 28), (6, 1, 5, 5), 2), ((2, 6, 14, 14), (16, 6, 5, 5), 0)]
 LENET_POOLS = [(2, 6, 28, 28), (2, 16, 10, 10)]
-
-
-def assert_close(actual, expected):
-    """Kernel vs twin. Both sum the same products in different orders; in float32 a sum of
-    hundreds of terms loses precision relative to the array's scale, not to each element."""
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    tol = 1e-5 if actual.dtype == np.float32 else 1e-12
-    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
 
 
 def conv_arrays(rng, dtype, x_shape, w_shape):
@@ -93,16 +92,6 @@ def test_pool_backward_by_hand(backward):
 
 
 # --- each kernel equals its twin ---------------------------------------------------------------
-
-@st.composite
-def conv_cases(draw):
-    """(x shape, w shape, pad, seed) with N <= 4, C <= 3, F <= 4, K <= 5, pad <= 2, H, W <= 9."""
-    K, pad = draw(st.integers(1, 5)), draw(st.integers(0, 2))
-    smallest = max(1, K - 2 * pad)                     # the output must be at least 1x1
-    H, W = draw(st.integers(smallest, 9)), draw(st.integers(smallest, 9))
-    N, C, F = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    return (N, C, H, W), (F, C, K, K), pad, draw(st.integers(0, 2**32 - 1))
-
 
 def check_conv_against_twin(dtype, x_shape, w_shape, pad, seed):
     rng = np.random.default_rng(seed)

@@ -1,12 +1,11 @@
 """Every layer, the loss and the whole model against float64 finite differences."""
 import numpy as np
 import pytest
+from helpers import numerical_gradient
 
 from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5
-
-from gradcheck import numerical_gradient
 
 
 def check_layer(layer, x, rng):

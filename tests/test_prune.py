@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from tinyprune.nn.layers import Param
-from tinyprune.nn.model import MODELS, lenet5, lenet5_caffe
-from tinyprune.prune.criteria import METHODS, magnitude_mask, prune, std_scores, std_sparsity, weight_masks
+from tinyprune.nn.model import MODELS, lenet5, lenet5_caffe, lenet_300_100
+from tinyprune.prune.criteria import (
+    METHODS,
+    magnitude_mask,
+    prune,
+    std_scores,
+    std_sparsity,
+    weight_masks,
+)
 from tinyprune.prune.report import sparsity_report, weight_uses
 
 UNSTRUCTURED = [m for m in METHODS if m != "filter"]
@@ -67,7 +74,15 @@ def test_lenet5_caffe_is_hans_network():
     assert shapes == {"conv1.weight": (20, 1, 5, 5), "conv2.weight": (50, 20, 5, 5),
                       "fc1.weight": (500, 800), "fc2.weight": (10, 500)}
     assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
-    assert sorted(MODELS) == ["lenet5", "lenet5-caffe"]
+    assert sorted(MODELS) == ["lenet-300-100", "lenet5", "lenet5-caffe"]
+
+
+def test_lenet_300_100_is_hans_fully_connected_network():
+    model = lenet_300_100()
+    assert model.num_params() == 266_610  # Han et al. (2015), table 1
+    shapes = {name: p.value.shape for name, p in model.prunable().items()}
+    assert shapes == {"fc1.weight": (300, 784), "fc2.weight": (100, 300), "fc3.weight": (10, 100)}
+    assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("method", UNSTRUCTURED)

@@ -6,8 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from run_files import without_seconds
+from helpers import without_seconds
 
 RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "500", "--epochs", "1",
        "--finetune-epochs", "1", "--seed", "3"]

@@ -9,10 +9,9 @@ import sys
 import time
 
 import pytest
+from helpers import results
 
 from tinyprune.train.checkpoint import CHECKPOINT, checkpoint_phase
-
-from run_files import results
 
 # Real MNIST (via TINYPRUNE_DATA_DIR), 1,000 training images: 2 epochs, then 2 rounds of
 # pruning and fine-tuning, of 1 and 2 epochs.

@@ -9,11 +9,11 @@ import threading
 import numpy as np
 import pytest
 
-from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
+from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
-from tinyprune.kernels.pool import maxpool2x2_forward
-from tinyprune.run import ctrl_c, main, parse_args, resume_options
+from tinyprune.run import ctrl_c, main, parse_args, run_config
+from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
 
 @pytest.mark.parametrize("option, value, message", [
@@ -114,7 +114,7 @@ def test_resume_without_a_run_to_resume_exits_2(tmp_path, capsys):
 def saved_checkpoint(out, **options):
     model = lenet5()
     save_checkpoint(out / CHECKPOINT, model, MaskedSGD(model.params(), 0.05), "train", 1,
-                    [], {**resume_options(parse_args(["--out", str(out)])), **options})
+                    [], {**run_config(parse_args(["--out", str(out)])).resume_options(), **options})
 
 
 def test_a_checkpoint_is_not_overwritten_without_resume(tmp_path, capsys):

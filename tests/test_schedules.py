@@ -3,15 +3,18 @@ import json
 
 import numpy as np
 import pytest
+from helpers import without_seconds
 
-from tinyprune.prune import schedules
 from tinyprune.data.mnist import Mnist
 from tinyprune.nn.model import lenet5
+from tinyprune.prune import schedules
 from tinyprune.prune.report import sparsity_report
-from tinyprune.prune.schedules import (agp_sparsity, iterative_targets, prune_and_finetune,
-                                 split_epochs)
-
-from run_files import without_seconds
+from tinyprune.prune.schedules import (
+    agp_sparsity,
+    iterative_targets,
+    prune_and_finetune,
+    split_epochs,
+)
 
 
 def test_iterative_removes_the_same_share_of_survivors_each_round():

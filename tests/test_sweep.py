@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from tinyprune import sensitivity, sweep
-from tinyprune.report import plots
 from tinyprune.data.mnist import Mnist
 from tinyprune.nn.model import lenet5
-from tinyprune.sensitivity import layer_sensitivity
+from tinyprune.prune import study
+from tinyprune.prune.study import layer_sensitivity
+from tinyprune.report import plots
 
 
 def test_sensitivity_prunes_one_layer_and_puts_it_back(monkeypatch):
@@ -20,7 +21,7 @@ def test_sensitivity_prunes_one_layer_and_puts_it_back(monkeypatch):
     def fake_evaluate(model, images, labels):  # records which layers are pruned at each point
         seen.append([n for n, p in model.prunable().items() if np.any(p.value == 0)])
         return 0.0, 0.5
-    monkeypatch.setattr(sensitivity, "evaluate", fake_evaluate)
+    monkeypatch.setattr(study, "evaluate", fake_evaluate)
     data = Mnist(*(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8)) * 2)
     result = layer_sensitivity(model, data, [0.0, 0.5])
     assert list(result) == ["conv1", "conv2", "fc1", "fc2", "fc3"]

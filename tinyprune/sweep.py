@@ -16,16 +16,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from tinyprune.cli.options import (
+    add_dense_cache_options,
+    check_folders,
+    data_config,
+    dense_options,
+    load_data_or_say_why,
+    train_config,
+)
 from tinyprune.cli.types import non_negative_int, positive_float, positive_int, sparsity_list
-from tinyprune.train.dense_cache import (add_dense_options, check_dense_options, dense_options, fresh_copy,
-                          load_data, trained_dense)
-from tinyprune.data.idx import IdxError
-from tinyprune.data.mnist import MnistError
-from tinyprune.report.plots import sweep_plot
+from tinyprune.config import PruneConfig
+from tinyprune.files import write_json
 from tinyprune.prune.criteria import METHODS
-from tinyprune.prune.report import sparsity_report, weight_uses
-from tinyprune.run import write_json
-from tinyprune.prune.schedules import SCHEDULES, prune_and_finetune
+from tinyprune.prune.schedules import SCHEDULES
+from tinyprune.prune.study import sweep_point
+from tinyprune.report.plots import sweep_plot
+from tinyprune.report.tables import print_sweep
+from tinyprune.train.dense_cache import trained_dense
 from tinyprune.train.loop import Diverged
 
 DEFAULT_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -40,25 +47,11 @@ def schedule_list(text: str) -> list[str]:
     return names
 
 
-def print_table(result: dict) -> None:
-    schedules = list(result["schedules"])
-    print(f"\ntest accuracy (%) after {result['finetune_epochs']} fine-tuning epochs, "
-          f"{result['method']} pruning; dense {result['dense_accuracy']:.2%}")
-    print(f"{'sparsity':>8}" + "".join(f"{s:>11}" for s in schedules))
-    sparsities = sorted({p["sparsity"] for points in result["schedules"].values() for p in points})
-    for sparsity in sparsities:
-        cells = []
-        for schedule in schedules:
-            hit = [p for p in result["schedules"][schedule] if p["sparsity"] == sparsity]
-            cells.append(f"{100 * hit[0]['test_accuracy']:11.2f}" if hit else f"{'':11}")
-        print(f"{sparsity:8.0%}" + "".join(cells))
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tinyprune.sweep", description=__doc__.split("\n\n")[0],
+        prog="python -m tinyprune.sweep", description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_dense_options(parser)
+    add_dense_cache_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
     parser.add_argument("--sparsities", type=sparsity_list, default=list(DEFAULT_SPARSITIES),
                         help="comma-separated")
@@ -71,42 +64,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds of the iterative schedule")
     parser.add_argument("--finetune-lr", type=positive_float, default=0.01)
     args = parser.parse_args(argv)
-    check_dense_options(parser, args)
+    check_folders(parser, args, args.out, args.cache_dir)
     if args.rounds > max(args.finetune_epochs, 1):
         parser.error(f"--rounds must be at most --finetune-epochs ({args.finetune_epochs})")
-    try:
-        data = load_data(args)
-    except (MnistError, IdxError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    train = train_config(args)
+    data = load_data_or_say_why(data_config(args))
+    if data is None:
         return 1
-    dense, dense_accuracy = trained_dense(args, data)
+    dense, dense_accuracy = trained_dense(train, data, args.cache_dir)
     result = {"model": args.model, "method": args.method, "dense_accuracy": dense_accuracy,
               "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
               "rounds": args.rounds, "train_images": len(data.train_images),
-              "dense": dense_options(args),
-              "schedules": {s: [] for s in args.schedules}}
+              "dense": dense_options(args), "schedules": {s: [] for s in args.schedules}}
     for schedule in args.schedules:
         for sparsity in args.sparsities:
             print(f"\n--- {schedule}, {sparsity:.0%} ---", flush=True)
-            model = fresh_copy(dense, args.seed)
+            prune = PruneConfig(sparsity=sparsity, method=args.method, schedule=schedule,
+                                rounds=args.rounds, finetune_epochs=args.finetune_epochs,
+                                finetune_lr=args.finetune_lr)
             try:
-                pruning = prune_and_finetune(
-                    model, data, sparsity, args.finetune_epochs, method=args.method,
-                    schedule=schedule, rounds=args.rounds, lr=args.finetune_lr,
-                    batch_size=args.batch_size, max_shift=args.shift, seed=args.seed)
+                result["schedules"][schedule].append(sweep_point(dense, data, train, prune))
             except Diverged as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
-            layers = sparsity_report(model.params(), weight_uses(model))
-            result["schedules"][schedule].append({
-                "sparsity": sparsity, "test_accuracy": pruning["rounds"][-1]["test_accuracy"],
-                # differs from sparsity for --method filter, whose sparsity counts filters
-                "weight_sparsity": 1 - sum(r["nonzero"] for r in layers) / sum(
-                    r["weights"] for r in layers),
-                "after_prune": pruning["rounds"][0]["after_prune"], "rounds": pruning["rounds"],
-                "layers": layers})
             write_json(args.out / "sweep.json", result)
-    print_table(result)
+    print_sweep(result)
     print(f"\nresults: {args.out / 'sweep.json'}")
     sweep_plot(result, args.out / "sweep.png")
     return 0

@@ -20,7 +20,7 @@ from os import PathLike
 import numpy as np
 
 # type code -> big-endian element type
-IDX_DTYPES = {
+IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -11,12 +11,13 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import requests
 from tqdm import tqdm
 
+from tinyprune.config import DataConfig
 from tinyprune.data.idx import IdxError, parse_idx, read_bytes
 
 # file name (without .gz) -> SHA-256 of its decompressed content; in the order of Mnist's fields.
@@ -144,9 +145,18 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
                 paths[name] = download(name, data_dir, mirrors, progress=progress)
         except MnistError as e:
             raise MnistError(f"{where}\n{e}") from None
-    mnist = Mnist(*(_load(path, name) for name, path in paths.items()))
+    mnist = Mnist(*(_load(cast(Path, path), name) for name, path in paths.items()))  # all found
     _check(mnist)
     return mnist
+
+
+def load_data(config: DataConfig) -> Mnist:
+    """MNIST from config.data_dir, its training set cut to the first config.limit images."""
+    data = load_mnist(config.data_dir)
+    if config.limit is not None:
+        data = data._replace(train_images=data.train_images[:config.limit],
+                             train_labels=data.train_labels[:config.limit])
+    return data
 
 
 def _load(path: Path, name: str) -> np.ndarray:

@@ -22,12 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
+from tinyprune.deploy.compress import (
+    CompressedFormatError,
+    load_compressed,
+    quantize_int8,
+    read_compressed,
+)
+from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.files import write_text
-from tinyprune.deploy.compress import CompressedFormatError, load_compressed, quantize_int8, read_compressed
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.model import MODELS, Sequential
-from tinyprune.deploy.sparse_model import SparseModel
-from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
 
 C_TYPES = {np.dtype(np.float32): ("float", 4), np.dtype(np.int8): ("int8_t", 1),
            np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4),
@@ -119,7 +124,7 @@ def generate_c(model: Sequential, quantize: bool = False,
     classes = len(sparse.csr[-1][0]) - 1
     weights, arrays, calls, buffers = 0, [], [], []
     first = sparse.stages[0].layer
-    pad0 = first.padding if isinstance(first, Conv2d) else 0     # lenet-300-100 starts with fc1
+    pad0 = getattr(first, "padding", 0)  # 0 for a first fc layer
     shape = (C, H + 2 * pad0, W + 2 * pad0)                    # the current input, padded
     buffers.append(f"float input[{np.prod(shape)}] = {{0}};  /* ({C}, {shape[1]}, {shape[2]}), "
                    f"image in a border of {pad0} zeros */")
@@ -128,7 +133,8 @@ def generate_c(model: Sequential, quantize: bool = False,
         name = stage.name
         scale = 1.0
         if quantize:
-            values, scale = quantize_int8(values)
+            values, q_scale = quantize_int8(values)
+            scale = float(q_scale)  # exact: a float32 is a double
         for suffix, array in (("ptr", ptr.astype(index_dtype)),
                               ("index", index.astype(index_dtype)),
                               ("values", values), ("bias", b.astype(np.float32))):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.files import atomic_write
+from tinyprune.files import write_npz
 from tinyprune.nn.model import Sequential, mask_name
 
 FORMAT = "tinyprune-compressed"
@@ -59,7 +59,8 @@ def save_compressed(model: Sequential, path: str | Path, quantize: bool = False)
     """Write the model to path (conventionally .tpz) atomically; -> the file's size in bytes."""
     path = Path(path)
     meta = {"format": FORMAT, "version": VERSION, "model": model.name,
-            "quantize": "int8" if quantize else None, "params": []}
+            "quantize": "int8" if quantize else None}
+    params: list[dict] = []
     arrays = {}
     for name, p in model.params().items():
         entry = {"name": name, "shape": list(p.value.shape), "sparse": p.prunable}
@@ -75,10 +76,9 @@ def save_compressed(model: Sequential, path: str | Path, quantize: bool = False)
             arrays[f"{name}.values"] = values
         else:
             arrays[name] = p.value.astype(np.float32)
-        meta["params"].append(entry)
-    arrays["meta"] = np.array(json.dumps(meta))
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+        params.append(entry)
+    arrays["meta"] = np.array(json.dumps({**meta, "params": params}))
+    write_npz(path, arrays, compressed=True)
     return path.stat().st_size
 
 

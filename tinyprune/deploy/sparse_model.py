@@ -8,13 +8,20 @@ model can then be trained or pruned further without changing this one.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tinyprune.kernels.pool import maxpool2x2_forward_numpy
-from tinyprune.kernels.sparse import (conv_taps, csr_from_dense, pack_layers, sparse_conv2d_numpy,
-                             sparse_forward, sparse_forward_serial, sparse_linear_numpy)
+from tinyprune.kernels.sparse import (
+    conv_taps,
+    csr_from_dense,
+    pack_layers,
+    sparse_conv2d_numpy,
+    sparse_forward,
+    sparse_forward_serial,
+    sparse_linear_numpy,
+)
 from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from tinyprune.nn.model import Sequential
 
@@ -83,8 +90,11 @@ class SparseModel:
         C, H, W = input_shape
         # The kernels trust these sizes (an index past the input reads memory out of bounds):
         # check them here, once.
+        geometry = []  # (padding, kernel size, relu) of each conv block
         for stage in convs:
+            assert isinstance(stage.layer, Conv2d)
             w, pad = stage.layer.weight.value, stage.layer.padding
+            geometry.append([pad, w.shape[2], stage.relu])
             if w.shape[1] != C:
                 raise ValueError(f"{stage.name} takes {w.shape[1]} channels, gets {C}")
             csr.append(conv_taps(w, H, W, pad))
@@ -103,8 +113,7 @@ class SparseModel:
                      stage.layer.bias.value.astype(self.dtype))
                     for (ptr, index, values), stage in zip(csr, self.stages)]
         self.packed = pack_layers([c[:3] for c in self.csr], [c[3] for c in self.csr])
-        self.conv_geometry = np.array([[s.layer.padding, s.layer.weight.value.shape[2], s.relu]
-                                       for s in convs], np.int64).reshape(len(convs), 3)
+        self.conv_geometry = np.array(geometry, np.int64).reshape(len(convs), 3)
         self.fc_relu = np.array([s.relu for s in fcs], np.int64)
 
     @property
@@ -122,7 +131,7 @@ class SparseModel:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> logits (N, classes); one thread at batch 1, all of them otherwise."""
         x = self._check(x)
-        run = sparse_forward_serial if len(x) <= 1 else sparse_forward
+        run: Any = sparse_forward_serial if len(x) <= 1 else sparse_forward
         return run(x, *self.packed, self.conv_geometry, self.fc_relu)
 
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:

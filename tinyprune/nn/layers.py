@@ -23,7 +23,10 @@ class Param:
 
 
 class Layer:
-    params: dict[str, Param] = {}
+    """A step of the network. `params` names its trainable arrays (none for most layers)."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Param] = {}  # each layer its own dict, never a shared one
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

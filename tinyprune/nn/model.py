@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.files import atomic_write
+from tinyprune.files import write_npz
 from tinyprune.nn.layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU
 
 
@@ -90,9 +90,7 @@ class Sequential:
 
     def save(self, path: str | Path, with_masks: bool = False) -> None:
         """Write an .npz atomically: a crash leaves the old file or the new one, never half."""
-        path = Path(path)
-        with atomic_write(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **self.state(with_masks))
+        write_npz(path, self.state(with_masks))
 
     def load(self, path: str | Path) -> None:
         with np.load(path) as arrays:

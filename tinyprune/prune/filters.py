@@ -16,9 +16,10 @@ from tinyprune.nn.model import Sequential
 from tinyprune.prune.masks import keep_mask
 
 
-def weighted_layers(model: Sequential) -> list[str]:
-    """Names of the conv and fc layers, in order."""
-    return [name for name, layer in model.layers.items() if isinstance(layer, (Conv2d, Linear))]
+def weighted_layers(model: Sequential) -> dict[str, Conv2d | Linear]:
+    """The conv and fc layers, by name, in order."""
+    return {name: layer for name, layer in model.layers.items()
+            if isinstance(layer, (Conv2d, Linear))}
 
 
 def kept_units(layer) -> np.ndarray:
@@ -43,20 +44,20 @@ def filter_masks(model: Sequential, sparsity: float) -> dict[str, np.ndarray]:
     """
     if not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    names = weighted_layers(model)
+    layers = weighted_layers(model)
+    names = list(layers)
     keep = {}
     for name in names[:-1]:
-        layer = model.layers[name]
+        layer = layers[name]
         w = layer.weight.value
         l1 = np.abs(w).reshape(len(w), -1).sum(axis=1)
         score = np.where(kept_units(layer), l1, -np.inf)
         keep[name] = keep_mask(score, int(round(sparsity * len(w))))
-    keep[names[-1]] = np.ones(model.layers[names[-1]].weight.value.shape[0], bool)
+    keep[names[-1]] = np.ones(layers[names[-1]].weight.value.shape[0], bool)
 
     masks = {}
     kept_before = None
-    for name in names:
-        layer = model.layers[name]
+    for name, layer in layers.items():
         w = layer.weight.value
         rows = keep[name].reshape((-1,) + (1,) * (w.ndim - 1))
         cols = np.ones(w.shape[1], bool) if kept_before is None else _input_keep(layer, kept_before)
@@ -82,6 +83,7 @@ def shrink(model: Sequential) -> Sequential:
                    else _input_keep(layer, kept_before))
         w = layer.weight.value[out_keep][:, in_keep]
         dtype = w.dtype
+        small: Conv2d | Linear
         if isinstance(layer, Conv2d):
             small = Conv2d(w.shape[1], w.shape[0], w.shape[2], layer.padding, rng, dtype,
                            input_grad=layer.input_grad)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyprune.nn.layers import Param
-from tinyprune.nn.model import Sequential, layer_of
+from tinyprune.nn.model import layer_of
 
 
 def weight_uses(model, input_shape: tuple = (1, 1, 28, 28)) -> dict[str, int]:

@@ -11,7 +11,7 @@ All three get the same number of fine-tuning epochs in total, so they can be com
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,56 +67,82 @@ def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str
     if schedule == "iterative" and rounds > max(epochs, 1):
         raise ValueError(f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
                          f"got {epochs}; lower --rounds or raise --finetune-epochs")
-    train = dict(batch_size=batch_size, max_shift=max_shift)
-    done = done or {"rounds": [], "history": []}
-    rounds_log, history = [dict(r) for r in done["rounds"]], list(done["history"])
-
-    def rng(k: int) -> np.random.Generator:
-        """For method="random": a generator per round (agp: per step), so that a resumed
-        run draws what an uninterrupted one would."""
-        return np.random.default_rng([seed, 7, k])
-
-    def finetune(round_no: int, round_epochs: int, after_step=None) -> None:
-        optimizer = MaskedSGD(model.params(), lr, momentum, weight_decay)
-        epochs_done = sum(h["round"] == round_no for h in history)
-        if epochs_done:  # resuming this round
-            optimizer.velocity = velocity
-
-        def save(entry: dict) -> None:
-            history.append({"round": round_no, **entry})
-            if after_epoch is not None:
-                after_epoch({"rounds": rounds_log, "history": history}, optimizer)
-        # seed + round: each stage draws its own batches, not a replay of training's.
-        fit(model, data, optimizer, round_epochs, seed=seed + round_no,
-            phase=f"fine-tune {round_no}", start_epoch=epochs_done + 1,
-            after_step=after_step, after_epoch=save, **train)
-
+    run = _Rounds(model, data, method, seed, after_epoch, done, velocity,
+                  dict(lr=lr, momentum=momentum, weight_decay=weight_decay),
+                  dict(batch_size=batch_size, max_shift=max_shift))
     if schedule == "agp":
-        def after_step(step: int, total_steps: int) -> None:
-            end = max(1, int(total_steps * AGP_PRUNING_SHARE))
-            every = max(1, end // AGP_UPDATES)
-            if step <= end and (step % every == 0 or step == end):
-                prune(model, agp_sparsity(step, end, sparsity), method, rng(step))
-        if not rounds_log:
-            rounds_log.append({"round": 1, "sparsity": sparsity, "after_prune": None})
-        if epochs == 0:
-            prune(model, sparsity, method, rng(0))
-        else:
-            finetune(1, epochs, after_step)
+        run.agp(sparsity, epochs)
     else:
         targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
         for round_no, (target, round_epochs) in enumerate(
                 zip(targets, split_epochs(epochs, len(targets))), start=1):
-            if round_no > len(rounds_log):  # not pruned yet (a resumed run has pruned some)
-                prune(model, target, method, rng(round_no))
-                loss, accuracy = evaluate(model, data.test_images, data.test_labels)
-                print(f"round {round_no}/{len(targets)}: pruned to {target:.2%} by {method}, "
-                      f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
-                rounds_log.append({"round": round_no, "sparsity": target,
-                                   "after_prune": {"test_loss": loss, "test_accuracy": accuracy}})
-            finetune(round_no, round_epochs)
-    for entry in rounds_log:
-        finished = [h for h in history if h["round"] == entry["round"]]
-        entry["test_accuracy"] = (finished[-1]["test_accuracy"] if finished
-                                  else (entry["after_prune"] or {}).get("test_accuracy"))
-    return {"rounds": rounds_log, "history": history}
+            if round_no > len(run.rounds):  # not pruned yet (a resumed run has pruned some)
+                run.prune_round(round_no, len(targets), target)
+            run.finetune(round_no, round_epochs)
+    return run.result()
+
+
+class _Rounds:
+    """What prune_and_finetune has done so far: the rounds pruned and the epochs fine-tuned."""
+
+    def __init__(self, model, data, method: str, seed: int,
+                 after_epoch: Callable[[dict, MaskedSGD], None] | None, done: dict | None,
+                 velocity: dict[str, np.ndarray] | None, optimizer: dict, train: dict):
+        self.model, self.data, self.method, self.seed = model, data, method, seed
+        self.after_epoch, self.velocity = after_epoch, velocity
+        self.optimizer, self.train = optimizer, train  # MaskedSGD's and fit's options
+        done = done or {"rounds": [], "history": []}
+        self.rounds = [dict(r) for r in done["rounds"]]
+        self.history = list(done["history"])
+
+    def rng(self, k: int) -> np.random.Generator:
+        """For method="random": a generator per round (agp: per step), so that a resumed
+        run draws what an uninterrupted one would."""
+        return np.random.default_rng([self.seed, 7, k])
+
+    def prune_round(self, round_no: int, n_rounds: int, target: float) -> None:
+        prune(self.model, target, self.method, self.rng(round_no))
+        loss, accuracy = evaluate(self.model, self.data.test_images, self.data.test_labels)
+        print(f"round {round_no}/{n_rounds}: pruned to {target:.2%} by {self.method}, "
+              f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
+        self.rounds.append({"round": round_no, "sparsity": target,
+                            "after_prune": {"test_loss": loss, "test_accuracy": accuracy}})
+
+    def finetune(self, round_no: int, epochs: int,
+                 after_step: Callable[[int, int], None] | None = None) -> None:
+        optimizer = MaskedSGD(self.model.params(), **self.optimizer)
+        epochs_done = sum(h["round"] == round_no for h in self.history)
+        if epochs_done:  # resuming this round, with the momentum it had
+            assert self.velocity is not None, "resuming a round needs its velocity"
+            optimizer.velocity = self.velocity
+
+        def save(entry: dict) -> None:
+            self.history.append({"round": round_no, **entry})
+            if self.after_epoch is not None:
+                self.after_epoch({"rounds": self.rounds, "history": self.history}, optimizer)
+        # seed + round: each stage draws its own batches, not a replay of training's.
+        fit(self.model, self.data, optimizer, epochs, seed=self.seed + round_no,
+            phase=f"fine-tune {round_no}", start_epoch=epochs_done + 1,
+            after_step=after_step, after_epoch=save, **self.train)
+
+    def agp(self, sparsity: float, epochs: int) -> None:
+        """Prune gradually during the first AGP_PRUNING_SHARE of the fine-tuning steps."""
+        def after_step(step: int, total_steps: int) -> None:
+            end = max(1, int(total_steps * AGP_PRUNING_SHARE))
+            every = max(1, end // AGP_UPDATES)
+            if step <= end and (step % every == 0 or step == end):
+                prune(self.model, agp_sparsity(step, end, sparsity), self.method, self.rng(step))
+        if not self.rounds:
+            self.rounds.append({"round": 1, "sparsity": sparsity, "after_prune": None})
+        if epochs == 0:
+            prune(self.model, sparsity, self.method, self.rng(0))
+        else:
+            self.finetune(1, epochs, after_step)
+
+    def result(self) -> dict:
+        """{"rounds", "history"}, each round with the test accuracy it ended at."""
+        for entry in self.rounds:
+            finished = [h for h in self.history if h["round"] == entry["round"]]
+            entry["test_accuracy"] = (finished[-1]["test_accuracy"] if finished
+                                      else (entry["after_prune"] or {}).get("test_accuracy"))
+        return {"rounds": self.rounds, "history": self.history}

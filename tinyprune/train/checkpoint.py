@@ -11,13 +11,12 @@ as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinyprune.files import atomic_write
+from tinyprune.files import write_npz
 from tinyprune.nn.model import Sequential, mask_name
 from tinyprune.nn.optim import MaskedSGD
 
@@ -55,17 +54,7 @@ def save_checkpoint(path: str | Path, model: Sequential, optimizer: MaskedSGD, p
             "phase": phase, "epoch": epoch, "history": history, "options": options,
             "results": results or {}}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    path = Path(path)
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself survive a power cut
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    write_npz(path, arrays, durable=True)
 
 
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:

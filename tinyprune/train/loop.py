@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from tinyprune.data.transforms import random_shift, to_input
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedSGD
-from tinyprune.data.transforms import random_shift, to_input
 
 # numba's parallel kernels use every core. A multithreaded BLAS (for the fc products) would
 # leave its threads spinning on those same cores and slow the kernels after it by 2-3x, so
@@ -22,6 +22,15 @@ ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
 
 class Diverged(FloatingPointError):
     """The loss became NaN or infinite."""
+
+
+def warm_up(model: Sequential) -> float:
+    """Run one tiny forward and backward so numba compiles (or loads its cache) now, not
+    inside the first timed epoch. -> seconds taken."""
+    start = time.perf_counter()
+    x = to_input(np.zeros((2, 28, 28), np.uint8))
+    model.backward(model.forward(x))
+    return time.perf_counter() - start
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -79,12 +88,16 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
             y = data.train_labels[idx].astype(np.int64)
             global_step = (epoch - 1) * steps_per_epoch + step
             optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
-            logits = model.forward(x)
-            loss = loss_fn.forward(logits, y)
+            # A learning rate too high overflows the activations; the check below says so in
+            # one line, so numpy's own overflow warnings would only add noise before it.
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits = model.forward(x)
+                loss = loss_fn.forward(logits, y)
             if not math.isfinite(loss):
                 raise Diverged(
                     f"{phase}: the loss became {loss} at epoch {epoch}, step {step + 1}; the "
-                    f"learning rate {optimizer.base_lr:g} is too high, try {optimizer.base_lr / 10:g}")
+                    f"learning rate {optimizer.base_lr:g} is too high, try "
+                    f"{optimizer.base_lr / 10:g}")
             model.backward(loss_fn.backward())
             optimizer.step()
             if after_step is not None:

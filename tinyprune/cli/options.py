@@ -1,0 +1,105 @@
+"""The options the commands share, and the config objects built from them.
+
+Each command adds the groups it needs (`add_data_options`, `add_training_options`), checks
+them, builds its configs once (`data_config`, `train_config`) and passes those on: below the
+commands nothing reads an argparse Namespace.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from tinyprune.cli.types import (
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from tinyprune.config import DEFAULT_LR, DataConfig, TrainConfig
+from tinyprune.data.idx import IdxError
+from tinyprune.data.mnist import Mnist, MnistError, load_data
+from tinyprune.nn.model import MODELS
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--data-dir and --limit."""
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with the MNIST files (downloaded there if missing); "
+                             "default: $TINYPRUNE_DATA_DIR, else data/mnist")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="train on the first N training images only (for quick looks); "
+                             "the test set is always complete")
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the trained dense model."""
+    parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
+                        help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.); "
+                             "lenet-300-100: 266,610, fully connected")
+    parser.add_argument("--epochs", type=non_negative_int, default=10, help="training epochs")
+    parser.add_argument("--lr", type=positive_float, default=DEFAULT_LR,
+                        help="initial learning rate of training (cosine decay to 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--momentum", type=fraction, default=0.9)
+    parser.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    parser.add_argument("--shift", type=non_negative_int, default=0,
+                        help="shift each training image at random by up to this many pixels "
+                             "(data augmentation; 0 turns it off)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initial weights and the order of the batches")
+
+
+def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with one line (status 2) if --data-dir names no folder."""
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"--data-dir {args.data_dir} does not exist; create it (MNIST is "
+                     f"downloaded into it) or leave the option out")
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    return DataConfig(data_dir=args.data_dir, limit=args.limit)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(model=args.model, epochs=args.epochs, lr=args.lr,
+                       batch_size=args.batch_size, momentum=args.momentum,
+                       weight_decay=args.weight_decay, shift=args.shift, seed=args.seed)
+
+
+def load_data_or_say_why(config: DataConfig) -> Mnist | None:
+    """The data set, or None after printing why it could not be had (missing, corrupt, a
+    failed download) and what to do."""
+    try:
+        return load_data(config)
+    except (MnistError, IdxError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def add_dense_cache_options(parser: argparse.ArgumentParser) -> None:
+    """Data, training and --cache-dir: the trained dense model that sweep and sensitivity
+    start from (train/dense_cache.py)."""
+    add_data_options(parser)
+    add_training_options(parser)
+    parser.add_argument("--cache-dir", type=Path, default=Path("runs/dense-cache"),
+                        help="where trained dense models are kept for reuse")
+
+
+def check_folders(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  *folders: Path) -> None:
+    """--data-dir must exist; the given output folders are created (one line and exit
+    status 2 if one cannot be)."""
+    check_data_dir(parser, args)
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"{folder} cannot be created: {error.strerror}")
+
+
+def dense_options(args: argparse.Namespace) -> dict:
+    """The options the dense model was trained with, for the JSON that reports on it."""
+    return {**asdict(train_config(args)), "limit": args.limit}

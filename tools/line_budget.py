@@ -1,0 +1,50 @@
+"""How big tinyprune is: lines of code per folder, against the budget in pyproject.toml.
+
+    python tools/line_budget.py
+
+A line of code is a line that is not blank and not only a comment; docstrings count (they are
+read as much as the code). The library is everything in tinyprune/ but the commands, which are
+the modules run as `python -m tinyprune.<name>`. Exit status 1 if either is over its budget.
+"""
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lines_of_code(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def is_command(path: Path) -> bool:
+    """A module run as `python -m tinyprune.<name>`: it has a main() and runs it."""
+    return 'if __name__ == "__main__":' in path.read_text() or path.name == "__main__.py"
+
+
+def main() -> int:
+    budget = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["tinyprune"]
+    sizes: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
+    for path in sorted((ROOT / "tinyprune").rglob("*.py")):
+        kind = "commands" if is_command(path) else "library"
+        folder = path.parent.relative_to(ROOT).as_posix()
+        sizes[f"{folder}/{path.name}" if kind == "commands" else folder + "/"] += lines_of_code(
+            path)
+        totals[kind] += lines_of_code(path)
+    for name, n in sizes.items():
+        print(f"{name:32} {n:6,}")
+    over = False
+    for kind in ("library", "commands"):
+        limit = budget[f"{kind}_lines"]
+        print(f"{kind:32} {totals[kind]:6,} of a budget of {limit:,}")
+        over |= totals[kind] > limit
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
