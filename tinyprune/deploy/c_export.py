@@ -111,20 +111,12 @@ def c_array(name: str, values: np.ndarray) -> tuple[str, int]:
     return f"static const {ctype} {name}[{count}] = {{\n    {body}\n}};\n", count * size
 
 
-def generate_c(model: Sequential, quantize: bool = False,
-               input_shape: tuple[int, int, int] = (1, 28, 28),
-               source: str = "a tinyprune model") -> tuple[str, str, int]:
-    """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
-    sparse = SparseModel(model, input_shape)
-    prefix = re.sub(r"\W", "_", model.name).lower()
-    macro = prefix.upper()
-    index_dtype = np.uint16 if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16 \
-        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16 else np.uint32
+def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
+                 input_shape: tuple[int, int, int]) -> tuple[list[str], int, list[str], list[str]]:
+    """-> (the C arrays of every layer, their bytes, predict's buffers, its calls)."""
     C, H, W = input_shape
-    classes = len(sparse.csr[-1][0]) - 1
     weights, arrays, calls, buffers = 0, [], [], []
-    first = sparse.stages[0].layer
-    pad0 = getattr(first, "padding", 0)  # 0 for a first fc layer
+    pad0 = getattr(sparse.stages[0].layer, "padding", 0)  # 0 for a first fc layer
     shape = (C, H + 2 * pad0, W + 2 * pad0)                    # the current input, padded
     buffers.append(f"float input[{np.prod(shape)}] = {{0}};  /* ({C}, {shape[1]}, {shape[2]}), "
                    f"image in a border of {pad0} zeros */")
@@ -162,13 +154,17 @@ def generate_c(model: Sequential, quantize: bool = False,
             current = f"{name}_out"
         else:
             calls.append(f"linear({current}, {rows}, {args}, logits);")
-    has_conv = isinstance(first, Conv2d)
-    if has_conv:
+    if isinstance(sparse.stages[0].layer, Conv2d):
         buffers.append(f"float plane[{plane}];  /* one conv output plane before pooling */")
-    kept = sparse.nonzero
-    total = sum(p.value.size for p in model.prunable().values())
-    weight_type = "int8_t" if quantize else "float"
-    header = f"""/* {prefix}.h: {model.name} exported by tinyprune.export_c from {source}. */
+    return arrays, weights, buffers, calls
+
+
+def float_header(prefix: str, model_name: str, source: str, input_shape: tuple[int, int, int],
+                 classes: int) -> str:
+    """The header of a float export: its two predict functions."""
+    macro = prefix.upper()
+    C, H, W = input_shape
+    return f"""/* {prefix}.h: {model_name} exported by tinyprune.export_c from {source}. */
 #ifndef {macro}_H
 #define {macro}_H
 
@@ -185,6 +181,25 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 #endif
 """
+
+
+def generate_c(model: Sequential, quantize: bool = False,
+               input_shape: tuple[int, int, int] = (1, 28, 28),
+               source: str = "a tinyprune model") -> tuple[str, str, int]:
+    """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
+    sparse = SparseModel(model, input_shape)
+    prefix = re.sub(r"\W", "_", model.name).lower()
+    macro = prefix.upper()
+    index_dtype = np.uint16 if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16 \
+        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16 else np.uint32
+    C, H, W = input_shape
+    pad0 = getattr(sparse.stages[0].layer, "padding", 0)
+    arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
+    header = float_header(prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1)
+    kept = sparse.nonzero
+    total = sum(p.value.size for p in model.prunable().values())
+    weight_type = "int8_t" if quantize else "float"
+    has_conv = isinstance(sparse.stages[0].layer, Conv2d)
     buffer_lines = "\n    ".join(buffers)
     call_lines = "\n    ".join(calls)
     source_text = f"""/* {prefix}.c: {model.name} exported by tinyprune.export_c from {source}.
