@@ -4,11 +4,13 @@ the NumPy reference bit for bit (logits and classes)."""
 import math
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from tinyprune.data.transforms import to_input
+from tinyprune.deploy import compress_v2
 from tinyprune.deploy.c_int8 import SKIP, export_c_int8, gap_encode, pack_indices
 from tinyprune.deploy.int8_model import (
     INPUT_SCALE,
@@ -193,3 +195,24 @@ def test_a_layer_pruned_away_entirely(tmp_path):
     np.testing.assert_array_equal(logits, q.forward(pixels))
     np.testing.assert_array_equal(classes, q.predict(pixels))
     assert math.isfinite(q.logit_scale)
+
+
+def test_command_line_int8_and_shared(tmp_path):
+    model = lenet5(seed=0)
+    prune(model, 0.9)
+    model.save(tmp_path / "pruned.npz", with_masks=True)
+    shared = share_weights(model, parse_bits("conv=8,fc=5", model))
+    compress_v2.save(model, tmp_path / "shared.tpz", "shared", shared)
+    for source, written in (("pruned.npz", "lenet5_int8.c"), ("shared.tpz", "lenet5_shared.c")):
+        result = subprocess.run([sys.executable, "-m", "tinyprune.export_c",
+                                 str(tmp_path / source), "--out", str(tmp_path / "c"), "--int8",
+                                 "--calibration", "100"], capture_output=True, text=True,
+                                check=False)
+        assert result.returncode == 0, result.stderr
+        assert f"wrote {tmp_path / 'c' / written}" in result.stdout
+    assert "conv1_codebook" in (tmp_path / "c" / "lenet5_shared.c").read_text()
+    assert "float" not in (tmp_path / "c" / "lenet5_int8.c").read_text()
+    both = subprocess.run([sys.executable, "-m", "tinyprune.export_c", str(tmp_path / source),
+                           "--out", str(tmp_path), "--int8", "--quantize"],
+                          capture_output=True, text=True, check=False)
+    assert both.returncode == 2 and "not allowed with" in both.stderr

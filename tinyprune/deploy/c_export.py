@@ -23,13 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
-from tinyprune.deploy.compress import (
-    CompressedFormatError,
-    load_compressed,
-    quantize_int8,
-    read_compressed,
-)
+from tinyprune.deploy import compress_v2
+from tinyprune.deploy.compress import CompressedFormatError, quantize_int8
 from tinyprune.deploy.sparse_model import SparseModel
+from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.files import write_text
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.model import MODELS, Sequential
@@ -257,17 +254,19 @@ def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
             "c_bytes": c_path.stat().st_size, "h_bytes": h_path.stat().st_size}
 
 
-def load_model(path: Path, model_name: str) -> Sequential:
-    """A model from a pruned.npz (Sequential.save) or a compressed .tpz (its own model name)."""
+def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, SharedWeight]]:
+    """A model from a pruned.npz (Sequential.save, a model_name) or a compressed .tpz of either
+    version (it names its own model); -> (model, its shared weights: {} unless the file has
+    some)."""
     if path.suffix == ".tpz":
-        meta, _ = read_compressed(path)
+        meta, state, shared = compress_v2.read(path)
         model_name = meta["model"]
         if model_name not in MODELS:
             raise CompressedFormatError(f"{path} holds a {model_name!r}, which this tinyprune "
                                         f"does not know ({', '.join(MODELS)})")
         model = MODELS[model_name]()
-        load_compressed(path, model)
-        return model
+        model.load_state(state, source=str(path))
+        return model, shared
     model = MODELS[model_name]()
     model.load(path)
-    return model
+    return model, {}
