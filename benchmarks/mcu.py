@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
 from tinyprune.data.mnist import load_mnist  # noqa: E402
+from tinyprune.data.transforms import to_input  # noqa: E402
 from tinyprune.deploy import compress_v2  # noqa: E402
 from tinyprune.deploy.mcu.build import TARGETS, build, footprint, missing_tools  # noqa: E402
 from tinyprune.deploy.mcu.qemu import run  # noqa: E402
@@ -63,7 +64,8 @@ def kept_fraction(model: Sequential) -> float:
 def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential, dict]]:
     """-> (label, model, shared weights) for each folder: a run's pruned.npz (and, with dense,
     its model.npz, once per model), or deep_compress's shared.tpz."""
-    models, seen = [], set()
+    models: list[tuple[str, Sequential, dict]] = []
+    seen = set()
     for folder in run_dirs:
         if (folder / "shared.tpz").is_file():
             meta, state, shared = compress_v2.read(folder / "shared.tpz")
@@ -149,12 +151,19 @@ def main() -> int:
                          f"python -m tinyprune.run --out {folder} or python -m "
                          f"tinyprune.deep_compress --out {folder}")
     data, info = load_mnist(), tool_versions()
+    models = load_models(args.run_dirs, args.dense)
+    info["python_float32_accuracy"] = {}     # what the device's arithmetic is compared with
+    for label, model, _ in models:
+        classes = model.forward(to_input(data.test_images)).argmax(axis=1)
+        accuracy = float((classes == data.test_labels).mean())
+        info["python_float32_accuracy"][label] = accuracy
+        print(f"{label}: {accuracy:.2%} in float32 in Python, on all 10,000 test images")
     print(f"{info['gcc']}; {info['qemu']}; load average {info['load_average_1min_at_start']}")
     print(f"{'model':<34} {'variant':<7} {'core':<9} {'flash B':>8} {'RAM B':>7} {'stack':>7} "
           f"{'instr/infer':>13} {'images':>6} {'accuracy':>8} {'same':>6} {'exact':>5}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="tinyprune-mcu-") as work:
-        for i, (label, model, shared) in enumerate(load_models(args.run_dirs, args.dense)):
+        for i, (label, model, shared) in enumerate(models):
             for variant in args.variants:
                 if (variant == "shared") != bool(shared):
                     continue     # shared for deep_compress folders, float and int8 for the rest

@@ -25,12 +25,8 @@ from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import prune_and_finetune
-from tinyprune.train.dense_cache import (
-    add_dense_options,
-    check_dense_options,
-    load_data,
-    trained_dense,
-)
+from tinyprune.train.dense_cache import add_dense_options, check_dense_options, load_data, \
+    trained_dense
 from tinyprune.train.loop import evaluate, fit
 
 VALIDATION_IMAGES = 50_000  # train on these; the rest of the training set is the validation set

@@ -80,10 +80,11 @@ def build(program: Program, target: Target, out_dir: Path, with_model: bool = Tr
                f"-DINPUT_SIZE={program.input_size}", f"-DCLASSES={program.classes}"]
     compile_flags = [*target.flags, *CFLAGS, *defines, *(f"-I{p}" for p in program.include)]
     objects = []
-    for source in ["startup.c", "main.c", *([] if with_model else ["stub.c"])]:
-        objects.append(out_dir / f"{name}-{source}.o")
+    for harness_file in ["startup.c", "main.c", *([] if with_model else ["stub.c"])]:
+        objects.append(out_dir / f"{name}-{harness_file}.o")
         run_tool(["arm-none-eabi-gcc", *compile_flags, "-fno-tree-loop-distribute-patterns",
-                  "-c", "-o", str(objects[-1]), str(HARNESS / source)], f"compiling {source}")
+                  "-c", "-o", str(objects[-1]), str(HARNESS / harness_file)],
+                 f"compiling {harness_file}")
     for source in program.sources if with_model else []:
         objects.append(out_dir / f"{name}-{source.name}.o")
         run_tool(["arm-none-eabi-gcc", *compile_flags, "-c", "-o", str(objects[-1]),
