@@ -128,7 +128,7 @@ def test_command_line(tmp_path):
     (tmp_path / "junk.tpz").write_text("junk")
     junk = subprocess.run([sys.executable, "-m", "tinyprune.export_c", str(tmp_path / "junk.tpz"),
                            "--out", str(tmp_path)], capture_output=True, text=True)
-    assert junk.returncode == 1 and "not a tinyprune compressed model" in junk.stderr
+    assert junk.returncode == 1 and "tinyprune compressed model" in junk.stderr
     assert "Traceback" not in junk.stderr
 
 
