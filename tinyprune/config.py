@@ -19,10 +19,13 @@ DEFAULT_LR = 0.05
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from. data_dir None: $TINYPRUNE_DATA_DIR, else data/mnist."""
+    """Which images, from where. data_dir None: see data.datasets.resolve_data_dir
+    ($TINYPRUNE_DATA_DIR, else data/<dataset>)."""
 
     data_dir: Path | None = None
     limit: int | None = None  # train on the first `limit` training images only
+    dataset: str = "mnist"  # a key of data.datasets.DATASETS
+    test_limit: int | None = None  # measure on the first `test_limit` test images only
 
 
 @dataclass(frozen=True)
