@@ -67,4 +67,5 @@ class RunConfig:
     def resume_options(self) -> dict:
         """The options a resumed run must share with the interrupted one: all that can change
         its numbers (not where the files are)."""
-        return {**asdict(self.train), **asdict(self.prune), "limit": self.data.limit}
+        return {**asdict(self.train), **asdict(self.prune), "limit": self.data.limit,
+                "dataset": self.data.dataset, "test_limit": self.data.test_limit}
