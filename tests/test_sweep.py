@@ -18,7 +18,7 @@ def test_sensitivity_prunes_one_layer_and_puts_it_back(monkeypatch):
     before = {n: p.value.copy() for n, p in model.params().items()}
     seen = []
 
-    def fake_evaluate(model, images, labels):  # records which layers are pruned at each point
+    def fake_evaluate(model, images, labels, dataset):  # records the layers pruned at each point
         seen.append([n for n, p in model.prunable().items() if np.any(p.value == 0)])
         return 0.0, 0.5
     monkeypatch.setattr(study, "evaluate", fake_evaluate)

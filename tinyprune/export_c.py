@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tinyprune.data.datasets import DATASETS
 from tinyprune.deploy.c_export import export_c, load_model
 from tinyprune.nn.model import MODELS
 
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for <model>.c and .h")
     parser.add_argument("--quantize", action="store_true",
                         help="store weights as int8 with one float scale per layer")
+    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist",
+                        help="the data set the model was trained on (its pixel normalisation)")
     parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
                         help="the model an .npz holds (a .tpz names its own)")
     args = parser.parse_args(argv)
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"python -m tinyprune.run --out DIR, then pass DIR/pruned.npz")
     try:
         model = load_model(args.model_file, args.model)
-        written = export_c(model, args.out, args.quantize, source=args.model_file.name)
+        written = export_c(model, args.out, args.quantize, source=args.model_file.name,
+                           dataset=DATASETS[args.dataset])
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

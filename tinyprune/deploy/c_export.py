@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
+from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.deploy.compress import (
     CompressedFormatError,
     load_compressed,
@@ -107,7 +107,7 @@ def c_array(name: str, values: np.ndarray) -> tuple[str, int]:
     return f"static const {ctype} {name}[{count}] = {{\n    {body}\n}};\n", count * size
 
 
-def generate_c(model: Sequential, quantize: bool = False,
+def generate_c(model: Sequential, quantize: bool = False, dataset: Dataset = MNIST,
                input_shape: tuple[int, int, int] = (1, 28, 28),
                source: str = "a tinyprune model") -> tuple[str, str, int]:
     """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
@@ -168,11 +168,12 @@ def generate_c(model: Sequential, quantize: bool = False,
 #define {macro}_INPUT_SIZE ({C} * {H} * {W})
 #define {macro}_CLASSES {classes}
 
-/* image: ({C}, {H}, {W}) normalised as (pixel / 255 - {MNIST_MEAN}) / {MNIST_STD}.
+/* image: ({C}, {H}, {W}) normalised as {dataset.title}'s pixels are:
+ * (pixel / 255 - {dataset.mean}) / {dataset.std}.
  * Writes the {classes} logits and returns the predicted class (the first largest logit). */
 int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES]);
 
-/* The same from raw pixels 0..255 (MNIST's uint8 images). */
+/* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
 int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 {' ' * len(prefix)}                float logits[{macro}_CLASSES]);
 
@@ -214,7 +215,7 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 {{
     float image[{macro}_INPUT_SIZE];
     for (int i = 0; i < {macro}_INPUT_SIZE; i++)
-        image[i] = ((float)pixels[i] / 255.0f - {c_float(MNIST_MEAN)}) / {c_float(MNIST_STD)};
+        image[i] = ((float)pixels[i] / 255.0f - {c_float(dataset.mean)}) / {c_float(dataset.std)};
     return {prefix}_predict(image, logits);
 }}
 """
@@ -222,11 +223,12 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 
 def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
-             source: str = "a tinyprune model") -> dict:
-    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes."""
+             source: str = "a tinyprune model", dataset: Dataset = MNIST) -> dict:
+    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes. dataset:
+    the one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    c_text, h_text, weights = generate_c(model, quantize, source=source)
+    c_text, h_text, weights = generate_c(model, quantize, dataset, source=source)
     prefix = re.sub(r"\W", "_", model.name).lower()
     c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
     write_text(h_path, h_text)
