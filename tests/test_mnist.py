@@ -20,8 +20,14 @@ import pytest
 from tinyprune.data import mnist
 from tinyprune.data.datasets import FASHION_MNIST, FILE_NAMES, KMNIST, MNIST, Dataset
 from tinyprune.data.idx import IdxError, read_bytes
-from tinyprune.data.mnist import (Mnist, MnistError, WrongDataset, download, load_mnist,
-                                  resolve_data_dir)
+from tinyprune.data.mnist import (
+    Mnist,
+    MnistError,
+    WrongDataset,
+    download,
+    load_mnist,
+    resolve_data_dir,
+)
 
 NAMES = list(FILE_NAMES)  # train images, train labels, test images, test labels
 LABELS = "train-labels-idx1-ubyte"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from browser import dom, screenshot
+
 from tinyprune.data.datasets import FASHION_MNIST
 from tinyprune.nn.model import lenet5
 from tinyprune.prune.criteria import prune

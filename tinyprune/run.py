@@ -145,7 +145,7 @@ def run(config: RunConfig, resume: bool) -> int:
 def kernels_ready(seconds: float) -> str:
     """What warm_up did: compiled (or loaded) the numba kernels, or, with NUMBA_DISABLE_JIT=1,
     nothing: the kernels then run as plain Python, which a debugger can step through."""
-    if numba.config.DISABLE_JIT:
+    if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]  # set from the environment
         return ("numba's JIT is off (NUMBA_DISABLE_JIT=1): the kernels run as plain Python, "
                 "slowly; keep --limit and --test-limit small")
     return (f"numba kernels ready in {seconds:.1f}s (compiled on the first run, then loaded "

@@ -159,8 +159,9 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
                 contents[name] = gunzip(path.read_bytes(), str(path))
         except MnistError as e:
             raise MnistError(f"{where}\n{e}") from None
-    data = Mnist(*(parse_idx(contents[name], str(paths[name] or name)) for name in FILE_NAMES),
-                 dataset=dataset)
+    train_images, train_labels, test_images, test_labels = (
+        parse_idx(contents[name], str(paths[name] or name)) for name in FILE_NAMES)
+    data = Mnist(train_images, train_labels, test_images, test_labels, dataset)
     _check(data)
     return data
 

@@ -20,8 +20,8 @@ def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -
     dataset (MNIST's names have no prefix, as before there were other data sets)."""
     c = config
     prefix = "" if dataset == "mnist" else f"{dataset}-"
-    return (f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-momentum{c.momentum:g}-"
-            f"wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz")
+    return (f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-"
+            f"momentum{c.momentum:g}-wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz")
 
 
 def trained_dense(config: TrainConfig, data: Mnist, cache_dir: Path) -> tuple[Sequential, float]:
