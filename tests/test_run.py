@@ -12,7 +12,7 @@ import pytest
 from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
-from tinyprune.run import ctrl_c, main, parse_args, run_config
+from tinyprune.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
 
@@ -68,7 +68,32 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
     with np.load(tmp_path / "model.npz") as dense:
         assert set(dense) == {f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")
                               for p in ("weight", "bias")}
-    assert "fine-tuned" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fine-tuned" in out and "report written" in out
+    for picture in ("curves", "conv1_filters", "fc1_mask", "feature_maps", "weights"):
+        assert (tmp_path / f"{picture}.png").stat().st_size > 10_000, picture
+    assert f"fine-tuned {results['test_accuracy']:.2%}" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_test_limit_measures_on_the_first_images_and_says_so(tmp_path, capsys):
+    assert main(["--limit", "500", "--test-limit", "300", "--epochs", "1",
+                 "--finetune-epochs", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "every test accuracy below is on the first 300 test images only" in out
+    assert "test accuracy (on the first 300 test images only): dense" in out
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["test_images"] == 300 and result["test_limit"] == 300
+    assert "on the first 300 test images only" in (tmp_path / "report.html").read_text()
+
+
+def test_the_run_says_when_numba_runs_plain_python(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", 1, raising=False)
+    assert "kernels run as plain Python" in kernels_ready(0.0)
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", 0, raising=False)
+    assert kernels_ready(0.25).startswith("numba kernels ready in 0.2s")
 
 
 def assert_no_nan_or_inf_in(out):
