@@ -12,6 +12,7 @@ import pytest
 from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
+from tinyprune.report.run_pictures import redraw
 from tinyprune.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
@@ -85,6 +86,11 @@ def test_test_limit_measures_on_the_first_images_and_says_so(tmp_path, capsys):
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["test_images"] == 300 and result["test_limit"] == 300
     assert "on the first 300 test images only" in (tmp_path / "report.html").read_text()
+    import matplotlib.image
+
+    drawn = matplotlib.image.imread(tmp_path / "conv1_filters.png")
+    redraw(tmp_path)  # from the folder alone, as `python -m tinyprune.report --redraw` does
+    np.testing.assert_array_equal(matplotlib.image.imread(tmp_path / "conv1_filters.png"), drawn)
 
 
 def test_the_run_says_when_numba_runs_plain_python(monkeypatch):

@@ -47,7 +47,8 @@ def conv_filters(before: np.ndarray, after: np.ndarray, path: Path, title: str =
         plt.close(fig)
 
 
-def mask_image(mask: np.ndarray, path: Path, name: str = "fc1", title: str = "") -> Path | None:
+def mask_image(mask: np.ndarray, path: Path, name: str = "fc1", title: str = "",
+               inputs: str = "input") -> Path | None:
     """A fully connected layer's mask (out, in) as an image: black = kept, white = pruned;
     one row per output neuron, one column per input."""
     plt = pyplot()
@@ -56,7 +57,7 @@ def mask_image(mask: np.ndarray, path: Path, name: str = "fc1", title: str = "")
     out_features, in_features = mask.shape
     fig, ax = plt.subplots(figsize=(min(12, 2 + in_features / 40), 2 + out_features / 40))
     ax.imshow(mask, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-    ax.set_xlabel(f"input ({in_features})")
+    ax.set_xlabel(f"{inputs} ({in_features})")
     ax.set_ylabel(f"output neuron ({out_features})")
     kept = int(mask.sum())
     ax.set_title(title or f"{name}'s mask: {kept:,} of {mask.size:,} weights kept "

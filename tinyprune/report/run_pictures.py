@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.data.mnist import Mnist
-from tinyprune.nn.model import Sequential
+from tinyprune.data.mnist import Mnist, load_mnist
+from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.report.curves import training_curves
-from tinyprune.report.html import write_page
+from tinyprune.report.html import read_run, write_page
 from tinyprune.report.network_plots import conv_filters, feature_maps, mask_image
 from tinyprune.report.plots import pyplot
 
@@ -34,9 +34,34 @@ def draw_run(model: Sequential, dense_weights: dict[str, np.ndarray], data: Mnis
     if "fc1" in model.layers:
         weight = model.layers["fc1"].params["weight"]
         kept = weight.mask if weight.mask is not None else weight.value != 0
-        mask_image(np.asarray(kept, np.uint8), out / "fc1_mask.png")
+        mask_image(np.asarray(kept, np.uint8), out / "fc1_mask.png",
+                   inputs=fc1_inputs(model, kept.shape[1]))
     if any(name.startswith("conv") for name in model.layers):
         feature_maps(model, data.test_images[0], int(data.test_labels[0]),
                      out / "feature_maps.png", data.dataset,
                      f"{title}: the first test image through the pruned network")
     return write_page(out)
+
+
+def fc1_inputs(model: Sequential, count: int) -> str:
+    """What fc1's inputs are: the last conv's maps, flattened one after another."""
+    convs = [name for name in model.layers if name.startswith("conv")]
+    if not convs:
+        return "input pixel"
+    maps = model.layers[convs[-1]].params["weight"].value.shape[0]
+    per_map = count // maps
+    return f"input: {convs[-1]}'s {maps} maps after pooling, {per_map} columns a map"
+
+
+def redraw(run_dir: Path, data_dir: Path | None = None) -> Path:
+    """Draw a finished run's pictures again from its folder (model.npz, pruned.npz and the
+    JSON), e.g. for a run made before the pictures existed -> the page's path."""
+    dense_json, results = read_run(run_dir)
+    dense, pruned = (MODELS[dense_json["model"]](dense_json["seed"]) for _ in range(2))
+    dense.load(run_dir / "model.npz")
+    pruned.load(run_dir / "pruned.npz")
+    data = load_mnist(data_dir, dataset=dense_json.get("dataset", "mnist"))
+    limit = dense_json.get("test_limit")
+    label = "test" if limit is None else f"test (first {limit:,})"
+    weights = {name: p.value for name, p in dense.prunable().items()}
+    return draw_run(pruned, weights, data, dense_json["history"], results, run_dir, label)
