@@ -85,7 +85,7 @@ def test_page_is_self_contained_and_holds_the_numbers(run_dir):
     assert "fine-tuned 86.71%" in page and "int8 86.66%" in page and "dense 82.70%" in page
     assert page.count("src='data:image/png;base64,") == 4
     assert not re.search(r"(src|href)=['\"]?(https?:|//)", page)  # nothing fetched from a network
-    assert "3.1x" in page  # dense float32 246,824 bytes / 80,000
+    assert "3.1x" in page and "pruned.tpz" in page  # dense float32 246,824 bytes / 80,000
     assert "<script" in page and "http" not in page.split("<script>")[1].split("</script>")[0]
 
 

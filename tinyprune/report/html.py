@@ -12,6 +12,7 @@ import html
 import json
 from pathlib import Path
 
+from tinyprune.data.datasets import DATASETS
 from tinyprune.files import write_text
 
 PAGE = "report.html"
@@ -46,6 +47,12 @@ window.addEventListener("load", () => {
     : `${broken.length} of ${images.length} pictures could not be decoded`;
 });
 """
+
+
+# results.json's `bytes` keys -> what the reader knows them as.
+FILE_NAMES = {"dense_float32": "dense model, float32 (4 bytes a parameter)",
+              "compressed": "pruned.tpz (bitmask + float32 values)",
+              "compressed_int8": "pruned-int8.tpz (bitmask + int8 values)"}
 
 
 class ReportError(ValueError):
@@ -113,8 +120,8 @@ def compression_table(pruned: dict) -> str:
     out = ""
     if sizes:
         dense = sizes.get("dense_float32")
-        rows = [[name, f"{size:,}", f"{dense / size:.1f}x" if dense and size else ""]
-                for name, size in sizes.items()]
+        rows = [[FILE_NAMES.get(name, name), f"{size:,}",
+                 f"{dense / size:.1f}x" if dense and size else ""] for name, size in sizes.items()]
         out += table(["model file", "bytes", "smaller than dense float32"], rows)
     for key, value in pruned.items():
         if "compression" in key and isinstance(value, list) and value and \
@@ -142,7 +149,9 @@ def figures(run_dir: Path) -> str:
 def build_page(run_dir: Path) -> str:
     """The whole page as one string."""
     dense, pruned = read_run(run_dir)
-    title = f"tinyprune: {dense.get('model', 'model')} on {dense.get('dataset', 'MNIST')}"
+    dataset = DATASETS.get(dense.get("dataset", "mnist"))
+    title = (f"tinyprune: {dense.get('model', 'model')} on "
+             f"{dataset.title if dataset else dense['dataset']}")
     sections = [f"<h1>{html.escape(title)}</h1>", summary(dense, pruned),
                 "<p id='image-check'>pictures not checked (JavaScript is off)</p>",
                 "<h2>Layers after pruning</h2>", layers_table(pruned) or "<p>not pruned yet</p>",
