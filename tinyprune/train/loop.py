@@ -62,12 +62,11 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         after_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
-    data: an `Mnist` tuple (uint8 images and labels; its data set normalises them). The
-    learning rate follows a cosine from the optimizer's base_lr down to 0 over all `epochs`.
-    Each training image is shifted at random by up to max_shift pixels (see random_shift).
-    Epoch e draws its batches from a generator seeded by (seed, e) alone, so a run resumed at
-    any epoch (start_epoch, with the model and optimizer as they were) takes the same steps as
-    one never interrupted.
+    data: an `Mnist` tuple (uint8 images, labels, data set). The learning rate follows a cosine
+    from the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
+    random by up to max_shift pixels (see random_shift). Epoch e draws its batches from a
+    generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
+    model and optimizer as they were) takes the same steps as one never interrupted.
     after_step(step, total_steps) runs after each optimizer step (steps count from 1 over the
     whole run); after_epoch(entry) after each epoch's history entry is made.
     Returns the history entries of the epochs run; `seconds` is the wall time of the
