@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyprune.data.datasets import DATASETS
 from tinyprune.files import atomic_write
 
 HOW_TO_GET_PLOTS = "pip install -e '.[plots]'"
@@ -85,17 +86,24 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
         plt.close(fig)
 
 
+def on_dataset(result: dict) -> str:
+    """" on Fashion-MNIST" for a sweep or sensitivity result of a data set other than MNIST."""
+    key = result.get("dense", {}).get("dataset", "mnist")
+    return "" if key == "mnist" else f" on {DATASETS[key].title}"
+
+
 def sensitivity_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy against the sparsity of one layer, the others unpruned; a line a layer."""
     return _accuracy_plot(result["layers"], result["dense_accuracy"],
                           "weights pruned in that layer alone (%, no fine-tuning)",
-                          f"{result['model']}: sensitivity of each layer to pruning", path)
+                          f"{result['model']}{on_dataset(result)}: sensitivity of each layer to "
+                          f"pruning", path)
 
 
 def sweep_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy after fine-tuning against sparsity; a line a schedule."""
     return _accuracy_plot(result["schedules"], result["dense_accuracy"], "weights pruned (%)",
-                          f"{result['model']}, {result['method']} pruning, "
+                          f"{result['model']}{on_dataset(result)}, {result['method']} pruning, "
                           f"{result['finetune_epochs']} fine-tuning epochs", path)
 
 
@@ -118,9 +126,14 @@ def sweep_size_plot(result: dict, path: Path) -> Path | None:
         ax.plot([dense_bytes / 1000], [100 * result["dense_accuracy"]], "s", color="0.3",
                 label="dense (float32, unpruned)")
     ax.set_xscale("log")
+    low, high = ax.get_xlim()  # kB numbers as tick labels, not 10^1, 10^2
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if low <= t <= high]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlim(low, high)
     ax.set_xlabel("file size (kB, log scale; float32 values + 1-bit mask)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{result['model']}: accuracy against model size ({result['method']} pruning)")
+    ax.set_title(f"{result['model']}{on_dataset(result)}: accuracy against file size "
+                 f"({result['method']} pruning)")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     try:
