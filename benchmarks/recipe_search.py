@@ -1,12 +1,12 @@
 """Choose a recipe on a validation split, never on the test set.
 
     python benchmarks/recipe_search.py --dataset fashion-mnist --epochs 10 20 --shift 0 1 \
-        [--lr 0.05] [--sparsity 0.9 --method global --schedule agp --finetune-epochs 10] \
+        [--lr 0.05] [--sparsity 0.9 --method global --schedule agp --finetune-epochs 5 10] \
         [--json FILE]
 
 Each recipe (every combination of the listed values) trains a dense model on the first 50,000
-training images and measures it on the other 10,000; with --sparsity it then prunes and
-fine-tunes it, and measures again. The test set is not loaded. Prints one table row a recipe
+training images and measures it on the other 10,000; with --sparsity it then prunes a copy
+and fine-tunes it for each --finetune-epochs value, and measures again. The test set is not loaded. Prints one table row a recipe
 and writes them all as JSON.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tinyprune.nn.model import MODELS  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.prune.criteria import METHODS  # noqa: E402
 from tinyprune.prune.schedules import SCHEDULES, prune_and_finetune  # noqa: E402
+from tinyprune.train.dense_cache import fresh_copy
 from tinyprune.train.loop import evaluate, fit  # noqa: E402
 
 TRAIN = 50_000  # the first TRAIN training images train; the rest validate
@@ -37,26 +38,34 @@ def validation_split(data: Mnist) -> Mnist:
                  data.train_images[TRAIN:], data.train_labels[TRAIN:], data.dataset)
 
 
-def one_recipe(data: Mnist, args: argparse.Namespace, epochs: int, lr: float, shift: int) -> dict:
-    """Train (and prune, if asked) one recipe; -> its validation accuracies."""
+def one_recipe(data: Mnist, args: argparse.Namespace, epochs: int, lr: float,
+               shift: int) -> list[dict]:
+    """Train one dense recipe, then prune a copy of it for each --finetune-epochs value (if
+    --sparsity); -> a row per pruning recipe (one row without --sparsity)."""
     model = MODELS[args.model](args.seed)
     optimizer = MaskedSGD(model.params(), lr, momentum=0.9, weight_decay=args.weight_decay)
     start = time.perf_counter()
     fit(model, data, optimizer, epochs, args.batch_size, args.seed, max_shift=shift,
         phase="dense")
     _, dense = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
-    row = {"epochs": epochs, "lr": lr, "shift": shift, "dense_val_accuracy": dense}
-    if args.sparsity is not None:
-        prune_and_finetune(model, data, args.sparsity, args.finetune_epochs,
+    row = {"epochs": epochs, "lr": lr, "shift": shift, "seed": args.seed,
+           "dense_val_accuracy": dense, "seconds": time.perf_counter() - start}
+    if args.sparsity is None:
+        return [row]
+    rows = []
+    for finetune_epochs in args.finetune_epochs:
+        pruned_model, start = fresh_copy(model, args.seed), time.perf_counter()
+        prune_and_finetune(pruned_model, data, args.sparsity, finetune_epochs,
                            method=args.method, schedule=args.schedule, rounds=args.rounds,
                            lr=args.finetune_lr, max_shift=shift, seed=args.seed,
                            batch_size=args.batch_size)
-        _, pruned = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
-        row.update(sparsity=args.sparsity, method=args.method, schedule=args.schedule,
-                   finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
-                   pruned_val_accuracy=pruned)
-    row["seconds"] = time.perf_counter() - start
-    return row
+        _, pruned = evaluate(pruned_model, data.test_images, data.test_labels,
+                             dataset=data.dataset)
+        rows.append({**row, "sparsity": args.sparsity, "method": args.method,
+                     "schedule": args.schedule, "finetune_epochs": finetune_epochs,
+                     "finetune_lr": args.finetune_lr, "pruned_val_accuracy": pruned,
+                     "finetune_seconds": time.perf_counter() - start})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,22 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=METHODS, default="global")
     parser.add_argument("--schedule", choices=SCHEDULES, default="oneshot")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--finetune-epochs", type=int, default=5)
+    parser.add_argument("--finetune-epochs", type=int, nargs="+", default=[5])
     parser.add_argument("--finetune-lr", type=float, default=0.01)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     data = validation_split(load_mnist(args.data_dir, dataset=args.dataset))
     rows = []
     for epochs, lr, shift in itertools.product(args.epochs, args.lr, args.shift):
-        rows.append(one_recipe(data, args, epochs, lr, shift))
+        rows += one_recipe(data, args, epochs, lr, shift)
         print(f"recipe {rows[-1]}", flush=True)
     print(f"\n{args.model} on {data.dataset.title}: trained on the first {TRAIN:,} training "
           f"images, accuracy on the other {len(data.test_labels):,} (validation)")
-    print(f"{'epochs':>6} {'lr':>6} {'shift':>5} {'dense':>7} {'pruned':>7} {'seconds':>8}")
+    print(f"{'epochs':>6} {'lr':>6} {'shift':>5} {'dense':>7} {'fine-tune':>9} {'pruned':>7}")
     for r in rows:
         pruned = f"{r['pruned_val_accuracy']:7.2%}" if "pruned_val_accuracy" in r else "      -"
         print(f"{r['epochs']:6d} {r['lr']:6g} {r['shift']:5d} {r['dense_val_accuracy']:7.2%} "
-              f"{pruned} {r['seconds']:8.1f}")
+              f"{r.get('finetune_epochs', '-'):>9} {pruned}")
     if args.json is not None:
         write_json(args.json, {"dataset": args.dataset, "model": args.model,
                                "options": {k: str(v) for k, v in vars(args).items()},

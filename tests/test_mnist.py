@@ -453,3 +453,12 @@ def test_fashion_mnist_files_are_named_not_called_corrupt_nor_touched(fashion_di
     assert "add --dataset fashion-mnist" in message
     assert "corrupt" not in message and "elete" not in message and unreachable not in message
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_the_run_names_the_data_set_it_was_pointed_at(fashion_dir, tmp_path, capsys):
+    from tinyprune.run import main
+
+    assert main(["--data-dir", str(fashion_dir), "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "these are the Fashion-MNIST files, not MNIST; add --dataset fashion-mnist" in error
+    assert "Traceback" not in error and "corrupt" not in error
