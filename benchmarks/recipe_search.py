@@ -6,8 +6,8 @@
 
 Each recipe (every combination of the listed values) trains a dense model on the first 50,000
 training images and measures it on the other 10,000; with --sparsity it then prunes a copy
-and fine-tunes it for each --finetune-epochs value, and measures again. The test set is not loaded. Prints one table row a recipe
-and writes them all as JSON.
+and fine-tunes it for each --finetune-epochs value, and measures again. The test set is not
+loaded. Prints one table row a recipe and writes them all as JSON.
 """
 from __future__ import annotations
 
