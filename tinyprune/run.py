@@ -111,9 +111,6 @@ def run(config: RunConfig, resume: bool) -> int:
     print(f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
           f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
           f"results in {config.out}/")
-    if config.data.test_limit is not None:
-        print(f"--test-limit {config.data.test_limit}: every test accuracy below is on the "
-              f"first {len(data.test_images):,} test images only")
     print(kernels_ready(warm_up(model)))
     try:
         state = RunState.open(config, model, resume)

@@ -79,12 +79,16 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def load_data_or_say_why(config: DataConfig) -> Mnist | None:
     """The data set, or None after printing why it could not be had (missing, corrupt, a
-    failed download) and what to do."""
+    failed download) and what to do. Says so when --test-limit cuts the test set."""
     try:
-        return load_data(config)
+        data = load_data(config)
     except (MnistError, IdxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return None
+    if config.test_limit is not None:
+        print(f"--test-limit {config.test_limit}: every test accuracy below is on the first "
+              f"{len(data.test_images):,} test images only")
+    return data
 
 
 def add_dense_cache_options(parser: argparse.ArgumentParser) -> None:
