@@ -92,6 +92,8 @@ def test_sensitivity_and_sweep_on_real_mnist_share_one_dense_model(tmp_path, cap
     for points in result["schedules"].values():
         assert [p["sparsity"] for p in points] == [0.9]
         assert all(0 <= p["test_accuracy"] <= 1 for p in points)
-    if plots._pyplot() is not None:
+    if plots.pyplot() is not None:
         assert (tmp_path / "sweep" / "sweep.png").exists()
+        assert (tmp_path / "sweep" / "sweep-size.png").exists()
+        assert all("bytes" in p for points in result["schedules"].values() for p in points)
         assert (tmp_path / "sens" / "sensitivity.png").exists()
