@@ -75,6 +75,16 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
         assert (tmp_path / f"{picture}.png").stat().st_size > 10_000, picture
     assert f"fine-tuned {results['test_accuracy']:.2%}" in (tmp_path / "report.html").read_text()
 
+    # The weight-sharing phase: shared.tpz (conv=8,fc=5 by default), measured decoded
+    shared = results["shared"]
+    assert shared["file_bytes"] == (tmp_path / "shared.tpz").stat().st_size
+    assert [r["name"] for r in shared["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3",
+                                                    "header", "total"]
+    bits = [r["value_bits"] for r in shared["layers"][:5]]  # ceil(log2 k), k <= 2^bits
+    assert all(0 < b <= most for b, most in zip(bits, [8, 8, 5, 5, 5])), bits
+    assert shared["layers"][-1]["kept"] == 30_735 and shared["file_accuracy"] > 0.9
+    assert f"{shared['file_bytes']:,} bytes" in out and "Huffman" in out
+
 
 @pytest.mark.slow
 def test_test_limit_measures_on_the_first_images_and_says_so(tmp_path, capsys):

@@ -3,7 +3,8 @@
     state = RunState.open(config, model, resume)     # what an interrupted run had done
     trained = train_phase(model, data, config, state)          # -> model.npz, result.json
     pruning = prune_phase(model, trained, data, config, state)  # prunes and fine-tunes model
-    results = package_phase(model, data, config, trained, pruning)  # -> pruned.npz, .tpz, ...
+    shared = share_phase(model, data, config)    # a shared copy of model -> shared.tpz
+    results = package_phase(model, data, config, trained, pruning, shared)  # -> pruned.npz, ...
 
 After every epoch, of training and of fine-tuning, RunState saves the run to
 --out/checkpoint.npz (train/checkpoint.py); resumed from there, a run ends exactly as one never
@@ -12,6 +13,7 @@ report (run.py).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tinyprune.config import RunConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.compress import load_copy, write_compressed
+from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.nn.optim import MaskedSGD
@@ -192,10 +195,20 @@ def prune_phase(model: Sequential, trained: Trained, data: Mnist, config: RunCon
     return {**pruning, "target_sparsity": sparsity}
 
 
+def share_phase(model: Sequential, data: Mnist, config: RunConfig) -> dict:
+    """Share the weights of a copy of the pruned model, fine-tune the shared values, write it
+    as shared.tpz (format version 2) -> write_and_measure's results and the phase's."""
+    shared_model = copy.deepcopy(model)
+    shared, sharing = share_and_finetune(shared_model, data, config.share, config.train)
+    return {**sharing, **write_and_measure(shared_model, shared, data,
+                                           config.out / "shared.tpz")}
+
+
 def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Trained,
-                  pruning: dict) -> dict:
+                  pruning: dict, shared: dict | None = None) -> dict:
     """Write the pruned model as pruned.npz and as it ships (compressed, float32 and int8),
-    results.json and weights.png -> the results."""
+    results.json (with share_phase's results under "shared") and weights.png -> the
+    results."""
     p, out = config.prune, config.out
     layers = sparsity_report(model.params(), weight_uses(model))
     model.save(out / "pruned.npz", with_masks=True)
@@ -214,7 +227,8 @@ def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Tr
                      / sum(r["weights"] for r in layers)),
         "after_prune": after_prune, "test_loss": test_loss, "test_accuracy": test_accuracy,
         "finetune_epochs": p.finetune_epochs, "finetune_lr": p.finetune_lr,
-        "rounds": pruning["rounds"], "history": pruning["history"], "layers": layers}
+        "rounds": pruning["rounds"], "history": pruning["history"], "layers": layers,
+        "shared": shared}
     if p.method == "filter":
         results["filters_removed"] = filters_removed(model, data)
     write_json(out / "results.json", results)

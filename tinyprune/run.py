@@ -18,14 +18,18 @@ import numba
 
 from tinyprune.cli.options import (
     add_data_options,
+    add_share_options,
     add_training_options,
+    check_bits,
     check_data_dir,
     data_config,
     load_data_or_say_why,
+    share_config,
     train_config,
 )
 from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
 from tinyprune.config import PruneConfig, RunConfig
+from tinyprune.deploy.size_report import format_size_table
 from tinyprune.nn.model import MODELS
 from tinyprune.pipeline import (
     RunError,
@@ -35,6 +39,7 @@ from tinyprune.pipeline import (
     package_phase,
     prune_phase,
     report_phase,
+    share_phase,
     train_phase,
 )
 from tinyprune.prune.criteria import METHODS
@@ -75,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "measured on the trained model (Han et al.); replaces --sparsity")
     parser.add_argument("--finetune-lr", type=positive_float, default=0.01,
                         help="initial learning rate of fine-tuning (cosine decay to 0)")
+    add_share_options(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --out from its last completed "
                              "epoch (same options), ending exactly as if never interrupted")
@@ -89,6 +95,7 @@ def parse_args(argv: list[str] | None = None,
     if args.quality is not None and args.method != "std":
         parser.error("--quality sets the threshold of --method std; add --method std or drop it")
     check_data_dir(parser, args)
+    check_bits(parser, args)
     return args
 
 
@@ -96,7 +103,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     prune = PruneConfig(sparsity=args.sparsity, method=args.method, schedule=args.schedule,
                         rounds=args.rounds, quality=args.quality,
                         finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr)
-    return RunConfig(data_config(args), train_config(args), prune, args.out)
+    return RunConfig(data_config(args), train_config(args), prune, args.out, share_config(args))
 
 
 def run(config: RunConfig, resume: bool) -> int:
@@ -124,6 +131,7 @@ def run(config: RunConfig, resume: bool) -> int:
     try:
         trained = train_phase(model, data, config, state)
         pruning = prune_phase(model, trained, data, config, state)
+        shared = share_phase(model, data, config)
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -131,7 +139,7 @@ def run(config: RunConfig, resume: bool) -> int:
         print(f"error: {error}", file=sys.stderr)
         state.discard()  # resumed, it would diverge at the same step again
         return 1
-    results = package_phase(model, data, config, trained, pruning)
+    results = package_phase(model, data, config, trained, pruning, shared)
     page = report_phase(model, data, config, trained, results)
     print(f"report written: {page} (one page: open it in a browser)")
     print_report(results, trained, config)
@@ -171,6 +179,17 @@ def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
              else f" (on the first {config.data.test_limit:,} test images only)")
     print(f"\ntest accuracy{where}: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
           f"fine-tuned {results['test_accuracy']:.2%}")
+    print_shared(results["shared"], size["dense_float32"])
+
+
+def print_shared(shared: dict, dense: int) -> None:
+    """share_phase's results: the file's bytes layer by layer, and its own accuracy."""
+    print(f"\n{shared['file']} (pruned, weights shared, Huffman-coded): "
+          f"{shared['file_bytes']:,} bytes, {dense / shared['file_bytes']:.1f}x smaller than "
+          f"dense float32; test accuracy {shared['file_accuracy']:.2%} (of the model decoded "
+          f"from the file; {shared['clustered_accuracy']:.2%} before fine-tuning the shared "
+          f"values)")
+    print(format_size_table(shared["layers"]))
 
 
 def phase_epochs(config: RunConfig, phase: str) -> int:

@@ -18,10 +18,11 @@ from tinyprune.cli.types import (
     positive_float,
     positive_int,
 )
-from tinyprune.config import DEFAULT_LR, DataConfig, TrainConfig
+from tinyprune.config import DEFAULT_LR, VALIDATION_IMAGES, DataConfig, ShareConfig, TrainConfig
 from tinyprune.data.datasets import DATASETS
 from tinyprune.data.idx import IdxError
 from tinyprune.data.mnist import Mnist, MnistError, load_data
+from tinyprune.deploy.weight_sharing import parse_bits
 from tinyprune.nn.model import MODELS
 
 
@@ -39,6 +40,10 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-limit", type=positive_int, default=None,
                         help="measure on the first N test images only (for quick looks and "
                              "debugging; every accuracy printed is then on those N only)")
+    parser.add_argument("--validation", action="store_true",
+                        help=f"train on the first {VALIDATION_IMAGES:,} training images and "
+                             f"measure on the other {60_000 - VALIDATION_IMAGES:,} instead of "
+                             f"the test set (to choose a recipe)")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -68,13 +73,41 @@ def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 def data_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(data_dir=args.data_dir, limit=args.limit, dataset=args.dataset,
-                      test_limit=args.test_limit)
+                      test_limit=args.test_limit, validation=args.validation)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=args.model, epochs=args.epochs, lr=args.lr,
                        batch_size=args.batch_size, momentum=args.momentum,
                        weight_decay=args.weight_decay, shift=args.shift, seed=args.seed)
+
+
+def add_share_options(parser: argparse.ArgumentParser) -> None:
+    """Weight sharing after pruning, and the compressed file it is written to."""
+    parser.add_argument("--bits", default=ShareConfig.bits,
+                        help="bits per shared-value index: N for every layer, conv=N,fc=M, or "
+                             "per layer (conv1=6,fc1=4,...); conv=8,fc=5 is Deep Compression's")
+    parser.add_argument("--bias-bits", type=positive_int, default=None,
+                        help="share each layer's biases too, in this many bits (default: "
+                             "biases stay float32)")
+    parser.add_argument("--share-epochs", type=non_negative_int, default=ShareConfig.epochs,
+                        help="epochs fine-tuning the shared values")
+    parser.add_argument("--share-lr", type=positive_float, default=ShareConfig.lr,
+                        help="learning rate of the shared values (cosine decay to 0); their "
+                             "gradient sums those of all their weights, hence small")
+
+
+def check_bits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--bits must give every weighted layer of --model 1 to 8 bits (one line and exit 2)."""
+    try:
+        parse_bits(args.bits, MODELS[args.model]())
+    except ValueError as error:
+        parser.error(f"--bits: {error}")
+
+
+def share_config(args: argparse.Namespace) -> ShareConfig:
+    return ShareConfig(bits=args.bits, bias_bits=args.bias_bits, epochs=args.share_epochs,
+                       lr=args.share_lr)
 
 
 def load_data_or_say_why(config: DataConfig) -> Mnist | None:
@@ -114,4 +147,5 @@ def check_folders(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 def dense_options(args: argparse.Namespace) -> dict:
     """The options the dense model was trained with, for the JSON that reports on it."""
-    return {**asdict(train_config(args)), "limit": args.limit, "dataset": args.dataset}
+    return {**asdict(train_config(args)), "limit": args.limit, "dataset": args.dataset,
+            "validation": args.validation}

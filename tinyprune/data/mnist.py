@@ -18,7 +18,7 @@ import numpy as np
 import requests
 from tqdm import tqdm
 
-from tinyprune.config import DataConfig
+from tinyprune.config import VALIDATION_IMAGES, DataConfig
 from tinyprune.data.datasets import (
     DATASETS,
     ENV_VAR,
@@ -167,9 +167,14 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
 
 
 def load_data(config: DataConfig) -> Mnist:
-    """config.dataset from config.data_dir; its training set cut to the first config.limit
+    """config.dataset from config.data_dir; with config.validation, the validation split (see
+    DataConfig) instead of train and test; its training set cut to the first config.limit
     images and its test set to the first config.test_limit, if given."""
     data = load_mnist(config.data_dir, dataset=config.dataset)
+    if config.validation:  # the rest of the training set stands in for the test set
+        n = VALIDATION_IMAGES
+        data = data._replace(test_images=data.train_images[n:], test_labels=data.train_labels[n:],
+                             train_images=data.train_images[:n], train_labels=data.train_labels[:n])
     if config.limit is not None:
         data = data._replace(train_images=data.train_images[:config.limit],
                              train_labels=data.train_labels[:config.limit])

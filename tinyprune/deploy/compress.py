@@ -107,9 +107,15 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise FileNotFoundError(f"{path} does not exist; {how}")
     try:
         if not zipfile.is_zipfile(path):
+            if path.read_bytes()[:4] == b"TPZ2":
+                raise CompressedFormatError(
+                    f"{path} is a version 2 file: read it with "
+                    f"tinyprune.deploy.compress_v2.read, which reads both versions")
             raise ValueError("it is not an .npz (zip) file")
         with np.load(path, allow_pickle=False) as npz:
             files = dict(npz)
+    except CompressedFormatError:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise CompressedFormatError(f"{path} is not a tinyprune compressed model: {error}; "
                                     f"{how}") from None

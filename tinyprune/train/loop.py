@@ -15,7 +15,7 @@ from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedSGD
 
-# numba's parallel kernels use every core. A multithreaded BLAS (for the fc products) would
+# The kernels use every core (kernels/threads.py). A multithreaded BLAS (for the fc products) would
 # leave its threads spinning on those same cores and slow the kernels after it by 2-3x, so
 # the BLAS runs on one thread while we train or evaluate.
 ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
@@ -25,13 +25,31 @@ class Diverged(FloatingPointError):
     """The loss became NaN or infinite."""
 
 
-def warm_up(model: Sequential) -> float:
-    """Run one tiny forward and backward so numba compiles (or loads its cache) now, not
-    inside the first timed epoch. -> seconds taken."""
+def warm_up(model: Sequential, report: Callable[[str, float], None] | None = None) -> float:
+    """Run two blank images forward and back through the model, one layer at a time, so that
+    numba compiles its kernels now (the first run on a machine: a few seconds) or loads them
+    from its cache (a fraction of a second), not inside the first timed epoch. Each kernel is
+    compiled for the dtype it is first called with, here the model's, on first use.
+    After each layer's pass, report(f"{layer} forward" or "... backward", seconds) if given,
+    so a caller can show the progress. -> seconds in all."""
     start = time.perf_counter()
-    x = to_input(np.zeros((2, 28, 28), np.uint8))
-    model.backward(model.forward(x))
+    dtype = next(iter(model.params().values())).value.dtype
+    x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
+    passes = [(f"{name} forward", layer.forward) for name, layer in model.layers.items()]
+    passes += [(f"{name} backward", layer.backward)
+               for name, layer in reversed(model.layers.items())]
+    for name, run_pass in passes:
+        begun = time.perf_counter()
+        x = run_pass(x)
+        if report is not None:
+            report(name, time.perf_counter() - begun)
     return time.perf_counter() - start
+
+
+def print_progress(name: str, seconds: float) -> None:
+    """A `report` for warm_up: print each layer pass that took a while (it compiled)."""
+    if seconds >= 0.1:
+        print(f"  numba compiled {name} in {seconds:.1f}s", flush=True)
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
