@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.mnist import Mnist, load_mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.c_export import c_float, export_c
@@ -98,6 +99,13 @@ def test_export_compiles_cleanly_and_matches_python(build, sparsity, quantize, t
     prune(model, sparsity)
     images = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
     check_agreement(model, images, tmp_path, quantize)
+
+
+def test_pixels_are_normalised_as_the_data_set_says(tmp_path):
+    mnist_c = export_c(lenet5(0), tmp_path / "mnist")["c"].read_text()
+    fashion_c = export_c(lenet5(0), tmp_path / "fashion", dataset=FASHION_MNIST)["c"].read_text()
+    assert c_float(FASHION_MNIST.mean) in fashion_c and c_float(MNIST.mean) not in fashion_c
+    assert c_float(MNIST.mean) in mnist_c
 
 
 @needs_gcc

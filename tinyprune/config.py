@@ -20,10 +20,13 @@ VALIDATION_IMAGES = 50_000
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from. data_dir None: $TINYPRUNE_DATA_DIR, else data/mnist."""
+    """Which images, from where. data_dir None: see data.datasets.resolve_data_dir
+    ($TINYPRUNE_DATA_DIR, else data/<dataset>)."""
 
     data_dir: Path | None = None
     limit: int | None = None  # train on the first `limit` training images only
+    dataset: str = "mnist"  # a key of data.datasets.DATASETS
+    test_limit: int | None = None  # measure on the first `test_limit` test images only
     # Choose recipes without the test set: train on the first VALIDATION_IMAGES training
     # images and measure on the rest of the training set instead of the test set.
     validation: bool = False
@@ -82,4 +85,5 @@ class RunConfig:
         """The options a resumed run must share with the interrupted one: all that can change
         its numbers (not where the files are)."""
         return {**asdict(self.train), **asdict(self.prune), "limit": self.data.limit,
+                "dataset": self.data.dataset, "test_limit": self.data.test_limit,
                 "validation": self.data.validation}

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         schedule="iterative", rounds=args.rounds, lr=args.finetune_lr, momentum=train.momentum,
         weight_decay=train.weight_decay, batch_size=train.batch_size, max_shift=train.shift,
         seed=train.seed)
-    _, pruned_accuracy = evaluate(model, data.test_images, data.test_labels)
+    _, pruned_accuracy = evaluate(model, data.test_images, data.test_labels,
+                                  dataset=data.dataset)
     shared, sharing = share_and_finetune(model, data, share, train)
     written = write_and_measure(model, shared, data, args.out / "shared.tpz")
     print(f"\n{written['file']}: {written['file_bytes']:,} bytes, "

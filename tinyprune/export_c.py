@@ -20,6 +20,7 @@ from tinyprune.config import DataConfig
 from tinyprune.deploy.c_export import export_c, load_model
 from tinyprune.deploy.c_int8 import export_c_int8
 from tinyprune.deploy.int8_model import Int8Model
+from tinyprune.data.datasets import DATASETS
 from tinyprune.nn.model import MODELS
 
 
@@ -38,9 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help="integers only: int8 weights (or shared values) and activations")
     parser.add_argument("--calibration", type=positive_int, default=2000,
                         help="--int8: the first N training images set the activation scales")
+    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist",
+                        help="the data set the model was trained on (its pixel normalisation)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="--int8: folder with MNIST; default: $TINYPRUNE_DATA_DIR, else "
-                             "data/mnist")
+                        help="--int8: folder with the training images; default: "
+                             "$TINYPRUNE_DATA_DIR/<dataset>, else data/<dataset>")
     parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
                         help="the model an .npz holds (a .tpz names its own)")
     args = parser.parse_args(argv)
@@ -48,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{args.model_file} does not exist; train and prune one with "
                      f"python -m tinyprune.run --out DIR, then pass DIR/pruned.npz")
     check_data_dir(parser, args)
+    if args.int8 and args.dataset != "mnist":
+        # int8_model.py's input quantisation is derived from MNIST's mean and std
+        parser.error("--int8 exports MNIST models only, for now; export this one without it")
     return args
 
 
@@ -63,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             q = Int8Model(model, data.train_images[:args.calibration], shared)
             written = export_c_int8(q, args.out, source=source)
         else:
-            written = export_c(model, args.out, args.quantize, source=source)
+            written = export_c(model, args.out, args.quantize, source=source,
+                               dataset=DATASETS[args.dataset])
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ from tinyprune.prune.filters import shrink
 from tinyprune.prune.report import sparsity_report, weight_uses
 from tinyprune.prune.schedules import prune_and_finetune
 from tinyprune.report.plots import weight_histograms
+from tinyprune.report.run_pictures import draw_run
 from tinyprune.train.checkpoint import (
     CHECKPOINT,
     Checkpoint,
@@ -130,7 +131,7 @@ def last_test_metrics(model: Sequential, data: Mnist, history: list[dict]) -> tu
     epoch and nothing has changed it since, so that entry is reused; with no epoch, measure."""
     if history:
         return history[-1]["test_loss"], history[-1]["test_accuracy"]
-    return evaluate(model, data.test_images, data.test_labels)
+    return evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
 
 
 def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunState) -> Trained:
@@ -154,7 +155,9 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         write_json(out / "result.json", {
             "model": t.model, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed,
             "lr": t.lr, "momentum": t.momentum, "weight_decay": t.weight_decay,
-            "shift": t.shift, "train_images": len(data.train_images),
+            "shift": t.shift, "dataset": data.dataset.key,
+            "train_images": len(data.train_images), "test_images": len(data.test_images),
+            "test_limit": config.data.test_limit,
             "test_loss": test_loss, "test_accuracy": test_accuracy, "history": history})
     weights = {name: p.value.copy() for name, p in trained.prunable().items()}
     return Trained(trained, history, test_loss, test_accuracy, weights)
@@ -211,7 +214,7 @@ def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Tr
     model.save(out / "pruned.npz", with_masks=True)
     model_bytes = write_compressed(model, out)  # zeros not stored (deploy/compress.py)
     _, int8_accuracy = evaluate(load_copy(model, out / "pruned-int8.tpz"),
-                                data.test_images, data.test_labels)
+                                data.test_images, data.test_labels, dataset=data.dataset)
     test_loss, test_accuracy = last_test_metrics(model, data, pruning["history"])
     # agp prunes a little at a time while it trains: there is no moment "just pruned".
     after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None,
@@ -235,11 +238,19 @@ def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Tr
     return results
 
 
+def report_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Trained,
+                 results: dict) -> Path:
+    """The run's pictures and report.html in --out -> the page's path."""
+    limited = config.data.test_limit is not None
+    return draw_run(model, trained.weights, data, trained.history, results, config.out,
+                    f"test (first {len(data.test_labels):,})" if limited else "test")
+
+
 def filters_removed(model: Sequential, data: Mnist) -> dict:
     """The filter-pruned model rebuilt without its removed filters: its parameter count and
     its inference time over the test set beside the masked model's."""
     small = shrink(model)
-    x = to_input(data.test_images)
+    x = to_input(data.test_images, data.dataset)
     return {"params": model.num_params(), "params_after": small.num_params(),
             "inference_seconds_masked": inference_seconds(model, x),
             "inference_seconds_smaller": inference_seconds(small, x),

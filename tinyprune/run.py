@@ -1,4 +1,4 @@
-"""Train LeNet-5 on MNIST, prune it by magnitude, fine-tune it, and report.
+"""Train LeNet-5 on MNIST (or Fashion-MNIST, KMNIST), prune it, fine-tune it, and report.
 
     python -m tinyprune.run [--epochs 10] [--sparsity 0.5] [--finetune-epochs 5] ...
 
@@ -13,6 +13,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+
+import numba
 
 from tinyprune.cli.options import (
     add_data_options,
@@ -36,6 +38,7 @@ from tinyprune.pipeline import (
     out_folder_problem,
     package_phase,
     prune_phase,
+    report_phase,
     share_phase,
     train_phase,
 )
@@ -112,10 +115,10 @@ def run(config: RunConfig, resume: bool) -> int:
     if data is None:
         return 1
     model = MODELS[config.train.model](config.train.seed)
-    print(f"{model.name}, {model.num_params():,} parameters; {len(data.train_images):,} training "
-          f"and {len(data.test_images):,} test images; results in {config.out}/")
-    print(f"numba kernels ready in {warm_up(model):.1f}s (compiled on the first run, "
-          f"then loaded from numba's cache)")
+    print(f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
+          f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
+          f"results in {config.out}/")
+    print(kernels_ready(warm_up(model)))
     try:
         state = RunState.open(config, model, resume)
     except CheckpointError as error:
@@ -136,12 +139,25 @@ def run(config: RunConfig, resume: bool) -> int:
         print(f"error: {error}", file=sys.stderr)
         state.discard()  # resumed, it would diverge at the same step again
         return 1
-    print_report(package_phase(model, data, config, trained, pruning, shared), trained)
+    results = package_phase(model, data, config, trained, pruning, shared)
+    page = report_phase(model, data, config, trained, results)
+    print(f"report written: {page} (one page: open it in a browser)")
+    print_report(results, trained, config)
     state.discard()  # the run is complete: nothing is left to resume
     return 0
 
 
-def print_report(results: dict, trained: Trained) -> None:
+def kernels_ready(seconds: float) -> str:
+    """What warm_up did: compiled (or loaded) the numba kernels, or, with NUMBA_DISABLE_JIT=1,
+    nothing: the kernels then run as plain Python, which a debugger can step through."""
+    if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]  # set from the environment
+        return ("numba's JIT is off (NUMBA_DISABLE_JIT=1): the kernels run as plain Python, "
+                "slowly; keep --limit and --test-limit small")
+    return (f"numba kernels ready in {seconds:.1f}s (compiled on the first run, then loaded "
+            f"from numba's cache)")
+
+
+def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
     """What package_phase found: sizes, what filter pruning removed, the layer table, and
     accuracy before and after."""
     size = results["bytes"]
@@ -159,7 +175,9 @@ def print_report(results: dict, trained: Trained) -> None:
     print_layers(results["layers"])
     after = results["after_prune"]["test_accuracy"]
     pruned = "n/a (agp prunes while it trains)" if after is None else f"{after:.2%}"
-    print(f"\ntest accuracy: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
+    where = ("" if config.data.test_limit is None
+             else f" (on the first {config.data.test_limit:,} test images only)")
+    print(f"\ntest accuracy{where}: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
           f"fine-tuned {results['test_accuracy']:.2%}")
     print_shared(results["shared"], size["dense_float32"])
 

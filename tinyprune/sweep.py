@@ -30,7 +30,7 @@ from tinyprune.files import write_json
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.prune.study import sweep_point
-from tinyprune.report.plots import sweep_plot
+from tinyprune.report.plots import sweep_plot, sweep_size_plot
 from tinyprune.report.tables import print_sweep
 from tinyprune.train.dense_cache import trained_dense
 from tinyprune.train.loop import Diverged
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print_sweep(result)
     print(f"\nresults: {args.out / 'sweep.json'}")
     sweep_plot(result, args.out / "sweep.png")
+    sweep_size_plot(result, args.out / "sweep-size.png")
     return 0
 
 

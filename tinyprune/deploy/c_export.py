@@ -8,7 +8,8 @@ writes out_dir/lenet5.c and out_dir/lenet5.h (named after the model) with
     int lenet5_predict_u8(const unsigned char pixels[LENET5_INPUT_SIZE], float logits[...]);
 
 Both return the predicted class. `image` is normalised as tinyprune.data.transforms.to_input does,
-(pixel / 255 - mean) / std; `pixels` are the raw 0..255 MNIST pixels, normalised inside.
+(pixel / 255 - mean) / std; `pixels` are the raw 0..255 pixels, normalised inside with the
+mean and std of the data set the model was trained on.
 The weights are const arrays in the CSR form of kernels/sparse.py (only non-zeros, with their
 row pointers and column indices), float32 or, with --quantize, int8 with one float scale per
 layer. No malloc, no globals written, only <stdint.h> included: activations live on the stack
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
+from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.deploy import compress_v2
 from tinyprune.deploy.compress import CompressedFormatError, quantize_int8
 from tinyprune.deploy.sparse_model import SparseModel
@@ -157,7 +158,7 @@ def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
 
 
 def float_header(prefix: str, model_name: str, source: str, input_shape: tuple[int, int, int],
-                 classes: int) -> str:
+                 classes: int, dataset: Dataset) -> str:
     """The header of a float export: its two predict functions."""
     macro = prefix.upper()
     C, H, W = input_shape
@@ -168,11 +169,12 @@ def float_header(prefix: str, model_name: str, source: str, input_shape: tuple[i
 #define {macro}_INPUT_SIZE ({C} * {H} * {W})
 #define {macro}_CLASSES {classes}
 
-/* image: ({C}, {H}, {W}) normalised as (pixel / 255 - {MNIST_MEAN}) / {MNIST_STD}.
+/* image: ({C}, {H}, {W}) normalised as {dataset.title}'s pixels are:
+ * (pixel / 255 - {dataset.mean}) / {dataset.std}.
  * Writes the {classes} logits and returns the predicted class (the first largest logit). */
 int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES]);
 
-/* The same from raw pixels 0..255 (MNIST's uint8 images). */
+/* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
 int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 {' ' * len(prefix)}                float logits[{macro}_CLASSES]);
 
@@ -180,7 +182,7 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 """
 
 
-def generate_c(model: Sequential, quantize: bool = False,
+def generate_c(model: Sequential, quantize: bool = False, dataset: Dataset = MNIST,
                input_shape: tuple[int, int, int] = (1, 28, 28),
                source: str = "a tinyprune model") -> tuple[str, str, int]:
     """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
@@ -192,7 +194,8 @@ def generate_c(model: Sequential, quantize: bool = False,
     C, H, W = input_shape
     pad0 = getattr(sparse.stages[0].layer, "padding", 0)
     arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
-    header = float_header(prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1)
+    header = float_header(prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1,
+                          dataset)
     kept = sparse.nonzero
     total = sum(p.value.size for p in model.prunable().values())
     weight_type = "int8_t" if quantize else "float"
@@ -233,7 +236,7 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 {{
     float image[{macro}_INPUT_SIZE];
     for (int i = 0; i < {macro}_INPUT_SIZE; i++)
-        image[i] = ((float)pixels[i] / 255.0f - {c_float(MNIST_MEAN)}) / {c_float(MNIST_STD)};
+        image[i] = ((float)pixels[i] / 255.0f - {c_float(dataset.mean)}) / {c_float(dataset.std)};
     return {prefix}_predict(image, logits);
 }}
 """
@@ -241,11 +244,12 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 
 def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
-             source: str = "a tinyprune model") -> dict:
-    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes."""
+             source: str = "a tinyprune model", dataset: Dataset = MNIST) -> dict:
+    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes. dataset:
+    the one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    c_text, h_text, weights = generate_c(model, quantize, source=source)
+    c_text, h_text, weights = generate_c(model, quantize, dataset, source=source)
     prefix = re.sub(r"\W", "_", model.name).lower()
     c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
     write_text(h_path, h_text)

@@ -19,7 +19,7 @@ def share_and_finetune(model: Sequential, data: Mnist, share: ShareConfig, train
     and momentum as in training); -> (the shared weights, {"bits", "clustered_accuracy": test
     accuracy right after k-means, "history"})."""
     shared = share_weights(model, parse_bits(share.bits, model), share.bias_bits)
-    _, clustered = evaluate(model, data.test_images, data.test_labels)
+    _, clustered = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
     biases = f", biases {share.bias_bits}" if share.bias_bits else ""
     print(f"weights shared ({share.bits}{biases} bits): test accuracy {clustered:.2%} before "
           f"fine-tuning the shared values", flush=True)
@@ -38,6 +38,6 @@ def write_and_measure(model: Sequential, shared: dict[str, SharedWeight], data: 
     path = Path(path)
     report = compress_v2.save(model, path, "shared", shared)
     loss, accuracy = evaluate(compress_v2.decoded_model(model, path), data.test_images,
-                              data.test_labels)
+                              data.test_labels, dataset=data.dataset)
     return {"file": str(path), "file_bytes": path.stat().st_size, "file_accuracy": accuracy,
             "file_loss": loss, "layers": size_rows(report, model)}

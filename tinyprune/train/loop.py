@@ -9,6 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.data.transforms import random_shift, to_input
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
@@ -58,12 +59,13 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
 def evaluate(model: Sequential, images: np.ndarray, labels: np.ndarray,
-             batch_size: int = 1000) -> tuple[float, float]:
-    """-> (mean loss, accuracy as a fraction) over all images."""
+             batch_size: int = 1000, dataset: Dataset = MNIST) -> tuple[float, float]:
+    """-> (mean loss, accuracy as a fraction) over all images (N, 28, 28) uint8, normalised
+    as `dataset`'s (data.dataset of a loaded data set)."""
     loss_fn = SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size])
+        x = to_input(images[start:start + batch_size], dataset)
         y = labels[start:start + batch_size].astype(np.int64)
         logits = model.forward(x)
         total_loss += loss_fn.forward(logits, y) * len(y)
@@ -78,8 +80,8 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         after_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
-    data: an `Mnist` tuple (uint8 images, labels). The learning rate follows a cosine from
-    the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
+    data: an `Mnist` tuple (uint8 images, labels, data set). The learning rate follows a cosine
+    from the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
     random by up to max_shift pixels (see random_shift). Epoch e draws its batches from a
     generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
     model and optimizer as they were) takes the same steps as one never interrupted.
@@ -102,7 +104,7 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         start = time.perf_counter()
         for step in bar:
             idx = order[step * batch_size:(step + 1) * batch_size]
-            x = to_input(random_shift(data.train_images[idx], max_shift, rng))
+            x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
             y = data.train_labels[idx].astype(np.int64)
             global_step = (epoch - 1) * steps_per_epoch + step
             optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
@@ -125,7 +127,8 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss:.4f}")
         seconds = time.perf_counter() - start
-        test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
+        test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels,
+                                            dataset=data.dataset)
         entry = {"epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
                  "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds}
         history.append(entry)
