@@ -97,11 +97,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--infer-repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("TINYPRUNE_DATA_DIR", "data/mnist")))
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     train_x, train_y = load(args.data_dir, "train")
+    train_x, train_y = train_x[: args.limit], train_y[: args.limit]
     test_x, test_y = load(args.data_dir, "t10k")
     net = lenet5() if args.model == "lenet5" else lenet5_caffe()
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)

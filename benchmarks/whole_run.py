@@ -58,10 +58,10 @@ def last_json(command: list[str]) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
 
 
-def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path) -> dict:
+def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path, limit: list[str]) -> dict:
     out = tmp / f"run-{model}"
     command = [sys.executable, "-m", "tinyprune.run", "--model", model, "--epochs", str(epochs),
-               "--finetune-epochs", "0", "--sparsity", "0", "--out", str(out)]
+               "--finetune-epochs", "0", "--sparsity", "0", "--out", str(out), *limit]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
@@ -74,9 +74,10 @@ def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path) -> dict:
             "test_accuracy": result["test_accuracy"], "warm_up_line": ready[:1]}
 
 
-def run_torch(model: str, epochs: int, repeats: int, compiled: bool) -> dict:
+def run_torch(model: str, epochs: int, repeats: int, compiled: bool, limit: list[str]) -> dict:
     command = [sys.executable, str(HERE / "torch_peer.py"), "--model", model, "--epochs",
-               str(epochs), "--infer-repeats", str(repeats)] + (["--compile"] if compiled else [])
+               str(epochs), "--infer-repeats", str(repeats), *limit]
+    command += ["--compile"] if compiled else []
     result, _ = last_json(command)
     return result
 
@@ -114,12 +115,16 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["lenet5", "lenet5-caffe"],
                         choices=["lenet5", "lenet5-caffe"])
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on the first N images only (to try the script quickly)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is not compared")
     contenders = CONTENDERS[:2] if args.no_compile else CONTENDERS
+    limit = [] if args.limit is None else ["--limit", str(args.limit)]
     result: dict = {"command": sys.argv, "rounds": args.rounds, "epochs": args.epochs,
+                    "limit": args.limit,
                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
                     "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
                     "loadavg_start": loadavg(), "runs": [], "summary": {}}
@@ -132,10 +137,10 @@ def main(argv=None) -> int:
                     before, start = loadavg(), time.perf_counter()
                     cpu = cpu_seconds()
                     if name == "tinyprune":
-                        r = run_tinyprune(model, args.epochs, args.infer_repeats, Path(tmp))
+                        r = run_tinyprune(model, args.epochs, args.infer_repeats, Path(tmp), limit)
                     else:
                         r = run_torch(model, args.epochs, args.infer_repeats,
-                                      compiled=name == "torch.compile")
+                                      name == "torch.compile", limit)
                     r.update(model=model, contender=name, round=round_, loadavg_before=before,
                              loadavg_after=loadavg(), process_seconds=time.perf_counter() - start,
                              process_cpu_seconds=cpu_seconds() - cpu)

@@ -1,5 +1,6 @@
-"""Stage 2, kernels: numba kernels (conv.py, pool.py, and sparse.py for pruned models), each
-with its plain-NumPy twin `<kernel>_numpy` beside it.
+"""Stage 2, kernels: numba kernels (conv.py, pool.py, conv_gemm.py for convolutions with many
+taps, and sparse.py for pruned models), each with its plain-NumPy twin `<kernel>_numpy` beside
+it; threads.py splits a batch's images between the cores.
 
 Kernels are plain functions over arrays and ints that return new arrays; the layers in
 `tinyprune.nn.layers` own the parameters and call them. Each works for float32 and float64.

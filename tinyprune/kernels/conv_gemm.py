@@ -2,7 +2,7 @@
 the same contract, for layers with many taps per filter (C * K * K), where one BLAS product
 beats conv.py's direct loops.
 
-im2col copies each output pixel's receptive field into one row of a matrix:
+im2col copies each output pixel's receptive field into one column of a matrix:
 
     cols[t, n*P + p] = xp[n, c, oh + kh, ow + kw]     p = oh*Wo + ow,  t = (c*K + kh)*K + kw
 
@@ -14,8 +14,8 @@ as an (F, T) matrix and dout as an (F, N*P) one,
     backward to input:    dcols = wm.T @ dout, then col2im adds each dcols[t, n*P + p] back
                           onto the pixel it was copied from, and crops the padding.
 
-Timed in turn with conv.py's kernels (batch 128, one thread, on a busy machine), the three passes
-took 26 ms against 44 ms for lenet5-caffe's conv2 (T = 500 taps, F = 50 filters), but 7.3 ms
+Timed in turn with conv.py's direct loops (batch 128, one thread, on a busy machine; the loops
+then ran under numba's prange, a little faster than now), the three passes took 26 ms against 44 ms for lenet5-caffe's conv2 (T = 500 taps, F = 50 filters), but 7.3 ms
 against 5.8 ms for lenet5's conv2 (T = 150, F = 16): a product of 16 rows is too thin for BLAS.
 So only layers with many taps use them (GEMM_MIN_TAPS in tinyprune/nn/layers.py). The cost: the
 forward keeps cols for the backward (16 MB for lenet5-caffe's conv2 at batch 128).
