@@ -15,8 +15,9 @@ as an (F, T) matrix and dout as an (F, N*P) one,
                           onto the pixel it was copied from, and crops the padding.
 
 Timed in turn with conv.py's direct loops (batch 128, one thread, on a busy machine; the loops
-then ran under numba's prange, a little faster than now), the three passes took 26 ms against 44 ms for lenet5-caffe's conv2 (T = 500 taps, F = 50 filters), but 7.3 ms
-against 5.8 ms for lenet5's conv2 (T = 150, F = 16): a product of 16 rows is too thin for BLAS.
+then ran under numba's prange, a little faster than now), the three passes took 26 ms against
+44 ms for lenet5-caffe's conv2 (T = 500 taps, F = 50 filters), but 7.3 ms against 5.8 ms for
+lenet5's conv2 (T = 150, F = 16): a product of 16 rows is too thin for BLAS.
 So only layers with many taps use them (GEMM_MIN_TAPS in tinyprune/nn/layers.py). The cost: the
 forward keeps cols for the backward (16 MB for lenet5-caffe's conv2 at batch 128).
 
