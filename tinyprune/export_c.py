@@ -17,10 +17,10 @@ from pathlib import Path
 from tinyprune.cli.options import check_data_dir, load_data_or_say_why
 from tinyprune.cli.types import positive_int
 from tinyprune.config import DataConfig
+from tinyprune.data.datasets import DATASETS
 from tinyprune.deploy.c_export import export_c, load_model
 from tinyprune.deploy.c_int8 import export_c_int8
 from tinyprune.deploy.int8_model import Int8Model
-from tinyprune.data.datasets import DATASETS
 from tinyprune.nn.model import MODELS
 
 

@@ -46,7 +46,7 @@ from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.report.tables import print_layers
 from tinyprune.train.checkpoint import CHECKPOINT, CheckpointError, checkpoint_phase
-from tinyprune.train.loop import Diverged, warm_up
+from tinyprune.train.loop import Diverged, print_progress, warm_up
 
 PHASE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}  # checkpoint phase -> words
 
@@ -118,7 +118,8 @@ def run(config: RunConfig, resume: bool) -> int:
     print(f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
           f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
           f"results in {config.out}/")
-    print(kernels_ready(warm_up(model)))
+    jit_off = numba.config.DISABLE_JIT  # type: ignore[attr-defined]  # set from the environment
+    print(kernels_ready(warm_up(model, None if jit_off else print_progress)))
     try:
         state = RunState.open(config, model, resume)
     except CheckpointError as error:

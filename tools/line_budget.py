@@ -9,9 +9,10 @@ the modules run as `python -m tinyprune.<name>`. Exit status 1 if either is over
 from __future__ import annotations
 
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,7 +35,8 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
     start = time.perf_counter()
     dtype = next(iter(model.params().values())).value.dtype
     x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
-    passes = [(f"{name} forward", layer.forward) for name, layer in model.layers.items()]
+    passes: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [
+        (f"{name} forward", layer.forward) for name, layer in model.layers.items()]
     passes += [(f"{name} backward", layer.backward)
                for name, layer in reversed(model.layers.items())]
     for name, run_pass in passes:
@@ -73,6 +74,23 @@ def evaluate(model: Sequential, images: np.ndarray, labels: np.ndarray,
     return total_loss / len(images), correct / len(images)
 
 
+def train_step(model: Sequential, loss_fn: SoftmaxCrossEntropy, optimizer: MaskedSGD,
+               x: np.ndarray, y: np.ndarray, phase: str, where: str) -> tuple[np.ndarray, float]:
+    """One step of SGD on the batch x (N, 1, 28, 28), y (N,) -> (logits (N, classes), loss).
+    Diverged, naming the phase and where in it, if the loss is NaN or infinite."""
+    # A learning rate too high overflows the activations; the check below says so in one
+    # line, so numpy's own overflow warnings would only add noise before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = model.forward(x)
+        loss = loss_fn.forward(logits, y)
+    if not math.isfinite(loss):
+        raise Diverged(f"{phase}: the loss became {loss} {where}; the learning rate "
+                       f"{optimizer.base_lr:g} is too high, try {optimizer.base_lr / 10:g}")
+    model.backward(loss_fn.backward())
+    optimizer.step()
+    return logits, loss
+
+
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
 def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: int, seed: int,
         max_shift: int = 0, phase: str = "train", start_epoch: int = 1,
@@ -108,18 +126,8 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
             y = data.train_labels[idx].astype(np.int64)
             global_step = (epoch - 1) * steps_per_epoch + step
             optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
-            # A learning rate too high overflows the activations; the check below says so in
-            # one line, so numpy's own overflow warnings would only add noise before it.
-            with np.errstate(over="ignore", invalid="ignore"):
-                logits = model.forward(x)
-                loss = loss_fn.forward(logits, y)
-            if not math.isfinite(loss):
-                raise Diverged(
-                    f"{phase}: the loss became {loss} at epoch {epoch}, step {step + 1}; the "
-                    f"learning rate {optimizer.base_lr:g} is too high, try "
-                    f"{optimizer.base_lr / 10:g}")
-            model.backward(loss_fn.backward())
-            optimizer.step()
+            logits, loss = train_step(model, loss_fn, optimizer, x, y, phase,
+                                      f"at epoch {epoch}, step {step + 1}")
             if after_step is not None:
                 after_step(global_step + 1, total_steps)
             total_loss += loss * len(y)
