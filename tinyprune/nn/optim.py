@@ -35,3 +35,47 @@ class MaskedSGD:
             p.value -= self.lr * v
             if p.mask is not None:
                 p.value *= p.mask
+
+
+class MaskedAdam:
+    """Adam (Kingma & Ba 2015) that respects pruning masks:
+
+        m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+        w = w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    For a pruned parameter the gradient, both moments and the weight are multiplied by the
+    mask at every step: a moment built up before pruning cannot move a pruned weight, and the
+    weight itself is zeroed again after the update, so it stays exactly 0.0. No weight decay
+    (the lottery-ticket experiments use none).
+    """
+
+    def __init__(self, params: dict[str, Param], lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = params
+        self.base_lr = lr
+        self.lr = lr
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0  # steps taken, for the bias corrections
+        self.m = {name: np.zeros_like(p.value) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p.value) for name, p in params.items()}
+
+    def step(self) -> None:
+        self.t += 1
+        # The bias corrections folded into one step size, computed in float64 then cast.
+        step_size = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        for name, p in self.params.items():
+            g, m, v = p.grad, self.m[name], self.v[name]
+            if p.mask is not None:
+                g = g * p.mask
+            m *= self.b1
+            m += (1 - self.b1) * g
+            v *= self.b2
+            v += (1 - self.b2) * g * g
+            if p.mask is not None:
+                m *= p.mask
+                v *= p.mask
+            eps = self.eps * np.sqrt(1 - self.b2 ** self.t)  # eps added to sqrt(v_hat), rescaled
+            p.value -= (step_size * m / (np.sqrt(v) + eps)).astype(p.value.dtype)
+            if p.mask is not None:
+                p.value *= p.mask
