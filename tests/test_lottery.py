@@ -4,12 +4,18 @@ import json
 
 import numpy as np
 import pytest
+from helpers import without_seconds
 
-from run_files import without_seconds
 from tinyprune import lottery
 from tinyprune.nn.model import lenet_300_100
-from tinyprune.prune.lottery import (PRUNE_RATES, TicketOptions, _start, next_masks,
-                                     reinit_seed, remaining)
+from tinyprune.prune.lottery import (
+    PRUNE_RATES,
+    TicketOptions,
+    _start,
+    next_masks,
+    reinit_seed,
+    remaining,
+)
 from tinyprune.train.steps import batches
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyprune.kernels.adam import masked_adam_step
 from tinyprune.nn.layers import Param
 
 
@@ -43,10 +44,9 @@ class MaskedAdam:
         m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
         w = w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
-    For a pruned parameter the gradient, both moments and the weight are multiplied by the
-    mask at every step: a moment built up before pruning cannot move a pruned weight, and the
-    weight itself is zeroed again after the update, so it stays exactly 0.0. No weight decay
-    (the lottery-ticket experiments use none).
+    For a pruned weight the moments and the weight itself are set to 0.0 at every step: a
+    moment built up before pruning cannot move it, so it stays exactly 0.0. No weight decay
+    (the lottery-ticket experiments use none). The arithmetic is kernels/adam.py.
     """
 
     def __init__(self, params: dict[str, Param], lr: float,
@@ -59,23 +59,13 @@ class MaskedAdam:
         self.t = 0  # steps taken, for the bias corrections
         self.m = {name: np.zeros_like(p.value) for name, p in params.items()}
         self.v = {name: np.zeros_like(p.value) for name, p in params.items()}
+        self.keep_all = {name: np.ones(p.value.shape, bool) for name, p in params.items()}
 
     def step(self) -> None:
         self.t += 1
-        # The bias corrections folded into one step size, computed in float64 then cast.
-        step_size = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        correction = np.sqrt(1 - self.b2 ** self.t)
+        step_size = self.lr * correction / (1 - self.b1 ** self.t)
         for name, p in self.params.items():
-            g, m, v = p.grad, self.m[name], self.v[name]
-            if p.mask is not None:
-                g = g * p.mask
-            m *= self.b1
-            m += (1 - self.b1) * g
-            v *= self.b2
-            v += (1 - self.b2) * g * g
-            if p.mask is not None:
-                m *= p.mask
-                v *= p.mask
-            eps = self.eps * np.sqrt(1 - self.b2 ** self.t)  # eps added to sqrt(v_hat), rescaled
-            p.value -= (step_size * m / (np.sqrt(v) + eps)).astype(p.value.dtype)
-            if p.mask is not None:
-                p.value *= p.mask
+            keep = self.keep_all[name] if p.mask is None else p.mask
+            masked_adam_step(p.value, p.grad, self.m[name], self.v[name], keep, self.b1,
+                             self.b2, step_size, self.eps * correction)
