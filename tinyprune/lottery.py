@@ -18,23 +18,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tinyprune.cli.types import non_negative_int, positive_float, positive_int
+from tinyprune.cli.types import non_negative_int, positive_float, positive_int, seed_list
 from tinyprune.experiments.lottery_study import LotteryConfig, run_lottery, summary
 from tinyprune.experiments.points import Point
 from tinyprune.experiments.seeds import format_mean_std
 from tinyprune.files import write_json
 from tinyprune.report.plots import lottery_plot
-
-
-def seed_list(text: str) -> tuple[int, ...]:
-    """'0,1,2' -> (0, 1, 2), no repeats."""
-    try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"a seed is repeated in {text}")
-    return seeds
 
 
 def parse_args(argv: list[str] | None) -> LotteryConfig:
@@ -76,8 +65,9 @@ def parse_args(argv: list[str] | None) -> LotteryConfig:
 
 def print_point(point: Point, result: dict) -> None:
     o = point.options
-    print(f"seed {o['seed']} {o['kind']:6} round {o['round']:2}: {result['remaining']['total']:7.2%}"
-          f" remaining, early stop at {result['early_stop_iteration']:5}, test accuracy "
+    print(f"seed {o['seed']} {o['kind']:6} round {o['round']:2}: "
+          f"{result['remaining']['total']:7.2%} remaining, early stop at "
+          f"{result['early_stop_iteration']:5}, test accuracy "
           f"{result['early_stop_test_accuracy']:.2%} there, {result['test_accuracy']:.2%} at "
           f"the end ({result['seconds']:.0f}s)", flush=True)
 

@@ -7,9 +7,9 @@ are independent of each other (2 x seeds of them per wave for the workers to sha
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 from tinyprune.experiments.points import Point, PointStore
 from tinyprune.experiments.runner import Failure, Workers

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 
 from tinyprune.experiments.points import Point, PointStore
 
@@ -61,7 +62,7 @@ def limit_threads(threads: int | None) -> None:
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     if "numba" in sys.modules:
         import numba
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 def _call(fn: Callable[..., dict], point: Point, context: dict, threads: int | None) -> dict:
@@ -88,7 +89,7 @@ class Workers:
     def __init__(self, jobs: int = 1, scheduler=None):
         self.jobs, self.scheduler = jobs, scheduler
         self.pool: ProcessPoolExecutor | None = None
-        self.client = None
+        self.client: Any = None  # a dask.distributed Client
         self.threads: int | None = None  # numba threads per point; None: all cores
 
     def __enter__(self) -> Workers:
@@ -96,7 +97,8 @@ class Workers:
             try:
                 from dask.distributed import Client
             except ImportError:
-                raise RuntimeError(f"--scheduler needs dask.distributed: {HOW_TO_GET_DASK}")
+                raise RuntimeError(
+                    f"--scheduler needs dask.distributed: {HOW_TO_GET_DASK}") from None
             self.client = (self.scheduler if isinstance(self.scheduler, Client)
                            else Client(self.scheduler))
             self.threads = _dask_threads(self.client)

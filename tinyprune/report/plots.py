@@ -69,9 +69,11 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
     if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in lines.items():
-        ax.plot([100 * p["sparsity"] for p in points],
-                [100 * p["test_accuracy"] for p in points], marker="o", label=label)
+    for label, points in lines.items():  # error bars: one std over seeds, where there are some
+        ax.errorbar([100 * p["sparsity"] for p in points],
+                    [100 * p["test_accuracy"] for p in points],
+                    yerr=[100 * p.get("std", 0.0) for p in points], marker="o", capsize=3,
+                    label=label)
     ax.axhline(100 * dense_accuracy, color="0.5", linestyle=":", label="dense")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")

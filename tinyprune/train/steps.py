@@ -39,7 +39,7 @@ def batches(n: int, batch_size: int, seed: int, start: int, stop: int) -> Iterat
     per_epoch = n // batch_size
     if per_epoch == 0:
         raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
-    order, order_epoch = None, -1
+    order, order_epoch = np.empty(0, np.int64), -1
     for iteration in range(start, stop):
         epoch, step = divmod(iteration, per_epoch)
         if epoch != order_epoch:
@@ -55,7 +55,7 @@ def train_steps(model: Sequential, optimizer, train: Split, val: Split, start: i
     `stop`). Returns the validation curve and the iteration and weights of its minimum."""
     loss_fn = SoftmaxCrossEntropy()
     curve: list[dict] = []
-    best = (math.inf, start, {})
+    best: tuple[float, int, dict[str, np.ndarray]] = (math.inf, start, {})
 
     def validate(iteration: int) -> None:
         nonlocal best
