@@ -20,10 +20,9 @@ from pathlib import Path
 
 from tinyprune.cli.types import non_negative_int, positive_float, positive_int, seed_list
 from tinyprune.experiments.lottery_study import LotteryConfig, run_lottery, summary
-from tinyprune.experiments.points import Point
-from tinyprune.experiments.seeds import format_mean_std
 from tinyprune.files import write_json
 from tinyprune.report.plots import lottery_plot
+from tinyprune.report.tables import print_lottery, print_ticket
 
 
 def parse_args(argv: list[str] | None) -> LotteryConfig:
@@ -63,45 +62,16 @@ def parse_args(argv: list[str] | None) -> LotteryConfig:
     return LotteryConfig(**{**vars(args), "data_dir": data_dir})
 
 
-def print_point(point: Point, result: dict) -> None:
-    o = point.options
-    print(f"seed {o['seed']} {o['kind']:6} round {o['round']:2}: "
-          f"{result['remaining']['total']:7.2%} remaining, early stop at "
-          f"{result['early_stop_iteration']:5}, test accuracy "
-          f"{result['early_stop_test_accuracy']:.2%} there, {result['test_accuracy']:.2%} at "
-          f"the end ({result['seconds']:.0f}s)", flush=True)
-
-
-def print_table(rows: list[dict]) -> None:
-    by_kind = {(r["kind"], r["round"]): r for r in rows}
-    print("\nmean ± std over seeds; early stop = iteration of the lowest validation loss; "
-          "accuracy at early stop / at the end")
-    print(f"{'round':>5} {'remaining':>9} | {'rewind: early stop':>19} {'acc. early stop':>16} "
-          f"{'acc. end':>14} | {'reinit: early stop':>19} {'acc. early stop':>16} {'acc. end':>14}")
-    for round_no in sorted({r["round"] for r in rows}):
-        cells = []
-        for kind in ("rewind", "reinit"):
-            r = by_kind.get((kind, round_no))
-            if r is None:
-                cells.append(" " * 51)
-                continue
-            cells.append(f"{format_mean_std(r['early_stop_iteration'], digits=0):>19} "
-                         f"{format_mean_std(r['early_stop_test_accuracy'], 100):>16} "
-                         f"{format_mean_std(r['test_accuracy'], 100):>14}")
-        remaining = next(r["remaining"] for r in rows if r["round"] == round_no)
-        print(f"{round_no:5} {remaining:9.2%} | " + " | ".join(cells))
-
-
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     print(f"lottery tickets, lenet-300-100: seeds {config.seeds}, {config.rounds} rounds, "
           f"{config.iterations} iterations each; results in {config.out}/", flush=True)
-    run = run_lottery(config, report=print_point)
+    run = run_lottery(config, report=print_ticket)
     rows = summary(run.results)
     record = {k: v for k, v in asdict(config).items() if k not in ("out", "scheduler")}
     write_json(config.out / "lottery.json", {"config": record, "summary": rows,
                                              "points": run.results})
-    print_table(rows)
+    print_lottery(rows)
     print(f"\nresults: {config.out / 'lottery.json'} ({run.ran} trainings run now, "
           f"{len(run.results) - run.ran} read from {config.out / 'points'})")
     lottery_plot(rows, config.out / "lottery.png",

@@ -1,6 +1,9 @@
 """Tables printed to the terminal."""
 from __future__ import annotations
 
+from tinyprune.experiments.points import Point
+from tinyprune.experiments.seeds import format_mean_std
+
 
 def print_layers(rows: list[dict]) -> None:
     """The sparsity_report rows as a table; mult-adds are per image, of non-zero weights."""
@@ -50,3 +53,34 @@ def print_sensitivity(result: dict) -> None:
     print(f"{'layer':8}" + "".join(f"{s:>{width}.0%}" for s in sparsities))
     for layer, points in result["layers"].items():
         print(f"{layer:8}" + "".join(f"{_cell(p):>{width}}" for p in points))
+
+
+def print_ticket(point: Point, result: dict) -> None:
+    """One line for one training of the lottery study, as it finishes."""
+    o = point.options
+    print(f"seed {o['seed']} {o['kind']:6} round {o['round']:2}: "
+          f"{result['remaining']['total']:7.2%} remaining, early stop at "
+          f"{result['early_stop_iteration']:5}, test accuracy "
+          f"{result['early_stop_test_accuracy']:.2%} there, {result['test_accuracy']:.2%} at "
+          f"the end ({result['seconds']:.0f}s)", flush=True)
+
+
+def print_lottery(rows: list[dict]) -> None:
+    """lottery_study.summary() as a table: a row per round, rewound and reinit side by side."""
+    by_kind = {(r["kind"], r["round"]): r for r in rows}
+    print("\nmean ± std over seeds; early stop = iteration of the lowest validation loss; "
+          "accuracy at early stop / at the end")
+    print(f"{'round':>5} {'remaining':>9} | {'rewind: early stop':>19} {'acc. early stop':>16} "
+          f"{'acc. end':>14} | {'reinit: early stop':>19} {'acc. early stop':>16} {'acc. end':>14}")
+    for round_no in sorted({r["round"] for r in rows}):
+        cells = []
+        for kind in ("rewind", "reinit"):
+            r = by_kind.get((kind, round_no))
+            if r is None:
+                cells.append(" " * 51)
+                continue
+            cells.append(f"{format_mean_std(r['early_stop_iteration'], digits=0):>19} "
+                         f"{format_mean_std(r['early_stop_test_accuracy'], 100):>16} "
+                         f"{format_mean_std(r['test_accuracy'], 100):>14}")
+        remaining = next(r["remaining"] for r in rows if r["round"] == round_no)
+        print(f"{round_no:5} {remaining:9.2%} | " + " | ".join(cells))
