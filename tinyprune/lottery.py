@@ -66,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     print(f"lottery tickets, lenet-300-100: seeds {config.seeds}, {config.rounds} rounds, "
           f"{config.iterations} iterations each; results in {config.out}/", flush=True)
-    run = run_lottery(config, report=print_ticket)
+    try:
+        run = run_lottery(config, report=print_ticket)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the trainings finished are saved in {config.out / 'points'} and "
+              f"the same command goes on from there", file=sys.stderr)
+        return 130
     rows = summary(run.results)
     record = {k: v for k, v in asdict(config).items() if k not in ("out", "scheduler")}
     write_json(config.out / "lottery.json", {"config": record, "summary": rows,

@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
                           rounds=args.rounds, finetune_epochs=args.finetune_epochs,
                           finetune_lr=args.finetune_lr)
               for schedule in args.schedules for sparsity in args.sparsities]
-    dense, points, failures = run_sweep(config, prunes, len(data.train_images))
+    try:
+        dense, points, failures = run_sweep(config, prunes, len(data.train_images))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the points finished are saved in {args.out / 'points'} and the "
+              f"same command goes on from there", file=sys.stderr)
+        return 130
     result = {"model": args.model, "method": args.method, "seeds": list(config.seeds),
               **dense_summary(dense), "finetune_epochs": args.finetune_epochs,
               "finetune_lr": args.finetune_lr, "rounds": args.rounds,
