@@ -126,6 +126,7 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
         ax.set_xscale("log")
         ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5) if t >= 100 * min_remaining / 1.5]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks([], minor=True)  # no 9x10^1 labels between the ones above
         ax.invert_xaxis()
         ax.set_xlabel("weights remaining (%)")
         ax.set_ylabel(ylabel)
