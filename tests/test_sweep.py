@@ -130,10 +130,11 @@ def test_sweep_points_give_the_same_bits_on_one_two_or_a_dask_cluster(tmp_path, 
 
 @pytest.mark.slow
 def test_sweep_and_sensitivity_over_seeds_show_mean_and_std(tmp_path, capsys):
-    common = ["--limit", "1000", "--epochs", "1", "--seeds", "0,1", "--jobs", "2", "--rounds", "1",
+    common = ["--limit", "1000", "--epochs", "1", "--seeds", "0,1", "--jobs", "2",
               "--cache-dir", str(tmp_path / "cache")]
     assert sweep.main(common + ["--out", str(tmp_path / "sweep"), "--finetune-epochs", "1",
-                                "--schedules", "oneshot", "--sparsities", "0.9"]) == 0
+                                "--rounds", "1", "--schedules", "oneshot",
+                                "--sparsities", "0.9"]) == 0
     out = capsys.readouterr().out
     assert "mean ± std over seeds [0, 1]" in out
     assert any(line.lstrip().startswith("90%") and " ± " in line for line in out.splitlines())

@@ -10,7 +10,12 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, fastmath=True, parallel=True)
+# No fastmath: it allows approximate square roots and divisions, and fused multiply-adds, in the
+# vectorised body of a loop but not in its scalar remainder. Which elements fall in which depends
+# on where the threads' chunks start, so the bits would depend on the thread count, and Adam's
+# m / sqrt(v) blows such last-bit differences up within a few dozen steps. Plain IEEE
+# arithmetic vectorises here just as well, and gives the twin's bits exactly.
+@njit(cache=True, parallel=True)
 def masked_adam_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
                      keep: np.ndarray, b1: float, b2: float, step_size: float,
                      eps: float) -> None:
