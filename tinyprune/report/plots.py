@@ -121,6 +121,10 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
             ax.errorbar(x, [scale * r[key]["mean"] for r in line],
                         yerr=[scale * r[key]["std"] for r in line],
                         marker="o", markersize=3, capsize=3, label=label)
+    for ax, key, scale in ((axes[0], "early_stop_iteration", 1),
+                           (axes[1], "early_stop_test_accuracy", 100)):
+        if dense:
+            ax.axhline(scale * dense[0][key]["mean"], color="0.5", linestyle=":", label="dense")
     for ax, ylabel in ((axes[0], "early-stopping iteration\n(min. validation loss)"),
                        (axes[1], "test accuracy at early stop (%)")):
         ax.set_xscale("log")
