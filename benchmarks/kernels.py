@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, matmul_gflops, median_seconds, ms, ratio, write_json  # noqa: E402
 
-from tinyprune.data.transforms import random_shift
 from tinyprune.kernels import conv, pool  # noqa: E402
+from tinyprune.kernels.threads import get_threads, set_threads  # noqa: E402
 from tinyprune.nn import layers  # noqa: E402
 from tinyprune.nn.loss import SoftmaxCrossEntropy  # noqa: E402
 from tinyprune.nn.model import lenet5  # noqa: E402
@@ -124,7 +122,8 @@ def kernel_cases(rng):
         cases += [
             (f"{name} forward", None, lambda x=x: pool.maxpool2x2_forward(x),
              lambda x=x: pool.maxpool2x2_forward_numpy(x), fwd_torch),
-            (f"{name} backward", None, lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward(g, a, H, H),
+            (f"{name} backward", None,
+             lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward(g, a, H, H),
              lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward_numpy(g, a, H, H), bwd_torch)]
 
     fcs = [layers.Linear(i, o, rng) for i, o in FCS]
@@ -223,24 +222,6 @@ def torch_step(net, opt, x, y):
     return step
 
 
-def torch_epoch_seconds(data, seed=0):
-    """One epoch as tinyprune's fit() runs it: same batches, same shifts, same normalisation."""
-    net = torch_lenet5()
-    opt = torch_optimizer(net)
-    n = len(data.train_images)
-    rng = np.random.default_rng([seed, 1])
-    order = rng.permutation(n)
-    start = time.perf_counter()
-    for step in range(math.ceil(n / BATCH)):
-        idx = order[step * BATCH:(step + 1) * BATCH]
-        x = torch.from_numpy(to_input(random_shift(data.train_images[idx], SHIFT, rng)))
-        y = torch.from_numpy(data.train_labels[idx].astype(np.int64))
-        opt.zero_grad(set_to_none=True)
-        TF.cross_entropy(net(x), y).backward()
-        opt.step()
-    return time.perf_counter() - start
-
-
 def torch_inference(net, images, labels, batch_size=1000):
     """As tinyprune's evaluate(): loss and accuracy over all images, batches of 1000."""
     with torch.no_grad():
@@ -260,7 +241,7 @@ def tinyprune_epoch_seconds(data, twins: bool):
     one_epoch = type(data)(data.train_images, data.train_labels,
                            data.test_images[:1000], data.test_labels[:1000])
     if twins:
-        with numpy_twins(), threadpool_limits(limits=numba.get_num_threads(), user_api="blas"):
+        with numpy_twins(), threadpool_limits(limits=get_threads(), user_api="blas"):
             # fit() would limit BLAS to one thread; the twins have no numba to make room for.
             history = fit.__wrapped__(model, one_epoch, optimizer, 1, BATCH, seed=0,
                                       max_shift=SHIFT)
@@ -315,14 +296,14 @@ def print_table(title, rows):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=numba.get_num_threads())
+    parser.add_argument("--threads", type=int, default=get_threads())
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--no-epoch", action="store_true",
                         help="skip the whole-epoch timings (about a minute with the twins)")
     args = parser.parse_args(argv)
-    if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
-        parser.error(f"--threads must be 1..{numba.config.NUMBA_NUM_THREADS}")
-    numba.set_num_threads(args.threads)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    set_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -341,7 +322,8 @@ def main(argv=None) -> int:
 
     rows = []
     for name, flops, fn, twin, torch_fn in kernel_cases(rng):
-        rows.append(row(name, flops, timed(fn, 1), timed(twin, args.threads), timed(torch_fn, None)))
+        rows.append(row(name, flops, timed(fn, 1), timed(twin, args.threads),
+                        timed(torch_fn, None)))
     result["kernels"] = rows
     print_table(f"kernels at batch {BATCH} (float32)", rows)
 
@@ -374,11 +356,15 @@ def main(argv=None) -> int:
         n_steps = math.ceil(len(data.train_images) / BATCH)
         t_epoch = tinyprune_epoch_seconds(data, twins=False)
         t_epoch_twin = tinyprune_epoch_seconds(data, twins=True)
-        t_epoch_torch = None if torch is None else torch_epoch_seconds(data)
+        # No PyTorch epoch here: run in this process, beside numba, it would share the cores'
+        # thread pools and be timed cold. benchmarks/whole_run.py times PyTorch's epochs in a
+        # process of their own, warm, as users run them.
+        t_epoch_torch = None
         epoch = row(f"training epoch ({source})", n_steps * step_flops(BATCH), t_epoch,
                     t_epoch_twin, t_epoch_torch)
         whole.append(epoch)
         print_table("whole epoch, seconds (one run each)", [epoch])
+        print("(PyTorch's epoch: benchmarks/whole_run.py, each framework in its own process)")
     result["whole"] = whole
     if args.json:
         write_json(args.json, result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,15 +49,23 @@ print(json.dumps({"import_seconds": imported - start, "first_step_seconds": step
 
 def measure(cache_dir: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"the child process failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["import_plus_first_step_seconds"] = (result["import_seconds"]
                                                 + result["first_step_seconds"])
     result["process_wall_seconds"] = wall
+    # CPU time (user + system) of the child: compiling is one thread's work, and on a busy
+    # machine its CPU time says more than its wall time.
+    result["process_cpu_seconds"] = (after.ru_utime + after.ru_stime
+                                     - before.ru_utime - before.ru_stime)
+    with open("/proc/loadavg") as f:
+        result["loadavg_1min_after"] = float(f.read().split()[0])
     return result
 
 
@@ -67,10 +76,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tinyprune-numba-cache-") as cache_dir:
         cold = measure(cache_dir)
         warm = measure(cache_dir)
-    print(f"{'numba cache':12} {'import s':>9} {'first step s':>13} {'sum s':>7} {'process s':>10}")
+    print(f"{'numba cache':12} {'import s':>9} {'first step s':>13} {'sum s':>7} {'process s':>10}"
+          f" {'process CPU s':>14} {'load':>5}")
     for name, r in (("empty", cold), ("warm", warm)):
         print(f"{name:12} {r['import_seconds']:9.2f} {r['first_step_seconds']:13.2f} "
-              f"{r['import_plus_first_step_seconds']:7.2f} {r['process_wall_seconds']:10.2f}")
+              f"{r['import_plus_first_step_seconds']:7.2f} {r['process_wall_seconds']:10.2f} "
+              f"{r['process_cpu_seconds']:14.2f} {r['loadavg_1min_after']:5.2f}")
     if args.json:
         write_json(args.json, {"cold": cold, "warm": warm})
         print(f"wrote {args.json}")

@@ -8,6 +8,7 @@ import pytest
 
 from tinyprune.deploy.compress import (
     CompressedFormatError,
+    compressed_bytes,
     dense_float32_bytes,
     dequantize_int8,
     load_compressed,
@@ -85,6 +86,14 @@ def test_quantised_weights_are_within_half_a_step_and_masks_exact(tmp_path):
         assert np.abs(state[name] - p.value).max() <= scales[name] / 2 * (1 + 1e-6)
         assert scales[name] == pytest.approx(np.abs(p.value).max() / 127)
     np.testing.assert_array_equal(state["fc3.bias"], model.layers["fc3"].bias.value)
+
+
+def test_compressed_bytes_is_the_size_of_the_file(tmp_path):
+    model = lenet5(0)
+    prune(model, 0.8, "layerwise")
+    for quantize in (False, True):
+        size = save_compressed(model, tmp_path / "m.tpz", quantize=quantize)
+        assert compressed_bytes(model, quantize) == size
 
 
 def test_write_is_atomic_and_overwrites(tmp_path):

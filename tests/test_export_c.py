@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.mnist import Mnist, load_mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.c_export import c_float, export_c
@@ -100,6 +101,13 @@ def test_export_compiles_cleanly_and_matches_python(build, sparsity, quantize, t
     check_agreement(model, images, tmp_path, quantize)
 
 
+def test_pixels_are_normalised_as_the_data_set_says(tmp_path):
+    mnist_c = export_c(lenet5(0), tmp_path / "mnist")["c"].read_text()
+    fashion_c = export_c(lenet5(0), tmp_path / "fashion", dataset=FASHION_MNIST)["c"].read_text()
+    assert c_float(FASHION_MNIST.mean) in fashion_c and c_float(MNIST.mean) not in fashion_c
+    assert c_float(MNIST.mean) in mnist_c
+
+
 @needs_gcc
 def test_a_layer_pruned_away_entirely_still_compiles(tmp_path):
     model = lenet5()
@@ -128,7 +136,7 @@ def test_command_line(tmp_path):
     (tmp_path / "junk.tpz").write_text("junk")
     junk = subprocess.run([sys.executable, "-m", "tinyprune.export_c", str(tmp_path / "junk.tpz"),
                            "--out", str(tmp_path)], capture_output=True, text=True)
-    assert junk.returncode == 1 and "not a tinyprune compressed model" in junk.stderr
+    assert junk.returncode == 1 and "tinyprune compressed model" in junk.stderr
     assert "Traceback" not in junk.stderr
 
 

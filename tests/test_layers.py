@@ -6,6 +6,7 @@ from helpers import numerical_gradient
 from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5
+from tinyprune.train.loop import warm_up
 
 
 def check_layer(layer, x, rng):
@@ -30,6 +31,15 @@ def test_conv2d_gradients(padding):
     rng = np.random.default_rng(padding)
     layer = Conv2d(2, 3, 3, padding=padding, rng=rng, dtype=np.float64)
     check_layer(layer, rng.standard_normal((2, 2, 6, 5)), rng)
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_conv2d_gradients_as_matrix_products(padding):
+    # 16 channels x 4 x 4 = 256 taps per filter: this layer runs on kernels/conv_gemm.py.
+    rng = np.random.default_rng(padding)
+    layer = Conv2d(16, 2, 4, padding=padding, rng=rng, dtype=np.float64)
+    assert layer.gemm
+    check_layer(layer, rng.standard_normal((2, 16, 5, 4)), rng)
 
 
 def test_conv2d_without_input_gradient_still_fills_weight_gradients():
@@ -119,3 +129,12 @@ def test_linear_without_input_grad_gives_the_same_weight_gradients():
     assert full.backward(dout).shape == (5, 8) and first.backward(dout) is None
     np.testing.assert_array_equal(full.weight.grad, first.weight.grad)
     np.testing.assert_array_equal(full.bias.grad, first.bias.grad)
+
+
+def test_warm_up_runs_every_layer_forward_then_backward_and_reports_each():
+    model = lenet5()
+    reported = []
+    seconds = warm_up(model, lambda name, s: reported.append(name))
+    names = list(model.layers)
+    assert reported == [f"{n} forward" for n in names] + [f"{n} backward" for n in names[::-1]]
+    assert seconds >= 0 and np.abs(model.layers["conv1"].weight.grad).sum() > 0

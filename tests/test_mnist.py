@@ -18,10 +18,18 @@ import numpy as np
 import pytest
 
 from tinyprune.data import mnist
+from tinyprune.data.datasets import FASHION_MNIST, FILE_NAMES, KMNIST, MNIST, Dataset
 from tinyprune.data.idx import IdxError, read_bytes
-from tinyprune.data.mnist import Mnist, MnistError, download, load_mnist, resolve_data_dir
+from tinyprune.data.mnist import (
+    Mnist,
+    MnistError,
+    WrongDataset,
+    download,
+    load_mnist,
+    resolve_data_dir,
+)
 
-NAMES = list(mnist.SHA256)  # train images, train labels, test images, test labels
+NAMES = list(FILE_NAMES)  # train images, train labels, test images, test labels
 LABELS = "train-labels-idx1-ubyte"
 
 
@@ -42,13 +50,14 @@ def use_fake_checksums(monkeypatch, data: Mnist) -> dict[str, bytes]:
     """Make tinyprune.mnist accept `data`'s files; return name -> gzip-compressed file."""
     files = {}
     for name, array in zip(NAMES, data):
-        monkeypatch.setitem(mnist.SHA256, name, hashlib.sha256(idx_bytes(array)).hexdigest())
+        monkeypatch.setitem(MNIST.sha256, name, hashlib.sha256(idx_bytes(array)).hexdigest())
         files[name] = gzip.compress(idx_bytes(array))
     return files
 
 
 def assert_mnist_equal(got: Mnist, want: Mnist) -> None:
-    for g, w in zip(got, want):
+    assert got.dataset == want.dataset
+    for g, w in zip(got[:4], want[:4]):
         assert g.dtype == np.uint8
         np.testing.assert_array_equal(g, w)
 
@@ -128,16 +137,18 @@ def server(loopback_only):
 
 @pytest.fixture
 def labels_file(server):
-    """Serve a fake labels file; return (its decompressed content, checksums for download)."""
+    """Serve a fake labels file; return (its decompressed content, a data set holding it)."""
     content = idx_bytes(np.arange(3000, dtype=np.uint8) % 10)
     server.files[LABELS] = gzip.compress(content)
-    return content, {LABELS: hashlib.sha256(content).hexdigest()}
+    return content, Dataset("fake", "Fake", MNIST.classes, 0.5, 0.5, mirrors=(),
+                            sha256={LABELS: hashlib.sha256(content).hexdigest()})
 
 
 def get(server, tmp_path, labels_file, modes, **kwargs):
     """Download the fake labels file from mirrors in `modes` into tmp_path."""
-    kwargs = {"timeout": 5, "retries": 2, "progress": False, "checksums": labels_file[1]} | kwargs
-    return download(LABELS, tmp_path, [server.url(mode) for mode in modes], **kwargs)
+    kwargs = {"timeout": 5, "retries": 2, "progress": False} | kwargs
+    return download(LABELS, tmp_path, labels_file[1], [server.url(mode) for mode in modes],
+                    **kwargs)
 
 
 def closed_port() -> int:
@@ -271,17 +282,68 @@ def test_inconsistent_data_set_is_rejected(tmp_path, monkeypatch, defect, words)
 
 # --- where the data lives ---
 
-def test_resolve_data_dir_precedence(monkeypatch):
+def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("TINYPRUNE_DATA_DIR", raising=False)
     assert resolve_data_dir() == Path("data/mnist")  # relative: to the current directory
+    assert resolve_data_dir(None, FASHION_MNIST) == Path("data/fashion-mnist")
     monkeypatch.setenv("TINYPRUNE_DATA_DIR", "")
     assert resolve_data_dir() == Path("data/mnist")  # set but empty counts as unset
-    monkeypatch.setenv("TINYPRUNE_DATA_DIR", "/from/env")
-    assert resolve_data_dir() == Path("/from/env")
+    monkeypatch.setenv("TINYPRUNE_DATA_DIR", "/from/env")  # a folder of data-set folders
+    assert resolve_data_dir() == Path("/from/env/mnist")
+    assert resolve_data_dir(None, KMNIST) == Path("/from/env/kmnist")
     assert resolve_data_dir("from/arg") == Path("from/arg")
-    assert resolve_data_dir(Path("/from/path")) == Path("/from/path")
+    assert resolve_data_dir(Path("/from/path"), FASHION_MNIST) == Path("/from/path")
 
 
+def test_data_dir_named_after_a_data_set_has_the_others_as_siblings(monkeypatch):
+    monkeypatch.setenv("TINYPRUNE_DATA_DIR", "../shared/mnist")  # as CI sets it
+    assert resolve_data_dir() == Path("../shared/mnist")
+    assert resolve_data_dir(None, FASHION_MNIST) == Path("../shared/fashion-mnist")
+
+
+def test_data_dir_holding_the_files_itself_is_used_as_it_is(monkeypatch, tmp_path):
+    (tmp_path / f"{NAMES[0]}.gz").write_bytes(b"")
+    monkeypatch.setenv("TINYPRUNE_DATA_DIR", str(tmp_path))
+    assert resolve_data_dir() == tmp_path
+    assert resolve_data_dir(None, FASHION_MNIST) == tmp_path
+
+
+# --- KMNIST: checked by the MD5 of its .gz files; downloaded from a loopback server ---
+
+@pytest.fixture
+def fake_kmnist(monkeypatch):
+    """KMNIST's registry entry made to accept fake files; -> (data, name -> served .gz bytes)."""
+    data = fake_mnist(4, 2)._replace(dataset=KMNIST)
+    files = {name: gzip.compress(idx_bytes(array), mtime=0) for name, array in zip(NAMES, data)}
+    for name, gz in files.items():
+        monkeypatch.setitem(KMNIST.gz_md5, name, hashlib.md5(gz).hexdigest())
+    return data, files
+
+
+def test_kmnist_downloads_and_is_checked_by_the_md5_of_its_gz_files(server, tmp_path,
+                                                                      fake_kmnist):
+    data, files = fake_kmnist
+    server.files.update(files)
+    mirrors = [server.url("wrong"), server.url("ok")]  # the first serves other valid gzip
+    assert_mnist_equal(load_mnist(tmp_path, dataset="kmnist", mirrors=mirrors,
+                                  progress=False), data)
+    assert server.log == ["wrong", "ok"] * 4
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{name}.gz" for name in NAMES)
+    assert all((tmp_path / f"{n}.gz").read_bytes() == gz for n, gz in files.items())
+    assert_mnist_equal(load_mnist(tmp_path, download_missing=False, dataset=KMNIST), data)
+
+
+def test_kmnist_recompressed_is_refused_and_kept(tmp_path, fake_kmnist):
+    data, files = fake_kmnist
+    for name, gz in files.items():
+        (tmp_path / f"{name}.gz").write_bytes(gz)
+    (tmp_path / f"{NAMES[1]}.gz").write_bytes(gzip.compress(idx_bytes(data[1]), mtime=1))
+    with pytest.raises(MnistError, match="MD5 of the .gz file.*keep it gzip-compressed"):
+        load_mnist(tmp_path, download_missing=False, dataset="kmnist")
+    assert len(os.listdir(tmp_path)) == 4
+
+
+# --- the real MNIST ---
 # --- the real MNIST ---
 
 @pytest.fixture(scope="module")
@@ -334,7 +396,7 @@ def test_one_changed_byte_fails_the_checksum(copy_of_real):
     content[8] = (content[8] + 1) % 10  # the first test label: still a valid digit
     path = copy_of_real / f"{NAMES[3]}.gz"
     path.write_bytes(gzip.compress(bytes(content)))
-    with pytest.raises(MnistError, match=f"{path}: .*SHA-256 of {NAMES[3]}.* corrupt or not MNIST. Delete it"):
+    with pytest.raises(MnistError, match=f"{path}: not MNIST's file by its SHA-256 .*corrupt"):
         load_mnist(copy_of_real, download_missing=False)
 
 
@@ -349,5 +411,54 @@ def test_truncated_gzip_is_reported(copy_of_real):
 def test_truncated_uncompressed_file_is_reported(copy_of_real):
     path = copy_of_real / NAMES[1]
     path.write_bytes(take_out(copy_of_real, NAMES[1])[:-100])
-    with pytest.raises(MnistError, match=f"{path}: .*corrupt or not MNIST"):
+    with pytest.raises(MnistError, match=f"{path}: not MNIST's file .*corrupt"):
         load_mnist(copy_of_real, download_missing=False)
+
+
+# --- a folder holding another data set ---
+
+@pytest.fixture(scope="module")
+def fashion_dir() -> Path:
+    """The Fashion-MNIST folder: a sibling of $TINYPRUNE_DATA_DIR's mnist (../shared/ in CI)."""
+    path = resolve_data_dir(None, FASHION_MNIST)
+    if all(mnist.find_file(name, path) for name in NAMES):
+        return path
+    message = f"Fashion-MNIST is needed in {path.resolve()} (beside MNIST's folder)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def test_real_fashion_mnist_loads(fashion_dir):
+    data = load_mnist(fashion_dir, download_missing=False, dataset="fashion-mnist")
+    assert data.dataset is FASHION_MNIST and data.dataset.classes[9] == "Ankle boot"
+    assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)
+    assert np.bincount(data.train_labels).tolist() == [6000] * 10
+    pixels = data.train_images / 255.0  # the mean and std the registry normalises with
+    assert abs(pixels.mean() - FASHION_MNIST.mean) < 1e-4
+    assert abs(pixels.std() - FASHION_MNIST.std) < 1e-4
+
+
+def test_fashion_mnist_files_are_named_not_called_corrupt_nor_touched(fashion_dir, tmp_path,
+                                                                      loopback_only):
+    for name in NAMES[:3]:  # one file missing: nothing may be downloaded beside the others
+        real_path = mnist.find_file(name, fashion_dir).resolve()
+        (tmp_path / real_path.name).symlink_to(real_path)
+    before = sorted(os.listdir(tmp_path))
+    unreachable = f"http://127.0.0.1:{closed_port()}/"
+    with pytest.raises(WrongDataset) as info:
+        load_mnist(tmp_path, mirrors=[unreachable], progress=False)
+    message = str(info.value)
+    assert "these are the Fashion-MNIST files, not MNIST" in message
+    assert "add --dataset fashion-mnist" in message
+    assert "corrupt" not in message and "elete" not in message and unreachable not in message
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_the_run_names_the_data_set_it_was_pointed_at(fashion_dir, tmp_path, capsys):
+    from tinyprune.run import main
+
+    assert main(["--data-dir", str(fashion_dir), "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "these are the Fashion-MNIST files, not MNIST; add --dataset fashion-mnist" in error
+    assert "Traceback" not in error and "corrupt" not in error

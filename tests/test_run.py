@@ -12,7 +12,8 @@ import pytest
 from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
-from tinyprune.run import ctrl_c, main, parse_args, run_config
+from tinyprune.report.run_pictures import redraw
+from tinyprune.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
 
@@ -68,7 +69,47 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
     with np.load(tmp_path / "model.npz") as dense:
         assert set(dense) == {f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")
                               for p in ("weight", "bias")}
-    assert "fine-tuned" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fine-tuned" in out and "report written" in out
+    for picture in ("curves", "conv1_filters", "fc1_mask", "feature_maps", "weights"):
+        assert (tmp_path / f"{picture}.png").stat().st_size > 10_000, picture
+    assert f"fine-tuned {results['test_accuracy']:.2%}" in (tmp_path / "report.html").read_text()
+
+    # The weight-sharing phase: shared.tpz (conv=8,fc=5 by default), measured decoded
+    shared = results["shared"]
+    assert shared["file_bytes"] == (tmp_path / "shared.tpz").stat().st_size
+    assert [r["name"] for r in shared["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3",
+                                                    "header", "total"]
+    bits = [r["value_bits"] for r in shared["layers"][:5]]  # ceil(log2 k), k <= 2^bits
+    assert all(0 < b <= most for b, most in zip(bits, [8, 8, 5, 5, 5])), bits
+    assert shared["layers"][-1]["kept"] == 30_735 and shared["file_accuracy"] > 0.9
+    assert f"{shared['file_bytes']:,} bytes" in out and "Huffman" in out
+
+
+@pytest.mark.slow
+def test_test_limit_measures_on_the_first_images_and_says_so(tmp_path, capsys):
+    assert main(["--limit", "500", "--test-limit", "300", "--epochs", "1",
+                 "--finetune-epochs", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "every test accuracy below is on the first 300 test images only" in out
+    assert "test accuracy (on the first 300 test images only): dense" in out
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["test_images"] == 300 and result["test_limit"] == 300
+    assert "on the first 300 test images only" in (tmp_path / "report.html").read_text()
+    import matplotlib.image
+
+    drawn = matplotlib.image.imread(tmp_path / "conv1_filters.png")
+    redraw(tmp_path)  # from the folder alone, as `python -m tinyprune.report --redraw` does
+    np.testing.assert_array_equal(matplotlib.image.imread(tmp_path / "conv1_filters.png"), drawn)
+
+
+def test_the_run_says_when_numba_runs_plain_python(monkeypatch):
+    import numba
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", 1, raising=False)
+    assert "kernels run as plain Python" in kernels_ready(0.0)
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", 0, raising=False)
+    assert kernels_ready(0.25).startswith("numba kernels ready in 0.2s")
 
 
 def assert_no_nan_or_inf_in(out):

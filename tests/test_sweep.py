@@ -18,7 +18,7 @@ def test_sensitivity_prunes_one_layer_and_puts_it_back(monkeypatch):
     before = {n: p.value.copy() for n, p in model.params().items()}
     seen = []
 
-    def fake_evaluate(model, images, labels):  # records which layers are pruned at each point
+    def fake_evaluate(model, images, labels, dataset):  # records the layers pruned at each point
         seen.append([n for n, p in model.prunable().items() if np.any(p.value == 0)])
         return 0.0, 0.5
     monkeypatch.setattr(study, "evaluate", fake_evaluate)
@@ -92,8 +92,10 @@ def test_sensitivity_and_sweep_on_real_mnist_share_one_dense_model(tmp_path, cap
     for points in result["schedules"].values():
         assert [p["sparsity"] for p in points] == [0.9]
         assert all(0 <= p["test_accuracy"] <= 1 for p in points)
-    if plots._pyplot() is not None:
+    if plots.pyplot() is not None:
         assert (tmp_path / "sweep" / "sweep.png").exists()
+        assert (tmp_path / "sweep" / "sweep-size.png").exists()
+        assert all("bytes" in p for points in result["schedules"].values() for p in points)
         assert (tmp_path / "sens" / "sensitivity.png").exists()
 
 

@@ -15,14 +15,21 @@ from pathlib import Path
 # the first 50,000 training images, tested on the other 10,000): lenet5-caffe reached 99.23%
 # there at 0.05 against 98.95% at 0.01.
 DEFAULT_LR = 0.05
+VALIDATION_IMAGES = 50_000
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images come from. data_dir None: $TINYPRUNE_DATA_DIR, else data/mnist."""
+    """Which images, from where. data_dir None: see data.datasets.resolve_data_dir
+    ($TINYPRUNE_DATA_DIR, else data/<dataset>)."""
 
     data_dir: Path | None = None
     limit: int | None = None  # train on the first `limit` training images only
+    dataset: str = "mnist"  # a key of data.datasets.DATASETS
+    test_limit: int | None = None  # measure on the first `test_limit` test images only
+    # Choose recipes without the test set: train on the first VALIDATION_IMAGES training
+    # images and measure on the rest of the training set instead of the test set.
+    validation: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,18 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class ShareConfig:
+    """Weight sharing after pruning (deploy/weight_sharing.py): bits per shared-value index as
+    parse_bits takes them ('5', 'conv=8,fc=5', ...); bias_bits: share biases too (None: they
+    stay float32); epochs and lr: fine-tuning of the shared values."""
+
+    bits: str = "conv=8,fc=5"  # Deep Compression's setting
+    bias_bits: int | None = None
+    epochs: int = 1
+    lr: float = 1e-4
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `python -m tinyprune.run` does, and where it writes."""
 
@@ -60,8 +79,11 @@ class RunConfig:
     train: TrainConfig
     prune: PruneConfig
     out: Path
+    share: ShareConfig = ShareConfig()
 
     def resume_options(self) -> dict:
         """The options a resumed run must share with the interrupted one: all that can change
         its numbers (not where the files are)."""
-        return {**asdict(self.train), **asdict(self.prune), "limit": self.data.limit}
+        return {**asdict(self.train), **asdict(self.prune), "limit": self.data.limit,
+                "dataset": self.data.dataset, "test_limit": self.data.test_limit,
+                "validation": self.data.validation}

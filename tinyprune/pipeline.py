@@ -3,7 +3,8 @@
     state = RunState.open(config, model, resume)     # what an interrupted run had done
     trained = train_phase(model, data, config, state)          # -> model.npz, result.json
     pruning = prune_phase(model, trained, data, config, state)  # prunes and fine-tunes model
-    results = package_phase(model, data, config, trained, pruning)  # -> pruned.npz, .tpz, ...
+    shared = share_phase(model, data, config)    # a shared copy of model -> shared.tpz
+    results = package_phase(model, data, config, trained, pruning, shared)  # -> pruned.npz, ...
 
 After every epoch, of training and of fine-tuning, RunState saves the run to
 --out/checkpoint.npz (train/checkpoint.py); resumed from there, a run ends exactly as one never
@@ -12,6 +13,7 @@ report (run.py).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tinyprune.config import RunConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.compress import load_copy, write_compressed
+from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.nn.optim import MaskedSGD
@@ -29,6 +32,7 @@ from tinyprune.prune.filters import shrink
 from tinyprune.prune.report import sparsity_report, weight_uses
 from tinyprune.prune.schedules import prune_and_finetune
 from tinyprune.report.plots import weight_histograms
+from tinyprune.report.run_pictures import draw_run
 from tinyprune.train.checkpoint import (
     CHECKPOINT,
     Checkpoint,
@@ -127,7 +131,7 @@ def last_test_metrics(model: Sequential, data: Mnist, history: list[dict]) -> tu
     epoch and nothing has changed it since, so that entry is reused; with no epoch, measure."""
     if history:
         return history[-1]["test_loss"], history[-1]["test_accuracy"]
-    return evaluate(model, data.test_images, data.test_labels)
+    return evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
 
 
 def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunState) -> Trained:
@@ -151,7 +155,9 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         write_json(out / "result.json", {
             "model": t.model, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed,
             "lr": t.lr, "momentum": t.momentum, "weight_decay": t.weight_decay,
-            "shift": t.shift, "train_images": len(data.train_images),
+            "shift": t.shift, "dataset": data.dataset.key,
+            "train_images": len(data.train_images), "test_images": len(data.test_images),
+            "test_limit": config.data.test_limit,
             "test_loss": test_loss, "test_accuracy": test_accuracy, "history": history})
     weights = {name: p.value.copy() for name, p in trained.prunable().items()}
     return Trained(trained, history, test_loss, test_accuracy, weights)
@@ -189,16 +195,26 @@ def prune_phase(model: Sequential, trained: Trained, data: Mnist, config: RunCon
     return {**pruning, "target_sparsity": sparsity}
 
 
+def share_phase(model: Sequential, data: Mnist, config: RunConfig) -> dict:
+    """Share the weights of a copy of the pruned model, fine-tune the shared values, write it
+    as shared.tpz (format version 2) -> write_and_measure's results and the phase's."""
+    shared_model = copy.deepcopy(model)
+    shared, sharing = share_and_finetune(shared_model, data, config.share, config.train)
+    return {**sharing, **write_and_measure(shared_model, shared, data,
+                                           config.out / "shared.tpz")}
+
+
 def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Trained,
-                  pruning: dict) -> dict:
+                  pruning: dict, shared: dict | None = None) -> dict:
     """Write the pruned model as pruned.npz and as it ships (compressed, float32 and int8),
-    results.json and weights.png -> the results."""
+    results.json (with share_phase's results under "shared") and weights.png -> the
+    results."""
     p, out = config.prune, config.out
     layers = sparsity_report(model.params(), weight_uses(model))
     model.save(out / "pruned.npz", with_masks=True)
     model_bytes = write_compressed(model, out)  # zeros not stored (deploy/compress.py)
     _, int8_accuracy = evaluate(load_copy(model, out / "pruned-int8.tpz"),
-                                data.test_images, data.test_labels)
+                                data.test_images, data.test_labels, dataset=data.dataset)
     test_loss, test_accuracy = last_test_metrics(model, data, pruning["history"])
     # agp prunes a little at a time while it trains: there is no moment "just pruned".
     after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None,
@@ -211,7 +227,8 @@ def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Tr
                      / sum(r["weights"] for r in layers)),
         "after_prune": after_prune, "test_loss": test_loss, "test_accuracy": test_accuracy,
         "finetune_epochs": p.finetune_epochs, "finetune_lr": p.finetune_lr,
-        "rounds": pruning["rounds"], "history": pruning["history"], "layers": layers}
+        "rounds": pruning["rounds"], "history": pruning["history"], "layers": layers,
+        "shared": shared}
     if p.method == "filter":
         results["filters_removed"] = filters_removed(model, data)
     write_json(out / "results.json", results)
@@ -221,11 +238,19 @@ def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Tr
     return results
 
 
+def report_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Trained,
+                 results: dict) -> Path:
+    """The run's pictures and report.html in --out -> the page's path."""
+    limited = config.data.test_limit is not None
+    return draw_run(model, trained.weights, data, trained.history, results, config.out,
+                    f"test (first {len(data.test_labels):,})" if limited else "test")
+
+
 def filters_removed(model: Sequential, data: Mnist) -> dict:
     """The filter-pruned model rebuilt without its removed filters: its parameter count and
     its inference time over the test set beside the masked model's."""
     small = shrink(model)
-    x = to_input(data.test_images)
+    x = to_input(data.test_images, data.dataset)
     return {"params": model.num_params(), "params_after": small.num_params(),
             "inference_seconds_masked": inference_seconds(model, x),
             "inference_seconds_smaller": inference_seconds(small, x),

@@ -1,4 +1,4 @@
-"""Train LeNet-5 on MNIST, prune it by magnitude, fine-tune it, and report.
+"""Train LeNet-5 on MNIST (or Fashion-MNIST, KMNIST), prune it, fine-tune it, and report.
 
     python -m tinyprune.run [--epochs 10] [--sparsity 0.5] [--finetune-epochs 5] ...
 
@@ -14,16 +14,22 @@ import shlex
 import sys
 from pathlib import Path
 
+import numba
+
 from tinyprune.cli.options import (
     add_data_options,
+    add_share_options,
     add_training_options,
+    check_bits,
     check_data_dir,
     data_config,
     load_data_or_say_why,
+    share_config,
     train_config,
 )
 from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
 from tinyprune.config import PruneConfig, RunConfig
+from tinyprune.deploy.size_report import format_size_table
 from tinyprune.nn.model import MODELS
 from tinyprune.pipeline import (
     RunError,
@@ -32,6 +38,8 @@ from tinyprune.pipeline import (
     out_folder_problem,
     package_phase,
     prune_phase,
+    report_phase,
+    share_phase,
     train_phase,
 )
 from tinyprune.prune.criteria import METHODS
@@ -72,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "measured on the trained model (Han et al.); replaces --sparsity")
     parser.add_argument("--finetune-lr", type=positive_float, default=0.01,
                         help="initial learning rate of fine-tuning (cosine decay to 0)")
+    add_share_options(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --out from its last completed "
                              "epoch (same options), ending exactly as if never interrupted")
@@ -86,6 +95,7 @@ def parse_args(argv: list[str] | None = None,
     if args.quality is not None and args.method != "std":
         parser.error("--quality sets the threshold of --method std; add --method std or drop it")
     check_data_dir(parser, args)
+    check_bits(parser, args)
     return args
 
 
@@ -93,7 +103,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     prune = PruneConfig(sparsity=args.sparsity, method=args.method, schedule=args.schedule,
                         rounds=args.rounds, quality=args.quality,
                         finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr)
-    return RunConfig(data_config(args), train_config(args), prune, args.out)
+    return RunConfig(data_config(args), train_config(args), prune, args.out, share_config(args))
 
 
 def run(config: RunConfig, resume: bool) -> int:
@@ -105,10 +115,10 @@ def run(config: RunConfig, resume: bool) -> int:
     if data is None:
         return 1
     model = MODELS[config.train.model](config.train.seed)
-    print(f"{model.name}, {model.num_params():,} parameters; {len(data.train_images):,} training "
-          f"and {len(data.test_images):,} test images; results in {config.out}/")
-    print(f"numba kernels ready in {warm_up(model):.1f}s (compiled on the first run, "
-          f"then loaded from numba's cache)")
+    print(f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
+          f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
+          f"results in {config.out}/")
+    print(kernels_ready(warm_up(model)))
     try:
         state = RunState.open(config, model, resume)
     except CheckpointError as error:
@@ -121,6 +131,7 @@ def run(config: RunConfig, resume: bool) -> int:
     try:
         trained = train_phase(model, data, config, state)
         pruning = prune_phase(model, trained, data, config, state)
+        shared = share_phase(model, data, config)
     except RunError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -128,12 +139,25 @@ def run(config: RunConfig, resume: bool) -> int:
         print(f"error: {error}", file=sys.stderr)
         state.discard()  # resumed, it would diverge at the same step again
         return 1
-    print_report(package_phase(model, data, config, trained, pruning), trained)
+    results = package_phase(model, data, config, trained, pruning, shared)
+    page = report_phase(model, data, config, trained, results)
+    print(f"report written: {page} (one page: open it in a browser)")
+    print_report(results, trained, config)
     state.discard()  # the run is complete: nothing is left to resume
     return 0
 
 
-def print_report(results: dict, trained: Trained) -> None:
+def kernels_ready(seconds: float) -> str:
+    """What warm_up did: compiled (or loaded) the numba kernels, or, with NUMBA_DISABLE_JIT=1,
+    nothing: the kernels then run as plain Python, which a debugger can step through."""
+    if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]  # set from the environment
+        return ("numba's JIT is off (NUMBA_DISABLE_JIT=1): the kernels run as plain Python, "
+                "slowly; keep --limit and --test-limit small")
+    return (f"numba kernels ready in {seconds:.1f}s (compiled on the first run, then loaded "
+            f"from numba's cache)")
+
+
+def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
     """What package_phase found: sizes, what filter pruning removed, the layer table, and
     accuracy before and after."""
     size = results["bytes"]
@@ -151,8 +175,21 @@ def print_report(results: dict, trained: Trained) -> None:
     print_layers(results["layers"])
     after = results["after_prune"]["test_accuracy"]
     pruned = "n/a (agp prunes while it trains)" if after is None else f"{after:.2%}"
-    print(f"\ntest accuracy: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
+    where = ("" if config.data.test_limit is None
+             else f" (on the first {config.data.test_limit:,} test images only)")
+    print(f"\ntest accuracy{where}: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
           f"fine-tuned {results['test_accuracy']:.2%}")
+    print_shared(results["shared"], size["dense_float32"])
+
+
+def print_shared(shared: dict, dense: int) -> None:
+    """share_phase's results: the file's bytes layer by layer, and its own accuracy."""
+    print(f"\n{shared['file']} (pruned, weights shared, Huffman-coded): "
+          f"{shared['file_bytes']:,} bytes, {dense / shared['file_bytes']:.1f}x smaller than "
+          f"dense float32; test accuracy {shared['file_accuracy']:.2%} (of the model decoded "
+          f"from the file; {shared['clustered_accuracy']:.2%} before fine-tuning the shared "
+          f"values)")
+    print(format_size_table(shared["layers"]))
 
 
 def phase_epochs(config: RunConfig, phase: str) -> int:

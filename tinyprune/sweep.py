@@ -35,7 +35,7 @@ from tinyprune.experiments.dense_study import dense_summary, over_seeds, run_swe
 from tinyprune.files import write_json
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
-from tinyprune.report.plots import sweep_plot
+from tinyprune.report.plots import sweep_plot, sweep_size_plot
 from tinyprune.report.tables import print_sweep
 
 DEFAULT_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print_sweep(result)
     print(f"\nresults: {args.out / 'sweep.json'} (each point also in {args.out / 'points'})")
     sweep_plot(result, args.out / "sweep.png")
+    sweep_size_plot(result, args.out / "sweep-size.png")
     for failure in failures:
         print(f"error: {failure.describe()}", file=sys.stderr)
     return 1 if failures else 0

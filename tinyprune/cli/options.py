@@ -19,21 +19,33 @@ from tinyprune.cli.types import (
     positive_int,
     seed_list,
 )
-from tinyprune.config import DEFAULT_LR, DataConfig, TrainConfig
+from tinyprune.config import DEFAULT_LR, VALIDATION_IMAGES, DataConfig, ShareConfig, TrainConfig
+from tinyprune.data.datasets import DATASETS
 from tinyprune.data.idx import IdxError
 from tinyprune.data.mnist import Mnist, MnistError, load_data
+from tinyprune.deploy.weight_sharing import parse_bits
 from tinyprune.experiments.dense_study import SeedsConfig
 from tinyprune.nn.model import MODELS
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """--data-dir and --limit."""
+    """--dataset, --data-dir, --limit and --test-limit."""
+    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist",
+                        help="mnist: digits; fashion-mnist: clothes (Zalando); kmnist: "
+                             "cursive Japanese characters. All 28x28 grey, 10 classes")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with the MNIST files (downloaded there if missing); "
-                             "default: $TINYPRUNE_DATA_DIR, else data/mnist")
+                        help="folder with the data set's four files (downloaded there if "
+                             "missing); default: $TINYPRUNE_DATA_DIR/<dataset>, else "
+                             "data/<dataset> (see data/README.md)")
     parser.add_argument("--limit", type=positive_int, default=None,
-                        help="train on the first N training images only (for quick looks); "
-                             "the test set is always complete")
+                        help="train on the first N training images only (for quick looks)")
+    parser.add_argument("--test-limit", type=positive_int, default=None,
+                        help="measure on the first N test images only (for quick looks and "
+                             "debugging; every accuracy printed is then on those N only)")
+    parser.add_argument("--validation", action="store_true",
+                        help=f"train on the first {VALIDATION_IMAGES:,} training images and "
+                             f"measure on the other {60_000 - VALIDATION_IMAGES:,} instead of "
+                             f"the test set (to choose a recipe)")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -57,12 +69,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with one line (status 2) if --data-dir names no folder."""
     if args.data_dir is not None and not args.data_dir.is_dir():
-        parser.error(f"--data-dir {args.data_dir} does not exist; create it (MNIST is "
+        parser.error(f"--data-dir {args.data_dir} does not exist; create it (the data set is "
                      f"downloaded into it) or leave the option out")
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(data_dir=args.data_dir, limit=args.limit)
+    return DataConfig(data_dir=args.data_dir, limit=args.limit, dataset=args.dataset,
+                      test_limit=args.test_limit, validation=args.validation)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -71,14 +84,46 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                        weight_decay=args.weight_decay, shift=args.shift, seed=args.seed)
 
 
+def add_share_options(parser: argparse.ArgumentParser) -> None:
+    """Weight sharing after pruning, and the compressed file it is written to."""
+    parser.add_argument("--bits", default=ShareConfig.bits,
+                        help="bits per shared-value index: N for every layer, conv=N,fc=M, or "
+                             "per layer (conv1=6,fc1=4,...); conv=8,fc=5 is Deep Compression's")
+    parser.add_argument("--bias-bits", type=positive_int, default=None,
+                        help="share each layer's biases too, in this many bits (default: "
+                             "biases stay float32)")
+    parser.add_argument("--share-epochs", type=non_negative_int, default=ShareConfig.epochs,
+                        help="epochs fine-tuning the shared values")
+    parser.add_argument("--share-lr", type=positive_float, default=ShareConfig.lr,
+                        help="learning rate of the shared values (cosine decay to 0); their "
+                             "gradient sums those of all their weights, hence small")
+
+
+def check_bits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--bits must give every weighted layer of --model 1 to 8 bits (one line and exit 2)."""
+    try:
+        parse_bits(args.bits, MODELS[args.model]())
+    except ValueError as error:
+        parser.error(f"--bits: {error}")
+
+
+def share_config(args: argparse.Namespace) -> ShareConfig:
+    return ShareConfig(bits=args.bits, bias_bits=args.bias_bits, epochs=args.share_epochs,
+                       lr=args.share_lr)
+
+
 def load_data_or_say_why(config: DataConfig) -> Mnist | None:
     """The data set, or None after printing why it could not be had (missing, corrupt, a
-    failed download) and what to do."""
+    failed download) and what to do. Says so when --test-limit cuts the test set."""
     try:
-        return load_data(config)
+        data = load_data(config)
     except (MnistError, IdxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return None
+    if config.test_limit is not None:
+        print(f"--test-limit {config.test_limit}: every test accuracy below is on the first "
+              f"{len(data.test_images):,} test images only")
+    return data
 
 
 def add_dense_cache_options(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +149,8 @@ def check_folders(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 def dense_options(args: argparse.Namespace) -> dict:
     """The options the dense model was trained with, for the JSON that reports on it."""
-    return {**asdict(train_config(args)), "limit": args.limit}
+    return {**asdict(train_config(args)), "limit": args.limit, "dataset": args.dataset,
+            "validation": args.validation}
 
 
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:

@@ -85,13 +85,17 @@ def read_bytes(path: str | PathLike) -> bytes:
     `x.gz` holding raw IDX and `x` holding gzip both work. A corrupt gzip stream raises IdxError.
     """
     with open(path, "rb") as f:
-        raw = f.read()
+        return gunzip(f.read(), str(path))
+
+
+def gunzip(raw: bytes, name: str = "<bytes>") -> bytes:
+    """raw decompressed if it starts with the gzip magic bytes, else raw itself."""
     if raw[:2] != GZIP_MAGIC:
         return raw
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:  # bad CRC or header / truncated / bad deflate data
-        raise IdxError(f"{path}: corrupt gzip stream ({e}); {REDOWNLOAD}") from None
+        raise IdxError(f"{name}: corrupt gzip stream ({e}); {REDOWNLOAD}") from None
 
 
 def read_idx(path: str | PathLike) -> np.ndarray:

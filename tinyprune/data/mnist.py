@@ -1,9 +1,10 @@
-"""Find, verify, download and load MNIST.
+"""Find, verify, download and load MNIST, or another data set in its layout (datasets.py).
 
-The four MNIST files live in one directory, the data dir (see resolve_data_dir), under their
-usual names, gzip-compressed (`train-images-idx3-ubyte.gz`) or not (`train-images-idx3-ubyte`).
-Each file is checked against the SHA-256 of its *decompressed* content: any mirror's gzip wrapper
-is accepted, and a corrupt or foreign file is never loaded.
+A data set's four files live in one folder (see datasets.resolve_data_dir), under MNIST's
+names, gzip-compressed (`train-images-idx3-ubyte.gz`) or not (`train-images-idx3-ubyte`). Each
+file is checked against its data set's checksums before it is parsed: a corrupt file is never
+loaded, and a file of another known data set is named as such ("these are the Fashion-MNIST
+files"), never called corrupt and never touched.
 """
 
 import hashlib
@@ -11,50 +12,44 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import numpy as np
 import requests
 from tqdm import tqdm
 
-from tinyprune.config import DataConfig
-from tinyprune.data.idx import IdxError, parse_idx, read_bytes
+from tinyprune.config import VALIDATION_IMAGES, DataConfig
+from tinyprune.data.datasets import (
+    DATASETS,
+    ENV_VAR,
+    FILE_NAMES,
+    MNIST,
+    Dataset,
+    resolve_data_dir,
+)
+from tinyprune.data.idx import IdxError, gunzip, parse_idx
 
-# file name (without .gz) -> SHA-256 of its decompressed content; in the order of Mnist's fields.
-SHA256 = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-# Public copies of the original files, tried in this order.
-MIRRORS = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-]
-ENV_VAR = "TINYPRUNE_DATA_DIR"
-DEFAULT_DATA_DIR = Path("data/mnist")
+__all__ = ["Mnist", "MnistError", "WrongDataset", "download", "find_file", "load_data",
+           "load_mnist", "resolve_data_dir"]
 
 
 class MnistError(RuntimeError):
-    """MNIST is missing, cannot be downloaded, or a file is corrupt; the message says what to do."""
+    """A data set is missing, cannot be downloaded, or a file is corrupt; the message says
+    what to do."""
+
+
+class WrongDataset(MnistError):
+    """The folder holds another known data set's files; the message names it."""
 
 
 class Mnist(NamedTuple):
-    """The MNIST data set as stored: pixels 0..255 (0 is background), labels 0..9."""
+    """A data set in MNIST's layout, as stored: pixels 0..255 (0 is background), labels 0..9."""
 
     train_images: np.ndarray  # (60000, 28, 28) uint8
     train_labels: np.ndarray  # (60000,) uint8
     test_images: np.ndarray  # (10000, 28, 28) uint8
     test_labels: np.ndarray  # (10000,) uint8
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data dir: the argument if given, else $TINYPRUNE_DATA_DIR, else ./data/mnist."""
-    if data_dir is None:
-        data_dir = os.environ.get(ENV_VAR) or DEFAULT_DATA_DIR
-    return Path(data_dir)
+    dataset: Dataset = MNIST  # which one: its classes and normalisation
 
 
 def find_file(name: str, data_dir: Path) -> Path | None:
@@ -65,16 +60,28 @@ def find_file(name: str, data_dir: Path) -> Path | None:
     return None
 
 
-def download(name: str, data_dir: str | os.PathLike, mirrors: Sequence[str] = MIRRORS,
-             timeout: float = 30, retries: int = 2, progress: bool = True,
-             checksums: dict[str, str] = SHA256) -> Path:
-    """Download `name` (e.g. "train-images-idx3-ubyte") to data_dir/name.gz; return that path.
+def matches(dataset: Dataset, name: str, raw: bytes, content: bytes) -> bool:
+    """Is this file (raw: its bytes; content: decompressed) `name` of `dataset`?"""
+    if dataset.sha256:
+        return hashlib.sha256(content).hexdigest() == dataset.sha256[name]
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest() == dataset.gz_md5[name]
 
-    Mirrors are tried in turn. An HTTP error or wrong content moves on to the next mirror; a
-    refused or dropped connection or a timeout (`timeout` seconds without a byte) first retries
-    the same mirror `retries` times. The file is written under a temporary name and moved into
-    place only once its checksum (`checksums[name]`, of the decompressed content) is right, so a
-    failed or interrupted download never leaves a file that looks complete.
+
+def identify(name: str, raw: bytes, content: bytes) -> Dataset | None:
+    """The known data set whose file `name` this is, if any."""
+    return next((d for d in DATASETS.values() if matches(d, name, raw, content)), None)
+
+
+def download(name: str, data_dir: str | os.PathLike, dataset: Dataset = MNIST,
+             mirrors: Sequence[str] | None = None, timeout: float = 30, retries: int = 2,
+             progress: bool = True) -> Path:
+    """Download `name` (e.g. "train-images-idx3-ubyte") of `dataset` to data_dir/name.gz.
+
+    Mirrors (default: the data set's) are tried in turn. An HTTP error or wrong content moves
+    on to the next mirror; a refused or dropped connection or a timeout (`timeout` seconds
+    without a byte) first retries the same mirror `retries` times. The file is written under a
+    temporary name and moved into place only once its checksum is right, so a failed or
+    interrupted download never leaves a file that looks complete. -> the path written.
     """
     name = name.removesuffix(".gz")
     data_dir = Path(data_dir)
@@ -84,18 +91,19 @@ def download(name: str, data_dir: str | os.PathLike, mirrors: Sequence[str] = MI
     os.close(fd)
     failures = []
     try:
-        for mirror in mirrors:
+        for mirror in dataset.mirrors if mirrors is None else mirrors:
             url = f"{mirror.rstrip('/')}/{name}.gz"
             error = _fetch(url, part, timeout, retries, progress)
             if error is None:
+                raw = Path(part).read_bytes()
                 try:
-                    ok = hashlib.sha256(read_bytes(part)).hexdigest() == checksums[name]
+                    ok = matches(dataset, name, raw, gunzip(raw))
                 except IdxError:  # not even a valid gzip stream
                     ok = False
                 if ok:
                     os.replace(part, data_dir / f"{name}.gz")
                     return data_dir / f"{name}.gz"
-                error = "wrong content (corrupt, or not this MNIST file); discarded"
+                error = f"wrong content (corrupt, or not this {dataset.title} file); discarded"
             failures.append(f"  {url}: {error}")
     finally:
         Path(part).unlink(missing_ok=True)  # already gone after os.replace
@@ -125,53 +133,93 @@ def _fetch(url: str, path: str, timeout: float, retries: int, progress: bool) ->
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool = True,
-               progress: bool = True, mirrors: Sequence[str] = MIRRORS) -> Mnist:
-    """Load MNIST from the data dir (see resolve_data_dir), downloading missing files if allowed.
+               progress: bool = True, mirrors: Sequence[str] | None = None,
+               dataset: Dataset | str = MNIST) -> Mnist:
+    """Load `dataset` (default MNIST) from its folder (see resolve_data_dir); download the
+    files that are missing if allowed. The files present are checked first, so nothing is
+    downloaded into a folder that holds another data set.
 
     Returns Mnist(train_images (60000, 28, 28) uint8, train_labels (60000,) uint8,
-                  test_images (10000, 28, 28) uint8, test_labels (10000,) uint8).
+                  test_images (10000, 28, 28) uint8, test_labels (10000,) uint8, dataset).
     """
-    data_dir = resolve_data_dir(data_dir)
-    paths = {name: find_file(name, data_dir) for name in SHA256}
+    dataset = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    data_dir = resolve_data_dir(data_dir, dataset)
+    paths = {name: find_file(name, data_dir) for name in FILE_NAMES}
     missing = [name for name, path in paths.items() if path is None]
+    where = (f"{dataset.title} is incomplete in {data_dir.resolve()}: missing "
+             f"{', '.join(f'{name}.gz' for name in missing)} (gzip-compressed or not).")
+    if missing and not download_missing:
+        raise MnistError(f"{where}\nPut the files there, or point --data-dir or {ENV_VAR} "
+                         "at a directory that has them.")
+    contents = _check_files(dataset, data_dir, {n: p for n, p in paths.items() if p is not None})
     if missing:
-        where = (f"MNIST is incomplete in {data_dir.resolve()}: missing "
-                 f"{', '.join(f'{name}.gz' for name in missing)} (gzip-compressed or not).")
-        if not download_missing:
-            raise MnistError(f"{where}\nPut the files there, or point --data-dir or {ENV_VAR} "
-                             "at a directory that has them.")
         try:
             for name in missing:
-                paths[name] = download(name, data_dir, mirrors, progress=progress)
+                path = download(name, data_dir, dataset, mirrors, progress=progress)
+                contents[name] = gunzip(path.read_bytes(), str(path))
         except MnistError as e:
             raise MnistError(f"{where}\n{e}") from None
-    mnist = Mnist(*(_load(cast(Path, path), name) for name, path in paths.items()))  # all found
-    _check(mnist)
-    return mnist
-
-
-def load_data(config: DataConfig) -> Mnist:
-    """MNIST from config.data_dir, its training set cut to the first config.limit images."""
-    data = load_mnist(config.data_dir)
-    if config.limit is not None:
-        data = data._replace(train_images=data.train_images[:config.limit],
-                             train_labels=data.train_labels[:config.limit])
+    train_images, train_labels, test_images, test_labels = (
+        parse_idx(contents[name], str(paths[name] or name)) for name in FILE_NAMES)
+    data = Mnist(train_images, train_labels, test_images, test_labels, dataset)
+    _check(data)
     return data
 
 
-def _load(path: Path, name: str) -> np.ndarray:
-    """Read the file once, check its SHA-256, then parse it."""
-    data = read_bytes(path)
-    if hashlib.sha256(data).hexdigest() != SHA256[name]:
-        raise MnistError(f"{path}: its content does not have the SHA-256 of {name}; the file is "
-                         "corrupt or not MNIST. Delete it and run again to download it afresh.")
-    return parse_idx(data, str(path))
+def load_data(config: DataConfig) -> Mnist:
+    """config.dataset from config.data_dir; with config.validation, the validation split (see
+    DataConfig) instead of train and test; its training set cut to the first config.limit
+    images and its test set to the first config.test_limit, if given."""
+    data = load_mnist(config.data_dir, dataset=config.dataset)
+    if config.validation:  # the rest of the training set stands in for the test set
+        n = VALIDATION_IMAGES
+        data = data._replace(test_images=data.train_images[n:], test_labels=data.train_labels[n:],
+                             train_images=data.train_images[:n], train_labels=data.train_labels[:n])
+    if config.limit is not None:
+        data = data._replace(train_images=data.train_images[:config.limit],
+                             train_labels=data.train_labels[:config.limit])
+    if config.test_limit is not None:
+        data = data._replace(test_images=data.test_images[:config.test_limit],
+                             test_labels=data.test_labels[:config.test_limit])
+    return data
 
 
-def _check(mnist: Mnist) -> None:
+def _check_files(dataset: Dataset, data_dir: Path, paths: dict[str, Path]) -> dict[str, bytes]:
+    """Read each file once and check it; -> name -> decompressed content. Raises WrongDataset
+    if the files are another data set's, MnistError if one is unknown (corrupt)."""
+    contents, others, unknown = {}, {}, []
+    for name, path in paths.items():
+        raw = path.read_bytes()
+        content = gunzip(raw, str(path))
+        if matches(dataset, name, raw, content):
+            contents[name] = content
+        elif (other := identify(name, raw, content)) is not None:
+            others[path] = other
+        else:
+            unknown.append(path)
+    if others:
+        titles = sorted({d.title for d in others.values()})
+        keys = sorted({d.key for d in others.values()})
+        which = "" if len(others) == len(FILE_NAMES) else f" ({', '.join(p.name for p in others)})"
+        raise WrongDataset(
+            f"{data_dir.resolve()}: these are the {' and '.join(titles)} files, not "
+            f"{dataset.title}{which}; add "
+            f"{' or '.join(f'--dataset {k}' for k in keys)}, or point --data-dir at a folder "
+            f"holding {dataset.title}. They are fine, and were left as they are.")
+    if unknown:
+        how = ("its SHA-256 (of the decompressed content)" if dataset.sha256
+               else "the MD5 of the .gz file as its authors serve it (keep it gzip-compressed)")
+        raise MnistError(
+            f"{', '.join(str(p) for p in unknown)}: not {dataset.title}'s file by {how}, nor "
+            f"any other known data set's: corrupt, or another file under that name. Move it "
+            f"away and run again to download it afresh.")
+    return contents
+
+
+def _check(data: Mnist) -> None:
     """The checksums pin the content; this guards the code that relies on MNIST's layout."""
-    for split, images, labels in [("train", mnist.train_images, mnist.train_labels),
-                                  ("test", mnist.test_images, mnist.test_labels)]:
+    for split, images, labels in [("train", data.train_images, data.train_labels),
+                                  ("test", data.test_images, data.test_labels)]:
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
             raise MnistError(f"{split} images are {images.dtype} {images.shape}, "
                              "expected uint8 (N, 28, 28)")

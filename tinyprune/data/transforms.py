@@ -4,14 +4,17 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tinyprune.data.datasets import MNIST, Dataset
+
 # Mean and standard deviation of the MNIST training pixels (scaled to [0, 1]).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+MNIST_MEAN, MNIST_STD = MNIST.mean, MNIST.std
 
 
-def to_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> normalised float32 (N, 1, 28, 28)."""
+def to_input(images: np.ndarray, dataset: Dataset = MNIST) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), normalised by the data set's mean and std
+    so that the training pixels have mean 0 and standard deviation 1."""
     x = images.astype(np.float32)[:, None] / 255.0
-    return (x - MNIST_MEAN) / MNIST_STD
+    return (x - np.float32(dataset.mean)) / np.float32(dataset.std)
 
 
 def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,7 +8,8 @@ writes out_dir/lenet5.c and out_dir/lenet5.h (named after the model) with
     int lenet5_predict_u8(const unsigned char pixels[LENET5_INPUT_SIZE], float logits[...]);
 
 Both return the predicted class. `image` is normalised as tinyprune.data.transforms.to_input does,
-(pixel / 255 - mean) / std; `pixels` are the raw 0..255 MNIST pixels, normalised inside.
+(pixel / 255 - mean) / std; `pixels` are the raw 0..255 pixels, normalised inside with the
+mean and std of the data set the model was trained on.
 The weights are const arrays in the CSR form of kernels/sparse.py (only non-zeros, with their
 row pointers and column indices), float32 or, with --quantize, int8 with one float scale per
 layer. No malloc, no globals written, only <stdint.h> included: activations live on the stack
@@ -22,23 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD
-from tinyprune.deploy.compress import (
-    CompressedFormatError,
-    load_compressed,
-    quantize_int8,
-    read_compressed,
-)
+from tinyprune.data.datasets import MNIST, Dataset
+from tinyprune.deploy import compress_v2
+from tinyprune.deploy.compress import CompressedFormatError, quantize_int8
 from tinyprune.deploy.sparse_model import SparseModel
+from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.files import write_text
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.model import MODELS, Sequential
 
 C_TYPES = {np.dtype(np.float32): ("float", 4), np.dtype(np.int8): ("int8_t", 1),
-           np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4)}
+           np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4),
+           np.dtype(np.int32): ("int32_t", 4), np.dtype(np.uint8): ("uint8_t", 1)}
 
-# The two layer functions every export shares; weight_t and index_t are set per model.
-KERNELS = r"""
+# The two layer functions of the exports (a model without convs needs only the second);
+# weight_t and index_t are set per model.
+CONV_POOL = r"""
 /* out[f] = relu?(maxpool2x2(b[f] + sum of the taps of channel f)), for f < F.
  * in (C, Hp, Wp): the input, already padded. A tap's index is c*Hp*Wp + kh*Wp + kw, so it adds
  * w * in[index + oh*Wp + ow] to output pixel (oh, ow). plane: room for one Ho x Wo plane.
@@ -72,7 +72,9 @@ static void conv_pool(const float *in, int Hp, int Wp, int K, int F, const index
         }
     }
 }
+"""
 
+LINEAR = r"""
 /* out[r] = relu?(b[r] + sum of the row's weights times the inputs they pick), for r < R. */
 static void linear(const float *x, int R, const index_t *ptr, const index_t *index,
                    const weight_t *values, float scale, const float *b, int relu, float *out)
@@ -107,17 +109,10 @@ def c_array(name: str, values: np.ndarray) -> tuple[str, int]:
     return f"static const {ctype} {name}[{count}] = {{\n    {body}\n}};\n", count * size
 
 
-def generate_c(model: Sequential, quantize: bool = False,
-               input_shape: tuple[int, int, int] = (1, 28, 28),
-               source: str = "a tinyprune model") -> tuple[str, str, int]:
-    """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
-    sparse = SparseModel(model, input_shape)
-    prefix = re.sub(r"\W", "_", model.name).lower()
-    macro = prefix.upper()
-    index_dtype = np.uint16 if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16 \
-        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16 else np.uint32
+def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
+                 input_shape: tuple[int, int, int]) -> tuple[list[str], int, list[str], list[str]]:
+    """-> (the C arrays of every layer, their bytes, predict's buffers, its calls)."""
     C, H, W = input_shape
-    classes = len(sparse.csr[-1][0]) - 1
     weights, arrays, calls, buffers = 0, [], [], []
     pad0 = getattr(sparse.stages[0].layer, "padding", 0)  # 0 for a first fc layer
     shape = (C, H + 2 * pad0, W + 2 * pad0)                    # the current input, padded
@@ -157,27 +152,54 @@ def generate_c(model: Sequential, quantize: bool = False,
             current = f"{name}_out"
         else:
             calls.append(f"linear({current}, {rows}, {args}, logits);")
-    buffers.append(f"float plane[{plane}];  /* one conv output plane before pooling */")
-    kept = sparse.nonzero
-    total = sum(p.value.size for p in model.prunable().values())
-    weight_type = "int8_t" if quantize else "float"
-    header = f"""/* {prefix}.h: {model.name} exported by tinyprune.export_c from {source}. */
+    if isinstance(sparse.stages[0].layer, Conv2d):
+        buffers.append(f"float plane[{plane}];  /* one conv output plane before pooling */")
+    return arrays, weights, buffers, calls
+
+
+def float_header(prefix: str, model_name: str, source: str, input_shape: tuple[int, int, int],
+                 classes: int, dataset: Dataset) -> str:
+    """The header of a float export: its two predict functions."""
+    macro = prefix.upper()
+    C, H, W = input_shape
+    return f"""/* {prefix}.h: {model_name} exported by tinyprune.export_c from {source}. */
 #ifndef {macro}_H
 #define {macro}_H
 
 #define {macro}_INPUT_SIZE ({C} * {H} * {W})
 #define {macro}_CLASSES {classes}
 
-/* image: ({C}, {H}, {W}) normalised as (pixel / 255 - {MNIST_MEAN}) / {MNIST_STD}.
+/* image: ({C}, {H}, {W}) normalised as {dataset.title}'s pixels are:
+ * (pixel / 255 - {dataset.mean}) / {dataset.std}.
  * Writes the {classes} logits and returns the predicted class (the first largest logit). */
 int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES]);
 
-/* The same from raw pixels 0..255 (MNIST's uint8 images). */
+/* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
 int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 {' ' * len(prefix)}                float logits[{macro}_CLASSES]);
 
 #endif
 """
+
+
+def generate_c(model: Sequential, quantize: bool = False, dataset: Dataset = MNIST,
+               input_shape: tuple[int, int, int] = (1, 28, 28),
+               source: str = "a tinyprune model") -> tuple[str, str, int]:
+    """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
+    sparse = SparseModel(model, input_shape)
+    prefix = re.sub(r"\W", "_", model.name).lower()
+    macro = prefix.upper()
+    index_dtype = np.uint16 if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16 \
+        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16 else np.uint32
+    C, H, W = input_shape
+    pad0 = getattr(sparse.stages[0].layer, "padding", 0)
+    arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
+    header = float_header(prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1,
+                          dataset)
+    kept = sparse.nonzero
+    total = sum(p.value.size for p in model.prunable().values())
+    weight_type = "int8_t" if quantize else "float"
+    has_conv = isinstance(sparse.stages[0].layer, Conv2d)
     buffer_lines = "\n    ".join(buffers)
     call_lines = "\n    ".join(calls)
     source_text = f"""/* {prefix}.c: {model.name} exported by tinyprune.export_c from {source}.
@@ -191,7 +213,7 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 typedef {weight_type} weight_t;
 typedef {C_TYPES[np.dtype(index_dtype)][0]} index_t;
-{KERNELS}
+{CONV_POOL if has_conv else ""}{LINEAR}
 {"".join(arrays)}
 int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES])
 {{
@@ -214,7 +236,7 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 {{
     float image[{macro}_INPUT_SIZE];
     for (int i = 0; i < {macro}_INPUT_SIZE; i++)
-        image[i] = ((float)pixels[i] / 255.0f - {c_float(MNIST_MEAN)}) / {c_float(MNIST_STD)};
+        image[i] = ((float)pixels[i] / 255.0f - {c_float(dataset.mean)}) / {c_float(dataset.std)};
     return {prefix}_predict(image, logits);
 }}
 """
@@ -222,11 +244,12 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 
 def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
-             source: str = "a tinyprune model") -> dict:
-    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes."""
+             source: str = "a tinyprune model", dataset: Dataset = MNIST) -> dict:
+    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes. dataset:
+    the one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    c_text, h_text, weights = generate_c(model, quantize, source=source)
+    c_text, h_text, weights = generate_c(model, quantize, dataset, source=source)
     prefix = re.sub(r"\W", "_", model.name).lower()
     c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
     write_text(h_path, h_text)
@@ -235,17 +258,19 @@ def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
             "c_bytes": c_path.stat().st_size, "h_bytes": h_path.stat().st_size}
 
 
-def load_model(path: Path, model_name: str) -> Sequential:
-    """A model from a pruned.npz (Sequential.save) or a compressed .tpz (its own model name)."""
+def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, SharedWeight]]:
+    """A model from a pruned.npz (Sequential.save, a model_name) or a compressed .tpz of either
+    version (it names its own model); -> (model, its shared weights: {} unless the file has
+    some)."""
     if path.suffix == ".tpz":
-        meta, _ = read_compressed(path)
+        meta, state, shared = compress_v2.read(path)
         model_name = meta["model"]
         if model_name not in MODELS:
             raise CompressedFormatError(f"{path} holds a {model_name!r}, which this tinyprune "
                                         f"does not know ({', '.join(MODELS)})")
         model = MODELS[model_name]()
-        load_compressed(path, model)
-        return model
+        model.load_state(state, source=str(path))
+        return model, shared
     model = MODELS[model_name]()
     model.load(path)
-    return model
+    return model, {}

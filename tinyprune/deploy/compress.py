@@ -20,9 +20,11 @@ version, the model and each parameter's shape; loading refuses any other file wi
 from __future__ import annotations
 
 import copy
+import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +60,20 @@ def dequantize_int8(q: np.ndarray, scale: np.float32) -> np.ndarray:
 def save_compressed(model: Sequential, path: str | Path, quantize: bool = False) -> int:
     """Write the model to path (conventionally .tpz) atomically; -> the file's size in bytes."""
     path = Path(path)
+    write_npz(path, compressed_arrays(model, quantize), compressed=True)
+    return path.stat().st_size
+
+
+def compressed_bytes(model: Sequential, quantize: bool = False) -> int:
+    """The size save_compressed's file would have, in bytes, without writing it."""
+    buffer = io.BytesIO()
+    save: Any = np.savez_compressed  # numpy's stubs mistype **arrays
+    save(buffer, **compressed_arrays(model, quantize))
+    return buffer.tell()
+
+
+def compressed_arrays(model: Sequential, quantize: bool = False) -> dict[str, np.ndarray]:
+    """The records of the compressed file: bits and values per prunable weight, biases, meta."""
     meta = {"format": FORMAT, "version": VERSION, "model": model.name,
             "quantize": "int8" if quantize else None}
     params: list[dict] = []
@@ -78,8 +94,7 @@ def save_compressed(model: Sequential, path: str | Path, quantize: bool = False)
             arrays[name] = p.value.astype(np.float32)
         params.append(entry)
     arrays["meta"] = np.array(json.dumps({**meta, "params": params}))
-    write_npz(path, arrays, compressed=True)
-    return path.stat().st_size
+    return arrays
 
 
 def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -92,9 +107,15 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise FileNotFoundError(f"{path} does not exist; {how}")
     try:
         if not zipfile.is_zipfile(path):
+            if path.read_bytes()[:4] == b"TPZ2":
+                raise CompressedFormatError(
+                    f"{path} is a version 2 file: read it with "
+                    f"tinyprune.deploy.compress_v2.read, which reads both versions")
             raise ValueError("it is not an .npz (zip) file")
         with np.load(path, allow_pickle=False) as npz:
             files = dict(npz)
+    except CompressedFormatError:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise CompressedFormatError(f"{path} is not a tinyprune compressed model: {error}; "
                                     f"{how}") from None

@@ -6,6 +6,7 @@ of it. The dense weights travel with the point, so a worker needs only the MNIST
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,10 +35,20 @@ class SeedsConfig:
     scheduler: object = None
 
 
+def data_options(data: DataConfig) -> dict:
+    """What of the DataConfig decides a point's numbers (not where the files are)."""
+    return {k: v for k, v in asdict(data).items() if k != "data_dir"}
+
+
 @lru_cache(maxsize=2)
-def _data(data_dir: str | None, limit: int | None) -> Mnist:
-    """MNIST, loaded once per worker process."""
-    return load_data(DataConfig(None if data_dir is None else Path(data_dir), limit))
+def _load(data_dir: str | None, options: str) -> Mnist:
+    return load_data(DataConfig(None if data_dir is None else Path(data_dir),
+                                **json.loads(options)))
+
+
+def _data(data_dir: str | None, options: dict) -> Mnist:
+    """The data set of a point, loaded once per worker process."""
+    return _load(data_dir, json.dumps(options, sort_keys=True))
 
 
 def _model(options: dict, state: dict) -> Sequential:
@@ -48,7 +59,7 @@ def _model(options: dict, state: dict) -> Sequential:
 
 def dense_task(options: dict, data_dir: str | None = None) -> dict:
     """Point: train the dense model of options["train"] -> test accuracy and its weights."""
-    data = _data(data_dir, options["limit"])
+    data = _data(data_dir, options["data"])
     model = train_dense(TrainConfig(**options["train"]), data)
     _, accuracy = evaluate(model, data.test_images, data.test_labels)
     return {"test_accuracy": accuracy, "arrays": model.state()}
@@ -56,7 +67,7 @@ def dense_task(options: dict, data_dir: str | None = None) -> dict:
 
 def sweep_task(options: dict, dense: dict, data_dir: str | None = None) -> dict:
     """Point: prune a copy of the dense weights as options["prune"] says, fine-tune, measure."""
-    data = _data(data_dir, options["limit"])
+    data = _data(data_dir, options["data"])
     train, prune = TrainConfig(**options["train"]), PruneConfig(**options["prune"])
     return {"seed": train.seed, "schedule": prune.schedule,
             **sweep_point(_model(options, dense), data, train, prune)}
@@ -70,12 +81,12 @@ def dense_models(config: SeedsConfig, workers: Workers, train_images: int,
     data_dir = None if config.data.data_dir is None else str(config.data.data_dir)
     for seed in config.seeds:
         train = replace(config.train, seed=seed)
-        paths[seed] = config.cache_dir / cache_name(train, train_images)
-        options = {"train": asdict(train), "limit": config.data.limit}
+        paths[seed] = config.cache_dir / cache_name(train, train_images, config.data.dataset)
+        options = {"train": asdict(train), "data": data_options(config.data)}
         if paths[seed].exists():
             model = MODELS[train.model](seed)
             model.load(paths[seed])
-            data = _data(data_dir, config.data.limit)
+            data = _data(data_dir, options["data"])
             accuracy = evaluate(model, data.test_images, data.test_labels)[1]
             models[seed] = (model.state(), accuracy)
             print(f"dense {train.model} seed {seed} loaded from {paths[seed]}: {accuracy:.2%}")
@@ -101,7 +112,7 @@ def sweep_points(config: SeedsConfig, prunes: list[PruneConfig],
     """A point per seed (that has a dense model) and pruning."""
     return [Point(f"seed{seed}-{p.schedule}-{p.sparsity:g}",
                   {"train": asdict(replace(config.train, seed=seed)), "prune": asdict(p),
-                   "limit": config.data.limit}, (dense[seed][0],))
+                   "data": data_options(config.data)}, (dense[seed][0],))
             for seed in config.seeds if seed in dense for p in prunes]
 
 
@@ -125,14 +136,16 @@ def _report(point: Point, result: dict) -> None:
 
 
 def over_seeds(points: list[dict], key: str = "test_accuracy") -> list[dict]:
-    """[{"sparsity", key: mean, "std", "n"}] per sparsity, summarising the seeds' points."""
-    by_sparsity: dict[float, list[float]] = {}
+    """[{"sparsity", key: mean, "std", "n"}] per sparsity, summarising the seeds' points, and
+    the first seed's "bytes" where points have them (file sizes differ little across seeds)."""
+    by_sparsity: dict[float, list[dict]] = {}
     for p in points:
-        by_sparsity.setdefault(p["sparsity"], []).append(p[key])
+        by_sparsity.setdefault(p["sparsity"], []).append(p)
     rows = []
-    for sparsity, values in by_sparsity.items():
-        s = mean_std(values)
-        rows.append({"sparsity": sparsity, key: s["mean"], "std": s["std"], "n": s["n"]})
+    for sparsity, group in by_sparsity.items():
+        s = mean_std([p[key] for p in group])
+        row = {"sparsity": sparsity, key: s["mean"], "std": s["std"], "n": s["n"]}
+        rows.append(row | ({"bytes": group[0]["bytes"]} if "bytes" in group[0] else {}))
     return rows
 
 

@@ -30,57 +30,49 @@ group may come from different rows or channels: the blocking works for any C and
 group short of 4 taps is filled with zero-weight taps (forward) or repeats a tap (backward to
 the weights). At LeNet-5's batch-128 shapes this made conv2's forward and backward to the
 weights 1.8-1.9x faster than one tap and one filter at a time (one thread). The backward to the
-input has no kernel of its own: it is a forward convolution of dout (see its docstring).
+input scatters instead: one tap and 8 filters per pass (see its docstring).
 
 Inner loops index a slice, `x_tap[j]`, rather than `x_c[j + shift]`: numba would have to check
 `j + shift` for a negative (wrap-around) index, and that check stops LLVM from vectorising.
+Copies are written as plain loops, not slice assignments (`a[i:j] = b`): numba compiles its
+general slice assignment slowly, and a first run compiles every kernel before its first step.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tinyprune.kernels.threads import over_images
 
-@njit(cache=True)
-def _to_wide(planes, pad, rows, stride):
-    """planes (P, h, w) -> (P, rows * stride), zero but for planes[p, i, k] at
-    (i + pad) * stride + pad + k."""
+
+@njit(cache=True, nogil=True)
+def _fill_wide(planes, pad, stride, wide):
+    """Copy planes (P, h, w) into wide (P * rows * stride,), planes[p, i, k] going to
+    p * rows * stride + (i + pad) * stride + pad + k. The rest of wide is left as it was: zero
+    once, it stays the zero border of every image copied in."""
     P, h, w = planes.shape
-    wide = np.zeros((P, rows * stride), dtype=planes.dtype)
+    plane = wide.shape[0] // P
     for p in range(P):
         for i in range(h):
-            start = (i + pad) * stride + pad
-            wide[p, start:start + w] = planes[p, i]
-    return wide
-
-
-@njit(cache=True)
-def _sum_rows(a):
-    """a (N, M) -> (M,), adding rows in the order 0, 1, ..., N-1 whatever the thread count."""
-    total = np.zeros(a.shape[1], dtype=a.dtype)
-    for n in range(a.shape[0]):
-        total += a[n]
-    return total
+            start = p * plane + (i + pad) * stride + pad
+            for k in range(w):
+                wide[start + k] = planes[p, i, k]
 
 
 def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
-@njit(cache=True)
-def _tap_offsets(C, K, plane, Wp, groups):
+def _tap_offsets(C: int, K: int, plane: int, Wp: int, groups: int) -> np.ndarray:
     """-> offs (groups * 4,) int64: offs[t] = c * plane + kh * Wp + kw for tap t = (c*K + kh)*K + kw
     < C*K*K, and 0 for the padding taps that fill the last group of 4."""
+    c, kh, kw = np.meshgrid(np.arange(C), np.arange(K), np.arange(K), indexing="ij")
     offs = np.zeros(groups * 4, dtype=np.int64)
-    for c in range(C):
-        for kh in range(K):
-            for kw in range(K):
-                offs[(c * K + kh) * K + kw] = c * plane + kh * Wp + kw
+    offs[:C * K * K] = (c * plane + kh * Wp + kw).reshape(-1)
     return offs
 
 
 # --- forward -----------------------------------------------------------------------------------
 
-@njit(cache=True, fastmath=True, parallel=True)
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
     """out = conv(x, w) + b.
 
@@ -88,7 +80,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     -> out (N, F, Ho, Wo) of that dtype, Ho = H + 2*pad - K + 1, Wo = W + 2*pad - K + 1.
 
         wt = w as (F, T) taps, zero-padded to a multiple of 4 taps  # padding taps add 0
-        for n in prange(N):                     # parallel over images; thread writes out[n] only
+        for n in 0..N-1, images split between threads:       # a thread writes out[n] only
             xw = wide(x[n], pad), flat          # (C * Hp * Wp,), zero border
             for f, g in pairs of filters:       # g = f + 1 (or f again if F is odd)
                 acc_f, acc_g = b[f], b[g]       # (L,) two output planes, wide
@@ -102,24 +94,37 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     if w.shape[1] != C:
         raise ValueError("conv2d_forward: w.shape[1] must equal x.shape[1]")
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = Hp - K + 1, Wp - K + 1
-    L = (Ho - 1) * Wp + Wo
     T = C * K * K
     groups = (T + 3) // 4
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, groups)
     wt = np.zeros((F, groups * 4), dtype=x.dtype)
-    wt[:, :T] = np.ascontiguousarray(w).reshape(F, T)
-    out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp).reshape(-1)
-        # Plain 1-D accumulators: LLVM vectorises them better than rows of a 2-D buffer.
-        acc_f = np.empty(L, dtype=x.dtype)
-        acc_g = np.empty(L, dtype=x.dtype)
+    wt[:, :T] = w.reshape(F, T)
+    out = np.empty((N, F, Hp - K + 1, Wp - K + 1), dtype=x.dtype)
+    over_images(_forward_images, N, np.ascontiguousarray(x), wt,
+                np.ascontiguousarray(b, dtype=x.dtype), _tap_offsets(C, K, Hp * Wp, Wp, groups),
+                pad, out)
+    return out
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _forward_images(x, wt, b, offs, pad, out, lo, hi):
+    """conv2d_forward of images lo..hi-1 into out[lo:hi]; wt, offs as built there."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    F, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    L = (Ho - 1) * Wp + Wo
+    G = wt.shape[1]
+    xw = np.zeros(C * Hp * Wp, dtype=x.dtype)
+    # Plain 1-D accumulators: LLVM vectorises them better than rows of a 2-D buffer.
+    acc_f = np.empty(L, dtype=x.dtype)
+    acc_g = np.empty(L, dtype=x.dtype)
+    for n in range(lo, hi):
+        _fill_wide(x[n], pad, Wp, xw)
         for f in range(0, F, 2):
             g = min(f + 1, F - 1)               # an odd F computes its last filter twice
-            acc_f[:] = b[f]
-            acc_g[:] = b[g]
-            for t in range(0, groups * 4, 4):
+            for j in range(L):
+                acc_f[j] = b[f]
+                acc_g[j] = b[g]
+            for t in range(0, G, 4):
                 x0 = xw[offs[t]:offs[t] + L]
                 x1 = xw[offs[t + 1]:offs[t + 1] + L]
                 x2 = xw[offs[t + 2]:offs[t + 2] + L]
@@ -130,9 +135,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
                     acc_f[j] += f0 * x0[j] + f1 * x1[j] + f2 * x2[j] + f3 * x3[j]
                     acc_g[j] += g0 * x0[j] + g1 * x1[j] + g2 * x2[j] + g3 * x3[j]
             for oh in range(Ho):
-                out[n, f, oh] = acc_f[oh * Wp:oh * Wp + Wo]
-                out[n, g, oh] = acc_g[oh * Wp:oh * Wp + Wo]
-    return out
+                for ow in range(Wo):
+                    out[n, f, oh, ow] = acc_f[oh * Wp + ow]
+                    out[n, g, oh, ow] = acc_g[oh * Wp + ow]
 
 
 def conv2d_forward_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
@@ -149,27 +154,66 @@ def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: 
     """dx = d(sum(out * dout)) / dx for out = conv2d_forward(x, w, b, pad).
 
     dout (N, F, Ho, Wo), w (F, C, K, K), one float dtype; pad, H, W ints (x's padding and size)
-    -> dx (N, C, H, W) of that dtype. Runs on the numba forward kernel, through an identity:
-    input pixel p met dout[j] through tap w[kh, kw] when p = j + (kh, kw), so dx is dout
-    padded by K - 1 all round and correlated with the filters flipped in kh and kw, with F and
-    C swapped; that gives the padded input (Hp, Wp), and the padding is then cropped off:
+    -> dx (N, C, H, W) of that dtype. The forward read the padded input at offs[t] + j for
+    output position j (wide layout, row stride Wp), so each tap sends its share of dout back to
+    the same place: a scatter, one tap at a time, 8 filters per pass (padded with zero weights).
+    dout's wide copy has zero junk columns, so they add nothing.
 
-        w_flip[c, f, kh, kw] = w[f, c, K-1-kh, K-1-kw]
-        dx = conv2d_forward(dout, w_flip, 0, K - 1)[:, :, pad:pad + H, pad:pad + W]
+        wt[t, f] = w[f, t] for the T = C*K*K taps, filters padded to a multiple of 8
+        for n in 0..N-1, images split between threads:       # a thread writes dx[n] only
+            g = wide(dout[n], 0), flat                        # (F8 * Ho * Wp,)
+            dxw = 0                                           # (C * Hp * Wp,): padded input
+            for t in taps, for groups of 8 filters f..f+7:
+                dxw[offs[t] + j] += sum over the 8 of wt[t, f] * g[f * Ho * Wp + j]   for j < L
+            dx[n] = dxw without its padding
 
-    (with pad <= K - 1, as in LeNet, the forward is asked for pad K-1-pad and nothing is cropped).
+    For LeNet-5's conv2 this does 1.8x fewer multiply-adds than correlating dout, padded by
+    K - 1, with the flipped filters (the junk of a 10x10 output padded to 18x18).
     """
     N, F, Ho, Wo = dout.shape
     C, K = w.shape[1], w.shape[2]
     Hp, Wp = H + 2 * pad, W + 2 * pad
     if w.shape[0] != F or Ho != Hp - K + 1 or Wo != Wp - K + 1:
         raise ValueError("conv2d_backward_input: dout, w, pad, H, W do not fit together")
-    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    zero_bias = np.zeros(C, dtype=dout.dtype)
-    if pad <= K - 1:
-        return conv2d_forward(dout, w_flip, zero_bias, K - 1 - pad)
-    dxp = conv2d_forward(dout, w_flip, zero_bias, K - 1)                 # (N, C, Hp, Wp)
-    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + W])
+    T, F8 = C * K * K, (F + 7) // 8 * 8
+    wt = np.zeros((T, F8), dtype=dout.dtype)
+    wt[:, :F] = w.reshape(F, T).T
+    dx = np.empty((N, C, H, W), dtype=dout.dtype)
+    over_images(_backward_input_images, N, np.ascontiguousarray(dout), wt,
+                _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4), pad, dx)
+    return dx
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _backward_input_images(dout, wt, offs, pad, dx, lo, hi):
+    """conv2d_backward_input of images lo..hi-1 into dx[lo:hi]; wt, offs as built there."""
+    F, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    L, P = (Ho - 1) * Wp + Wo, Ho * Wp
+    T, F8 = wt.shape[0], wt.shape[1]
+    gw = np.zeros(F8 * P, dtype=dx.dtype)      # planes F..F8-1 stay zero, as do junk columns
+    dxw = np.empty(C * Hp * Wp, dtype=dx.dtype)
+    for n in range(lo, hi):
+        _fill_wide(dout[n], 0, Wp, gw[:F * P])
+        for i in range(dxw.shape[0]):
+            dxw[i] = 0
+        for t in range(T):
+            dst = dxw[offs[t]:offs[t] + L]
+            for f in range(0, F8, 8):
+                g0, g1 = gw[f * P:f * P + L], gw[(f + 1) * P:(f + 1) * P + L]
+                g2, g3 = gw[(f + 2) * P:(f + 2) * P + L], gw[(f + 3) * P:(f + 3) * P + L]
+                g4, g5 = gw[(f + 4) * P:(f + 4) * P + L], gw[(f + 5) * P:(f + 5) * P + L]
+                g6, g7 = gw[(f + 6) * P:(f + 6) * P + L], gw[(f + 7) * P:(f + 7) * P + L]
+                w0, w1, w2, w3 = wt[t, f], wt[t, f + 1], wt[t, f + 2], wt[t, f + 3]
+                w4, w5, w6, w7 = wt[t, f + 4], wt[t, f + 5], wt[t, f + 6], wt[t, f + 7]
+                for j in range(L):
+                    dst[j] += (w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
+                               + w4 * g4[j] + w5 * g5[j] + w6 * g6[j] + w7 * g7[j])
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    dx[n, c, i, j] = dxw[c * Hp * Wp + (i + pad) * Wp + pad + j]
 
 
 def conv2d_backward_input_numpy(dout: np.ndarray, w: np.ndarray, pad: int,
@@ -188,7 +232,6 @@ def conv2d_backward_input_numpy(dout: np.ndarray, w: np.ndarray, pad: int,
 
 # --- backward to the weights -------------------------------------------------------------------
 
-@njit(cache=True, fastmath=True, parallel=True)
 def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
                            pad: int) -> tuple[np.ndarray, np.ndarray]:
     """(dw, db) = d(sum(out * dout)) / (dw, db) for out = conv2d_forward(x, w, b, pad).
@@ -197,11 +240,11 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     K = H + 2*pad - Ho + 1, and db (F,), both of that dtype. Each image writes its own terms to
     per-image buffers, summed afterwards in a fixed order: the same bits for any thread count.
 
-        for n in prange(N):                     # parallel over images
+        for n in 0..N-1, images split between threads:       # a thread writes dw_n[n], db_n[n]
             xw, g = wide(x[n], pad) flat, wide(dout[n], 0)
             for f, h in pairs of filters:       # h = f + 1 (or f again if F is odd)
                 for t in groups of 4 taps:      # the last group repeats tap T-1 if T % 4 != 0
-                    for each of the 4 taps:     # thread writes dw_n[n], db_n[n] only
+                    for each of the 4 taps:
                         dw_n[n, f, t] = sum over j < L of g[f, j] * xw[offs[t] + j]
                         dw_n[n, h, t] = the same with g[h]
             db_n[n, f] = sum(dout[n, f])
@@ -213,20 +256,48 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     K = Hp - Ho + 1
     if dout.shape[0] != N or K < 1 or Wo != Wp - K + 1:
         raise ValueError("conv2d_backward_weight: x, dout, pad do not fit together")
-    L = (Ho - 1) * Wp + Wo
     T = C * K * K
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4)
-    dw_n = np.empty((N, F, T), dtype=x.dtype)
+    dw_n = np.empty((N, F * T), dtype=x.dtype)
     db_n = np.empty((N, F), dtype=x.dtype)
-    for n in prange(N):
-        xw = _to_wide(x[n], pad, Hp, Wp).reshape(-1)
-        # The junk columns of g must be zero: they meet real pixels of xw in the sums.
-        g = _to_wide(dout[n], 0, Ho, Wp)
+    over_images(_backward_weight_images, N, np.ascontiguousarray(x),
+                np.ascontiguousarray(dout, dtype=x.dtype),
+                _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4), pad, dw_n, db_n)
+    return _sum_rows(dw_n).reshape(F, C, K, K), _sum_rows(db_n)
+
+
+@njit(cache=True, nogil=True)
+def _sum_rows(a):
+    """a (N, M) -> (M,), adding rows in the order 0, 1, ..., N-1 whatever the thread count."""
+    total = np.zeros(a.shape[1], dtype=a.dtype)
+    for n in range(a.shape[0]):
+        for m in range(a.shape[1]):
+            total[m] += a[n, m]
+    return total
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _backward_weight_images(x, dout, offs, pad, dw_n, db_n, lo, hi):
+    """conv2d_backward_weight's terms of images lo..hi-1 into dw_n[lo:hi], db_n[lo:hi]."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    F, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    L = (Ho - 1) * Wp + Wo
+    T = dw_n.shape[1] // F
+    xw = np.zeros(C * Hp * Wp, dtype=x.dtype)
+    # The junk columns of g must be zero: they meet real pixels of xw in the sums.
+    gw = np.zeros(F * Ho * Wp, dtype=x.dtype)
+    for n in range(lo, hi):
+        _fill_wide(x[n], pad, Wp, xw)
+        _fill_wide(dout[n], 0, Wp, gw)
         for f in range(F):
-            db_n[n, f] = dout[n, f].sum()
+            total = x.dtype.type(0)             # a loop, not .sum(): faster to compile
+            for i in range(Ho):
+                for j in range(Wo):
+                    total += dout[n, f, i, j]
+            db_n[n, f] = total
         for f in range(0, F, 2):
             h = min(f + 1, F - 1)               # an odd F computes its last filter twice
-            g_f, g_h = g[f], g[h]
+            g_f, g_h = gw[f * Ho * Wp:f * Ho * Wp + L], gw[h * Ho * Wp:h * Ho * Wp + L]
             for t0 in range(0, T, 4):
                 # A short last group repeats tap T-1: the same sum, written twice.
                 t1, t2, t3 = min(t0 + 1, T - 1), min(t0 + 2, T - 1), min(t0 + 3, T - 1)
@@ -244,11 +315,11 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
                     h1 += g_h[j] * x1[j]
                     h2 += g_h[j] * x2[j]
                     h3 += g_h[j] * x3[j]
-                dw_n[n, f, t0], dw_n[n, f, t1], dw_n[n, f, t2], dw_n[n, f, t3] = f0, f1, f2, f3
-                dw_n[n, h, t0], dw_n[n, h, t1], dw_n[n, h, t2], dw_n[n, h, t3] = h0, h1, h2, h3
-    dw = _sum_rows(dw_n.reshape(N, F * T)).reshape(F, C, K, K)
-    db = _sum_rows(db_n)
-    return dw, db
+                row_f, row_h = f * T, h * T
+                dw_n[n, row_f + t0], dw_n[n, row_f + t1] = f0, f1
+                dw_n[n, row_f + t2], dw_n[n, row_f + t3] = f2, f3
+                dw_n[n, row_h + t0], dw_n[n, row_h + t1] = h0, h1
+                dw_n[n, row_h + t2], dw_n[n, row_h + t3] = h2, h3
 
 
 def conv2d_backward_weight_numpy(x: np.ndarray, dout: np.ndarray,

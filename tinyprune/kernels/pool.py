@@ -10,23 +10,31 @@ Ties go to the first maximum in that order. After a ReLU, all-zero windows are c
 kernel and its twin must route their gradient to the same pixel.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from tinyprune.kernels.threads import over_images
 
 
-@njit(cache=True, fastmath=True, parallel=True)
 def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x (N, C, H, W) float -> out (N, C, H//2, W//2) of x's dtype, argmax (same shape) uint8.
 
-        for n in prange(N):                     # parallel over images; thread writes out[n],
-            for c, oh, ow:                      # argmax[n] only
+        for n in 0..N-1, images split between threads:       # a thread writes out[n],
+            for c, oh, ow:                                   # argmax[n] only
                 k = first k in 0..3 with the largest x[n, c, 2*oh + k // 2, 2*ow + k % 2]
                 out[n, c, oh, ow] = that value; argmax[n, c, oh, ow] = k
     """
     N, C, H, W = x.shape
-    Ho, Wo = H // 2, W // 2
-    out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
-    argmax = np.empty((N, C, Ho, Wo), dtype=np.uint8)
-    for n in prange(N):
+    out = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
+    argmax = np.empty((N, C, H // 2, W // 2), dtype=np.uint8)
+    over_images(_forward_images, N, np.ascontiguousarray(x), out, argmax)
+    return out, argmax
+
+
+@njit(cache=True, nogil=True)
+def _forward_images(x, out, argmax, lo, hi):
+    """maxpool2x2_forward of images lo..hi-1 into out[lo:hi], argmax[lo:hi]."""
+    C, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    for n in range(lo, hi):
         for c in range(C):
             for oh in range(Ho):
                 top, bottom = x[n, c, 2 * oh], x[n, c, 2 * oh + 1]
@@ -41,7 +49,6 @@ def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                         best, k = bottom[2 * ow + 1], 3
                     out[n, c, oh, ow] = best
                     argmax[n, c, oh, ow] = k
-    return out, argmax
 
 
 def _windows(x: np.ndarray) -> np.ndarray:
@@ -58,12 +65,11 @@ def maxpool2x2_forward_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return windows.max(axis=-1), windows.argmax(axis=-1).astype(np.uint8)
 
 
-@njit(cache=True, fastmath=True, parallel=True)
 def maxpool2x2_backward(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) -> np.ndarray:
     """dout (N, C, Ho, Wo) float, argmax (N, C, Ho, Wo) uint8, H, W ints (the input's size)
     -> dx (N, C, H, W) of dout's dtype: each dout goes to its window's argmax pixel, 0 elsewhere.
 
-        for n in prange(N):                     # parallel over images; thread writes dx[n] only
+        for n in 0..N-1, images split between threads:       # a thread writes dx[n] only
             dx[n] = 0
             for c, oh, ow:
                 k = argmax[n, c, oh, ow]
@@ -73,14 +79,26 @@ def maxpool2x2_backward(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) ->
     if argmax.shape != dout.shape or Ho != H // 2 or Wo != W // 2:
         raise ValueError("maxpool2x2_backward: dout, argmax, H, W do not fit together")
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    for n in prange(N):
-        dx[n] = 0
+    over_images(_backward_images, N, np.ascontiguousarray(dout), np.ascontiguousarray(argmax),
+                dx)
+    return dx
+
+
+@njit(cache=True, nogil=True)
+def _backward_images(dout, argmax, dx, lo, hi):
+    """maxpool2x2_backward of images lo..hi-1 into dx[lo:hi]."""
+    C, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    H, W = dx.shape[2], dx.shape[3]
+    for n in range(lo, hi):
+        for c in range(C):                  # loops, not dx[n] = 0: faster to compile
+            for i in range(H):
+                for j in range(W):
+                    dx[n, c, i, j] = 0
         for c in range(C):
             for oh in range(Ho):
                 for ow in range(Wo):
                     k = int(argmax[n, c, oh, ow])  # int: uint8 arithmetic would wrap past 255
                     dx[n, c, 2 * oh + k // 2, 2 * ow + k % 2] = dout[n, c, oh, ow]
-    return dx
 
 
 def maxpool2x2_backward_numpy(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) -> np.ndarray:

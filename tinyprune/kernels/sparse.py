@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tinyprune.kernels.conv import _to_wide
+from tinyprune.kernels.conv import _fill_wide
 
 
 def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,8 +158,9 @@ def _conv_blocks(image, ptr, index, values, bias, rows, conv_geometry):
         Hp, Wp = H + 2 * pad, W + 2 * pad
         Ho, Wo = Hp - K + 1, Wp - K + 1
         acc = np.empty((rows[i + 1] - rows[i], Ho * Wp), dtype=image.dtype)
-        _conv_wide(_to_wide(h, pad, Hp, Wp).reshape(C * Hp * Wp), ptr, index, values, bias,
-                   rows[i], (Ho - 1) * Wp + Wo, acc)
+        xw = np.zeros(C * Hp * Wp, dtype=image.dtype)
+        _fill_wide(h, pad, Wp, xw)
+        _conv_wide(xw, ptr, index, values, bias, rows[i], (Ho - 1) * Wp + Wo, acc)
         pooled = np.empty((acc.shape[0], (Ho // 2) * (Wo // 2)), dtype=image.dtype)
         _pool_wide(acc, Ho, Wo, Wp, relu == 1, pooled)
         h = pooled.reshape(acc.shape[0], Ho // 2, Wo // 2)

@@ -102,7 +102,8 @@ class _Rounds:
 
     def prune_round(self, round_no: int, n_rounds: int, target: float) -> None:
         prune(self.model, target, self.method, self.rng(round_no))
-        loss, accuracy = evaluate(self.model, self.data.test_images, self.data.test_labels)
+        loss, accuracy = evaluate(self.model, self.data.test_images, self.data.test_labels,
+                                  dataset=self.data.dataset)
         print(f"round {round_no}/{n_rounds}: pruned to {target:.2%} by {self.method}, "
               f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
         self.rounds.append({"round": round_no, "sparsity": target,

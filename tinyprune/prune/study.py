@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tinyprune.config import PruneConfig, TrainConfig
 from tinyprune.data.mnist import Mnist
+from tinyprune.deploy.compress import compressed_bytes, dense_float32_bytes
 from tinyprune.nn.model import Sequential, layer_of
 from tinyprune.prune.criteria import magnitude_mask
 from tinyprune.prune.report import sparsity_report, weight_uses
@@ -23,7 +24,8 @@ def layer_sensitivity(model: Sequential, data: Mnist,
         result[layer] = []
         for sparsity in sparsities:
             p.value[...] = dense * magnitude_mask(dense, sparsity)
-            _, accuracy = evaluate(model, data.test_images, data.test_labels)
+            _, accuracy = evaluate(model, data.test_images, data.test_labels,
+                                   dataset=data.dataset)
             result[layer].append({"sparsity": sparsity, "test_accuracy": accuracy})
             print(f"{layer:6} pruned {sparsity:4.0%}: test accuracy {accuracy:.2%}", flush=True)
         p.value[...] = dense
@@ -32,7 +34,8 @@ def layer_sensitivity(model: Sequential, data: Mnist,
 
 def sweep_point(dense: Sequential, data: Mnist, train: TrainConfig, prune: PruneConfig) -> dict:
     """A copy of dense pruned to prune.sparsity on prune.schedule and fine-tuned -> {"sparsity",
-    "test_accuracy", "weight_sparsity", "after_prune", "rounds", "layers"}. Raises Diverged."""
+    "test_accuracy", "weight_sparsity", "bytes", "after_prune", "rounds", "layers"}; bytes: the
+    sizes of its files as the run writes them (deploy/compress.py). Raises Diverged."""
     model = fresh_copy(dense, train.seed)
     pruning = prune_and_finetune(
         model, data, prune.sparsity, prune.finetune_epochs, method=prune.method,
@@ -44,5 +47,8 @@ def sweep_point(dense: Sequential, data: Mnist, train: TrainConfig, prune: Prune
             # differs from sparsity for method filter, whose sparsity counts filters
             "weight_sparsity": 1 - sum(r["nonzero"] for r in layers) / sum(
                 r["weights"] for r in layers),
+            "bytes": {"dense_float32": dense_float32_bytes(model),
+                      "compressed": compressed_bytes(model),
+                      "compressed_int8": compressed_bytes(model, quantize=True)},
             "after_prune": pruning["rounds"][0]["after_prune"], "rounds": pruning["rounds"],
             "layers": layers}

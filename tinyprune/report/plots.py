@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyprune.data.datasets import DATASETS
 from tinyprune.files import atomic_write
 
 HOW_TO_GET_PLOTS = "pip install -e '.[plots]'"
 
 
-def _pyplot():
+def pyplot():
     """matplotlib.pyplot drawing to files (no window), or None if matplotlib is missing."""
     try:
         import matplotlib
@@ -27,7 +28,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write the figure as PNG (or what path's suffix says) atomically; -> path."""
     path = Path(path)
     with atomic_write(path) as tmp:
         # The temporary name ends in .tmp: tell savefig the format the real name says.
@@ -39,7 +41,7 @@ def _save(fig, path: Path) -> Path:
 def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
                       path: Path, title: str = "") -> Path | None:
     """One panel per layer: weights before pruning, and the non-zero weights after."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     fig, axes = plt.subplots(1, len(before), figsize=(3.2 * len(before), 2.8), squeeze=False)
@@ -56,7 +58,7 @@ def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, y=1.06)  # above the panels' own titles
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -65,7 +67,7 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
                    path: Path) -> Path | None:
     """Test accuracy (%) against sparsity (%), a line a key of `lines` (each a list of
     {"sparsity", "test_accuracy"}), and the dense model's accuracy dotted across."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -81,30 +83,72 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
     ax.legend()
     ax.grid(alpha=0.3)
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def on_dataset(result: dict) -> str:
+    """" on Fashion-MNIST" for a sweep or sensitivity result of a data set other than MNIST."""
+    key = result.get("dense", {}).get("dataset", "mnist")
+    return "" if key == "mnist" else f" on {DATASETS[key].title}"
 
 
 def sensitivity_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy against the sparsity of one layer, the others unpruned; a line a layer."""
     return _accuracy_plot(result["layers"], result["dense_accuracy"],
                           "weights pruned in that layer alone (%, no fine-tuning)",
-                          f"{result['model']}: sensitivity of each layer to pruning", path)
+                          f"{result['model']}{on_dataset(result)}: sensitivity of each layer to "
+                          f"pruning", path)
 
 
 def sweep_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy after fine-tuning against sparsity; a line a schedule."""
     return _accuracy_plot(result["schedules"], result["dense_accuracy"], "weights pruned (%)",
-                          f"{result['model']}, {result['method']} pruning, "
+                          f"{result['model']}{on_dataset(result)}, {result['method']} pruning, "
                           f"{result['finetune_epochs']} fine-tuning epochs", path)
+
+
+def sweep_size_plot(result: dict, path: Path) -> Path | None:
+    """Test accuracy after fine-tuning against the size of the compressed float32 file
+    (pruned.tpz: bitmask + kept values), a line a schedule; the dense model's float32 size
+    and accuracy marked. Points without "bytes" (older sweeps) are left out."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    dense_bytes = None
+    for label, points in result["schedules"].items():
+        points = [p for p in points if "bytes" in p]
+        if points:
+            dense_bytes = points[0]["bytes"]["dense_float32"]
+            ax.plot([p["bytes"]["compressed"] / 1000 for p in points],
+                    [100 * p["test_accuracy"] for p in points], marker="o", label=label)
+    if dense_bytes is not None:
+        ax.plot([dense_bytes / 1000], [100 * result["dense_accuracy"]], "s", color="0.3",
+                label="dense (float32, unpruned)")
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()  # kB numbers as tick labels, not 10^1, 10^2
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if low <= t <= high]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlim(low, high)
+    ax.set_xlabel("file size (kB, log scale; float32 values + 1-bit mask)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{result['model']}{on_dataset(result)}: accuracy against file size "
+                 f"({result['method']} pruning)")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
     """Two panels against the weights remaining (log scale, falling to the right): the
     early-stopping iteration, and test accuracy there; a line per kind (rewind, reinit), with
     error bars of one standard deviation over seeds. rows: lottery_study.summary()."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -138,6 +182,6 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
     axes[1].legend()
     fig.suptitle(title)
     try:
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)

@@ -15,17 +15,19 @@ from tinyprune.nn.optim import MaskedSGD
 from tinyprune.train.loop import evaluate, fit
 
 
-def cache_name(config: TrainConfig, train_images: int) -> str:
-    """The file name of the dense model trained with config on train_images images."""
+def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -> str:
+    """The file name of the dense model trained with config on train_images images of
+    dataset (MNIST's names have no prefix, as before there were other data sets)."""
     c = config
-    return (f"{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-momentum{c.momentum:g}-"
-            f"wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz")
+    prefix = "" if dataset == "mnist" else f"{dataset}-"
+    return (f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-"
+            f"momentum{c.momentum:g}-wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz")
 
 
 def trained_dense(config: TrainConfig, data: Mnist, cache_dir: Path) -> tuple[Sequential, float]:
     """-> (the trained dense model, its test accuracy), from cache_dir if it is there."""
     model = MODELS[config.model](config.seed)
-    path = cache_dir / cache_name(config, len(data.train_images))
+    path = cache_dir / cache_name(config, len(data.train_images), data.dataset.key)
     if path.exists():
         model.load(path)
         print(f"dense {config.model} loaded from {path}")
@@ -33,7 +35,7 @@ def trained_dense(config: TrainConfig, data: Mnist, cache_dir: Path) -> tuple[Se
         print(f"training dense {config.model} ({config.epochs} epochs); it is cached in {path}")
         model = train_dense(config, data)
         model.save(path)
-    _, accuracy = evaluate(model, data.test_images, data.test_labels)
+    _, accuracy = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
     print(f"dense test accuracy {accuracy:.2%}")
     return model, accuracy
 

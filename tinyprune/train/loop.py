@@ -9,12 +9,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.data.transforms import random_shift, to_input
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedSGD
 
-# numba's parallel kernels use every core. A multithreaded BLAS (for the fc products) would
+# The kernels use every core (kernels/threads.py). A multithreaded BLAS (for the fc products) would
 # leave its threads spinning on those same cores and slow the kernels after it by 2-3x, so
 # the BLAS runs on one thread while we train or evaluate.
 ONE_BLAS_THREAD = dict(limits=1, user_api="blas")
@@ -24,13 +25,33 @@ class Diverged(FloatingPointError):
     """The loss became NaN or infinite."""
 
 
-def warm_up(model: Sequential) -> float:
-    """Run one tiny forward and backward so numba compiles (or loads its cache) now, not
-    inside the first timed epoch. -> seconds taken."""
+def warm_up(model: Sequential, report: Callable[[str, float], None] | None = None) -> float:
+    """Run two blank images forward and back through the model, one layer at a time, so that
+    numba compiles its kernels now (the first run on a machine: a few seconds) or loads them
+    from its cache (a fraction of a second), not inside the first timed epoch. Each kernel is
+    compiled for the dtype it is first called with, here the model's, on first use.
+    After each layer's pass, report(f"{layer} forward" or "... backward", seconds) if given,
+    so a caller can show the progress. -> seconds in all."""
     start = time.perf_counter()
-    x = to_input(np.zeros((2, 28, 28), np.uint8))
-    model.backward(model.forward(x))
+    dtype = next(iter(model.params().values())).value.dtype
+    x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
+    passes = [(f"{name} forward", layer.forward) for name, layer in model.layers.items()]
+    passes += [(f"{name} backward", layer.backward)
+               for name, layer in reversed(model.layers.items())]
+    for name, run_pass in passes:
+        begun = time.perf_counter()
+        x = run_pass(x)
+        if report is not None:
+            report(name, time.perf_counter() - begun)
+        if x is None:  # a layer with input_grad=False: the layers before it need no gradient
+            break
     return time.perf_counter() - start
+
+
+def print_progress(name: str, seconds: float) -> None:
+    """A `report` for warm_up: print each layer pass that took a while (it compiled)."""
+    if seconds >= 0.1:
+        print(f"  numba compiled {name} in {seconds:.1f}s", flush=True)
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -40,12 +61,13 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
 def evaluate(model: Sequential, images: np.ndarray, labels: np.ndarray,
-             batch_size: int = 1000) -> tuple[float, float]:
-    """-> (mean loss, accuracy as a fraction) over all images."""
+             batch_size: int = 1000, dataset: Dataset = MNIST) -> tuple[float, float]:
+    """-> (mean loss, accuracy as a fraction) over all images (N, 28, 28) uint8, normalised
+    as `dataset`'s (data.dataset of a loaded data set)."""
     loss_fn = SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size])
+        x = to_input(images[start:start + batch_size], dataset)
         y = labels[start:start + batch_size].astype(np.int64)
         logits = model.forward(x)
         total_loss += loss_fn.forward(logits, y) * len(y)
@@ -60,8 +82,8 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         after_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
-    data: an `Mnist` tuple (uint8 images, labels). The learning rate follows a cosine from
-    the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
+    data: an `Mnist` tuple (uint8 images, labels, data set). The learning rate follows a cosine
+    from the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
     random by up to max_shift pixels (see random_shift). Epoch e draws its batches from a
     generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
     model and optimizer as they were) takes the same steps as one never interrupted.
@@ -84,7 +106,7 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         start = time.perf_counter()
         for step in bar:
             idx = order[step * batch_size:(step + 1) * batch_size]
-            x = to_input(random_shift(data.train_images[idx], max_shift, rng))
+            x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
             y = data.train_labels[idx].astype(np.int64)
             global_step = (epoch - 1) * steps_per_epoch + step
             optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
@@ -107,7 +129,8 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss:.4f}")
         seconds = time.perf_counter() - start
-        test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels)
+        test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels,
+                                            dataset=data.dataset)
         entry = {"epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
                  "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds}
         history.append(entry)

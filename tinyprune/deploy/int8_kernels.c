@@ -1,0 +1,124 @@
+/* The integer-only kernels of tinyprune's int8 and shared-weight C exports (deploy/c_int8.py),
+ * copied by it into each exported .c file after the lines that choose them:
+ *
+ *     typedef uint16_t ptr_t;      (or uint32_t: entries of a layer's gap stream)
+ *     #define SKIP 255             a gap that only moves the input pointer on, with no weight
+ *     #define SHARED_WEIGHTS       for shared weights (a codebook and packed indices)
+ *     #define HAS_CONV             for a model with conv layers
+ *
+ * Each layer's kept weights are entries of a gap stream (see c_int8.py): an entry's gap moves
+ * the input pointer on from the previous entry, and every entry but a SKIP has a weight. */
+
+#ifdef SHARED_WEIGHTS
+/* A layer's kept weights as shared values: weight n is codebook[index n], the indices `bits`
+ * bits each, packed from the lowest bit of index[0] up (index has one spare byte at the end). */
+typedef struct { const int8_t *codebook; const uint8_t *index; uint32_t bits; } weights_t;
+static inline int32_t shared_weight(const weights_t *w, uint32_t n)
+{
+    const uint32_t bit = n * w->bits;
+    const uint32_t two = w->index[bit >> 3] | (uint32_t)w->index[(bit >> 3) + 1] << 8;
+    return w->codebook[(two >> (bit & 7)) & ((1u << w->bits) - 1)];
+}
+#define WEIGHT(w, n) shared_weight(w, n)
+#else
+/* A layer's kept weights, one int8 each, in the order of its entries. */
+typedef struct { const int8_t *values; } weights_t;
+#define WEIGHT(w, n) ((w)->values[n])
+#endif
+/* The int8 value of an accumulator:
+ * clamp(zero + ((acc * mult + 2^(shift-1)) >> shift), lo, 127). >> of a negative number is an
+ * arithmetic shift in gcc and clang (C99 leaves it to them). */
+static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
+{
+    int32_t y = (int32_t)(((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift) + zero;
+    return (int8_t)(y < lo ? lo : (y > 127 ? 127 : y));
+}
+
+#ifdef HAS_CONV
+#ifdef __GNUC__
+/* conv_rows has few live variables, so that those of its MAC loop stay in registers */
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
+ * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
+ * where each gap moves the tap's offset on. -> the number of the channel's next weight. */
+static NOINLINE uint32_t conv_rows(const int8_t *x, int Wp, int Wo, const uint8_t *g,
+                                   const uint8_t *end, const weights_t *weights, uint32_t n,
+                                   int32_t b, int32_t *rows)
+{
+    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
+    int32_t *rows1 = rows + Wo;
+    for (int j = 0; j < 2 * Wo; j++)
+        rows[j] = b;
+    for (; g < end; g++) {
+        x += *g;
+        if (*g == SKIP)
+            continue;
+        const int32_t wt = WEIGHT(&w, n++);
+        const int8_t *x1 = x + Wp;
+        for (int j = 0; j < Wo; j++) {
+            rows[j] += wt * x[j];
+            rows1[j] += wt * x1[j];
+        }
+    }
+    return n;
+}
+
+/* out[f] = requantize(maxpool2x2(bias[f] + sum of the taps of channel f)), for f < F.
+ * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
+ * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
+ * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
+ * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad values `zero`
+ * (a real 0), the padding of the next conv. */
+static void conv_pool(const int8_t *in, int Hp, int Wp, int K, int F, const ptr_t *ptr,
+                      const uint8_t *gap, const weights_t *weights, const int32_t *bias,
+                      int32_t mult, int shift, int zero, int lo, int opad, int32_t *rows,
+                      int8_t *out)
+{
+    const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
+    const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
+    uint32_t first = 0, n = 0;            /* the number of channel f's first weight */
+    for (int j = 0; opad > 0 && j < F * Hs * Ws; j++)
+        out[j] = (int8_t)zero;
+    for (int f = 0; f < F; f++, first = n) {
+        int8_t *o = out + f * Hs * Ws + opad * Ws + opad;
+        for (int i = 0; i < Hq; i++) {
+            n = conv_rows(in + 2 * i * Wp, Wp, Wo, gap + ptr[f], gap + ptr[f + 1], weights,
+                          first, bias[f], rows);
+            for (int k = 0; k < Wq; k++) {
+                int32_t m = rows[2 * k];
+                if (rows[2 * k + 1] > m) m = rows[2 * k + 1];
+                if (rows[Wo + 2 * k] > m) m = rows[Wo + 2 * k];
+                if (rows[Wo + 2 * k + 1] > m) m = rows[Wo + 2 * k + 1];
+                o[i * Ws + k] = requantize(m, mult, shift, zero, lo);
+            }
+        }
+    }
+}
+#endif
+/* acc[r] = bias[r] + sum of row r's weights times the inputs they pick, for r < R; then
+ * out[r] = requantize(acc[r]), or, for the last layer (out == 0), logits[r] = acc[r]. */
+static void linear(const int8_t *x, int R, const ptr_t *ptr, const uint8_t *gap,
+                   const weights_t *weights, const int32_t *bias, int32_t mult, int shift,
+                   int zero, int lo, int8_t *out, int32_t *logits)
+{
+    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
+    const uint8_t *g = gap + ptr[0];
+    uint32_t n = 0;
+    for (int r = 0; r < R; r++) {
+        int32_t acc = bias[r];
+        const int8_t *xp = x;
+        for (const uint8_t *end = gap + ptr[r + 1]; g < end; g++) {
+            xp += *g;
+            if (*g != SKIP)
+                acc += WEIGHT(&w, n++) * *xp;
+        }
+        if (out)
+            out[r] = requantize(acc, mult, shift, zero, lo);
+        else
+            logits[r] = acc;
+    }
+}
