@@ -118,6 +118,19 @@ def test_lenet5_gradients_end_to_end():
                                    rtol=1e-5, atol=1e-8, err_msg=name)
 
 
+def test_linear_without_input_grad_gives_the_same_weight_gradients():
+    """LeNet-300-100's fc1 skips the gradient to the image; its own gradients do not change."""
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((5, 8)), rng.standard_normal((5, 3))
+    full, first = (Linear(8, 3, np.random.default_rng(1), np.float64, input_grad=flag)
+                   for flag in (True, False))
+    for layer in (full, first):
+        layer.forward(x)
+    assert full.backward(dout).shape == (5, 8) and first.backward(dout) is None
+    np.testing.assert_array_equal(full.weight.grad, first.weight.grad)
+    np.testing.assert_array_equal(full.bias.grad, first.bias.grad)
+
+
 def test_warm_up_runs_every_layer_forward_then_backward_and_reports_each():
     model = lenet5()
     reported = []

@@ -97,3 +97,57 @@ def test_sensitivity_and_sweep_on_real_mnist_share_one_dense_model(tmp_path, cap
         assert (tmp_path / "sweep" / "sweep-size.png").exists()
         assert all("bytes" in p for points in result["schedules"].values() for p in points)
         assert (tmp_path / "sens" / "sensitivity.png").exists()
+
+
+SWEEP = ["--limit", "1000", "--epochs", "1", "--finetune-epochs", "1", "--rounds", "1",
+         "--schedules", "oneshot",
+         "--sparsities", "0.5,0.9"]
+
+
+@pytest.mark.slow
+def test_sweep_points_give_the_same_bits_on_one_two_or_a_dask_cluster(tmp_path, capsys):
+    """A 2-point sweep (1,000 images, 1 epoch) three ways, each training its own dense model."""
+    def run(name: str, *extra: str) -> dict:
+        out = tmp_path / name
+        assert sweep.main(SWEEP + ["--out", str(out), "--cache-dir", str(out / "cache"),
+                                   *extra]) == 0
+        result = json.loads((out / "sweep.json").read_text())
+        assert len(result["points"]) == 2 and [p["sparsity"] for p in result["points"]] == [
+            0.5, 0.9]
+        return result
+
+    one = run("one")
+    assert run("two", "--jobs", "2") == one
+    distributed = pytest.importorskip("dask.distributed", reason="pip install -e '.[cluster]'")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        assert run("dask", "--scheduler", cluster.scheduler_address) == one
+    # Run again: every point is read back from --out/points, none is trained.
+    capsys.readouterr()
+    assert sweep.main(SWEEP + ["--out", str(tmp_path / "one"), "--cache-dir",
+                               str(tmp_path / "one" / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "loaded from" in out and "test accuracy" in out and "seed0-oneshot" not in out
+
+
+@pytest.mark.slow
+def test_sweep_and_sensitivity_over_seeds_show_mean_and_std(tmp_path, capsys):
+    common = ["--limit", "1000", "--epochs", "1", "--seeds", "0,1", "--jobs", "2",
+              "--cache-dir", str(tmp_path / "cache")]
+    assert sweep.main(common + ["--out", str(tmp_path / "sweep"), "--finetune-epochs", "1",
+                                "--rounds", "1", "--schedules", "oneshot",
+                                "--sparsities", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "mean ± std over seeds [0, 1]" in out
+    assert any(line.lstrip().startswith("90%") and " ± " in line for line in out.splitlines())
+    result = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    [row] = result["schedules"]["oneshot"]
+    accuracies = [p["test_accuracy"] for p in result["points"]]
+    assert [p["seed"] for p in result["points"]] == [0, 1] and row["n"] == 2
+    assert row["test_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert row["std"] == pytest.approx(np.std(accuracies, ddof=1))
+    assert sensitivity.main(common + ["--out", str(tmp_path / "sens"),
+                                      "--sparsities", "0.5"]) == 0
+    assert "loaded from" in capsys.readouterr().out  # the two dense models were cached
+    result = json.loads((tmp_path / "sens" / "sensitivity.json").read_text())
+    assert result["layers"]["fc1"][0]["n"] == 2 and len(result["per_seed"]) == 2

@@ -6,8 +6,10 @@ accuracy holds up to 90% can be pruned hard; one whose accuracy falls at 50% nee
 
     python -m tinyprune.sensitivity [--model lenet5] [--out runs/sensitivity] [--limit N]
 
-Writes sensitivity.json and sensitivity.png (if matplotlib is there) into --out, and prints
-the table. The trained dense model is cached (see train/dense_cache.py).
+With --seeds 0,1,2 each seed has its own dense model (trained on --jobs local processes or
+on the Dask cluster at --scheduler) and the table shows mean ± std over them. Writes
+sensitivity.json and sensitivity.png (if matplotlib is there) into --out, and prints the
+table. The trained dense models are cached (see train/dense_cache.py).
 """
 from __future__ import annotations
 
@@ -17,18 +19,19 @@ from pathlib import Path
 
 from tinyprune.cli.options import (
     add_dense_cache_options,
+    add_parallel_options,
     check_folders,
+    check_parallel,
     data_config,
     dense_options,
     load_data_or_say_why,
-    train_config,
+    seeds_config,
 )
 from tinyprune.cli.types import sparsity_list
+from tinyprune.experiments.dense_study import dense_summary, over_seeds, run_sensitivity
 from tinyprune.files import write_json
-from tinyprune.prune.study import layer_sensitivity
 from tinyprune.report.plots import sensitivity_plot
 from tinyprune.report.tables import print_sensitivity
-from tinyprune.train.dense_cache import trained_dense
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 
@@ -41,20 +44,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/sensitivity"))
     parser.add_argument("--sparsities", type=sparsity_list,
                         default=list(DEFAULT_SPARSITIES), help="comma-separated")
+    add_parallel_options(parser)
     args = parser.parse_args(argv)
     check_folders(parser, args, args.out, args.cache_dir)
+    check_parallel(parser, args)
     data = load_data_or_say_why(data_config(args))
     if data is None:
         return 1
-    model, dense_accuracy = trained_dense(train_config(args), data, args.cache_dir)
-    result = {"model": args.model, "dense_accuracy": dense_accuracy,
+    config = seeds_config(args)
+    dense, per_seed, failures = run_sensitivity(config, data, args.sparsities)
+    layers = next(iter(per_seed.values()), {})
+    result = {"model": args.model, "seeds": list(config.seeds), **dense_summary(dense),
               "dense": dense_options(args),
-              "layers": layer_sensitivity(model, data, args.sparsities)}
+              "layers": {layer: over_seeds([p for points in per_seed.values()
+                                            for p in points[layer]]) for layer in layers},
+              "per_seed": [{"seed": seed, "layers": points} for seed, points in per_seed.items()]}
     write_json(args.out / "sensitivity.json", result)
     print_sensitivity(result)
     print(f"\nresults: {args.out / 'sensitivity.json'}")
     sensitivity_plot(result, args.out / "sensitivity.png")
-    return 0
+    for failure in failures:
+        print(f"error: {failure.describe()}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ postpones that.
 
     python -m tinyprune.sweep [--model lenet5] [--out runs/sweep] [--finetune-epochs 2] ...
 
-Writes sweep.json (after every point, so a long sweep stopped half-way keeps what it did)
-and sweep.png (if matplotlib is there) into --out, and prints the table.
+With --seeds 0,1,2 every point is run for each seed (each its own dense model) and the table
+shows mean ± std over them; --jobs N runs the points on N local processes, --scheduler ADDRESS
+on a Dask cluster, with the same results to the last bit. Each point is saved in --out/points
+as it finishes: the same command after an interruption runs only the points still missing.
+Writes sweep.json and sweep.png (if matplotlib is there) into --out, and prints the table.
 """
 from __future__ import annotations
 
@@ -18,22 +21,22 @@ from pathlib import Path
 
 from tinyprune.cli.options import (
     add_dense_cache_options,
+    add_parallel_options,
     check_folders,
+    check_parallel,
     data_config,
     dense_options,
     load_data_or_say_why,
-    train_config,
+    seeds_config,
 )
 from tinyprune.cli.types import non_negative_int, positive_float, positive_int, sparsity_list
 from tinyprune.config import PruneConfig
+from tinyprune.experiments.dense_study import dense_summary, over_seeds, run_sweep
 from tinyprune.files import write_json
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
-from tinyprune.prune.study import sweep_point
 from tinyprune.report.plots import sweep_plot, sweep_size_plot
 from tinyprune.report.tables import print_sweep
-from tinyprune.train.dense_cache import trained_dense
-from tinyprune.train.loop import Diverged
 
 DEFAULT_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 
@@ -63,8 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=positive_int, default=2,
                         help="rounds of the iterative schedule")
     parser.add_argument("--finetune-lr", type=positive_float, default=0.01)
+    add_parallel_options(parser)
     args = parser.parse_args(argv)
     check_folders(parser, args, args.out, args.cache_dir)
+    check_parallel(parser, args)
     if args.rounds > max(args.finetune_epochs, 1):
         parser.error(f"--rounds must be at most --finetune-epochs ({args.finetune_epochs})")
     return args
@@ -72,32 +77,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    train = train_config(args)
     data = load_data_or_say_why(data_config(args))
     if data is None:
         return 1
-    dense, dense_accuracy = trained_dense(train, data, args.cache_dir)
-    result = {"model": args.model, "method": args.method, "dense_accuracy": dense_accuracy,
-              "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
-              "rounds": args.rounds, "train_images": len(data.train_images),
-              "dense": dense_options(args), "schedules": {s: [] for s in args.schedules}}
-    for schedule in args.schedules:
-        for sparsity in args.sparsities:
-            print(f"\n--- {schedule}, {sparsity:.0%} ---", flush=True)
-            prune = PruneConfig(sparsity=sparsity, method=args.method, schedule=schedule,
-                                rounds=args.rounds, finetune_epochs=args.finetune_epochs,
-                                finetune_lr=args.finetune_lr)
-            try:
-                result["schedules"][schedule].append(sweep_point(dense, data, train, prune))
-            except Diverged as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 1
-            write_json(args.out / "sweep.json", result)
+    config = seeds_config(args)
+    prunes = [PruneConfig(sparsity=sparsity, method=args.method, schedule=schedule,
+                          rounds=args.rounds, finetune_epochs=args.finetune_epochs,
+                          finetune_lr=args.finetune_lr)
+              for schedule in args.schedules for sparsity in args.sparsities]
+    try:
+        dense, points, failures = run_sweep(config, prunes, len(data.train_images))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the points finished are saved in {args.out / 'points'} and the "
+              f"same command goes on from there", file=sys.stderr)
+        return 130
+    result = {"model": args.model, "method": args.method, "seeds": list(config.seeds),
+              **dense_summary(dense), "finetune_epochs": args.finetune_epochs,
+              "finetune_lr": args.finetune_lr, "rounds": args.rounds,
+              "train_images": len(data.train_images), "dense": dense_options(args),
+              "schedules": {s: over_seeds([p for p in points if p["schedule"] == s])
+                            for s in args.schedules},
+              "points": points}
+    write_json(args.out / "sweep.json", result)
     print_sweep(result)
-    print(f"\nresults: {args.out / 'sweep.json'}")
+    print(f"\nresults: {args.out / 'sweep.json'} (each point also in {args.out / 'points'})")
     sweep_plot(result, args.out / "sweep.png")
     sweep_size_plot(result, args.out / "sweep-size.png")
-    return 0
+    for failure in failures:
+        print(f"error: {failure.describe()}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ from tinyprune.cli.types import (
     non_negative_int,
     positive_float,
     positive_int,
+    seed_list,
 )
 from tinyprune.config import DEFAULT_LR, VALIDATION_IMAGES, DataConfig, ShareConfig, TrainConfig
 from tinyprune.data.datasets import DATASETS
 from tinyprune.data.idx import IdxError
 from tinyprune.data.mnist import Mnist, MnistError, load_data
 from tinyprune.deploy.weight_sharing import parse_bits
+from tinyprune.experiments.dense_study import SeedsConfig
 from tinyprune.nn.model import MODELS
 
 
@@ -149,3 +151,25 @@ def dense_options(args: argparse.Namespace) -> dict:
     """The options the dense model was trained with, for the JSON that reports on it."""
     return {**asdict(train_config(args)), "limit": args.limit, "dataset": args.dataset,
             "validation": args.validation}
+
+
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """--seeds, --jobs and --scheduler: several seeds, their points on several workers."""
+    parser.add_argument("--seeds", type=seed_list, default=None,
+                        help="comma-separated seeds, each its own dense model and points; "
+                             "tables show mean ± std over them (default: --seed alone)")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="local worker processes that run the points")
+    parser.add_argument("--scheduler", default=None,
+                        help="address of a Dask scheduler (tcp://host:8786) whose workers run "
+                             "the points instead (pip install -e '.[cluster]')")
+
+
+def check_parallel(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.scheduler is not None and args.jobs > 1:
+        parser.error("--jobs and --scheduler exclude each other: the cluster has its workers")
+
+
+def seeds_config(args: argparse.Namespace) -> SeedsConfig:
+    return SeedsConfig(data_config(args), train_config(args), args.seeds or (args.seed,),
+                       args.out, args.cache_dir, args.jobs, args.scheduler)

@@ -50,3 +50,15 @@ def sparsity_list(text: str) -> list[float]:
     if not all(0 <= v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"each sparsity must be in [0, 1), got {text}")
     return values
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2), no seed twice."""
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is repeated in {text}")
+    return seeds

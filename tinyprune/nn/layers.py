@@ -137,16 +137,19 @@ class Linear(Layer):
     """x (N, in) -> x @ W.T + b (N, out); W is (out, in) as in PyTorch.
 
     A matrix product is already the fastest loop NumPy has (BLAS), so this layer
-    needs no kernel of its own.
+    needs no kernel of its own. `input_grad=False` skips the gradient with respect to the
+    input, as for Conv2d: in LeNet-300-100 that is the image, and the product a third of the
+    backward pass.
     """
 
     def __init__(self, in_features: int, out_features: int, rng: np.random.Generator,
-                 dtype=np.float32):
+                 dtype=np.float32, input_grad: bool = True):
         shape = (out_features, in_features)
         self.weight = Param(_uniform(rng, in_features, shape, dtype), prunable=True)
         self.bias = Param(_uniform(rng, in_features, (out_features,), dtype),
                           prunable=False)
         self.params = {"weight": self.weight, "bias": self.bias}
+        self.input_grad = input_grad
 
     def forward(self, x):
         self.x = x
@@ -155,4 +158,4 @@ class Linear(Layer):
     def backward(self, dout):
         self.weight.grad[...] = dout.T @ self.x
         self.bias.grad[...] = dout.sum(axis=0)
-        return dout @ self.weight.value
+        return dout @ self.weight.value if self.input_grad else None

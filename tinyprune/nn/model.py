@@ -38,6 +38,8 @@ class Sequential:
     def backward(self, dout: np.ndarray) -> None:
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
+            if dout is None:  # a layer with input_grad=False: the ones before it have no params
+                return
 
     def params(self) -> dict[str, Param]:
         """'conv1.weight' -> Param, in layer order."""
@@ -137,7 +139,7 @@ def lenet_300_100(seed: int = 0, dtype=np.float32) -> Sequential:
     rng = np.random.default_rng(seed)
     return Sequential("lenet-300-100", {
         "flatten": Flatten(),                              # (N, 1, 28, 28) -> (N, 784)
-        "fc1": Linear(784, 300, rng, dtype), "relu1": ReLU(),
+        "fc1": Linear(784, 300, rng, dtype, input_grad=False), "relu1": ReLU(),
         "fc2": Linear(300, 100, rng, dtype), "relu2": ReLU(),
         "fc3": Linear(100, 10, rng, dtype),                # -> (N, 10) logits
     })

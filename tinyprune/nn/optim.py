@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyprune.kernels.adam import masked_adam_step
 from tinyprune.nn.layers import Param
 
 
@@ -35,3 +36,36 @@ class MaskedSGD:
             p.value -= self.lr * v
             if p.mask is not None:
                 p.value *= p.mask
+
+
+class MaskedAdam:
+    """Adam (Kingma & Ba 2015) that respects pruning masks:
+
+        m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+        w = w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+    For a pruned weight the moments and the weight itself are set to 0.0 at every step: a
+    moment built up before pruning cannot move it, so it stays exactly 0.0. No weight decay
+    (the lottery-ticket experiments use none). The arithmetic is kernels/adam.py.
+    """
+
+    def __init__(self, params: dict[str, Param], lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.params = params
+        self.base_lr = lr
+        self.lr = lr
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0  # steps taken, for the bias corrections
+        self.m = {name: np.zeros_like(p.value) for name, p in params.items()}
+        self.v = {name: np.zeros_like(p.value) for name, p in params.items()}
+        self.keep_all = {name: np.ones(p.value.shape, bool) for name, p in params.items()}
+
+    def step(self) -> None:
+        self.t += 1
+        correction = np.sqrt(1 - self.b2 ** self.t)
+        step_size = self.lr * correction / (1 - self.b1 ** self.t)
+        for name, p in self.params.items():
+            keep = self.keep_all[name] if p.mask is None else p.mask
+            masked_adam_step(p.value, p.grad, self.m[name], self.v[name], keep, self.b1,
+                             self.b2, step_size, self.eps * correction)

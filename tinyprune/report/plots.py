@@ -71,9 +71,11 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
     if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in lines.items():
-        ax.plot([100 * p["sparsity"] for p in points],
-                [100 * p["test_accuracy"] for p in points], marker="o", label=label)
+    for label, points in lines.items():  # error bars: one std over seeds, where there are some
+        ax.errorbar([100 * p["sparsity"] for p in points],
+                    [100 * p["test_accuracy"] for p in points],
+                    yerr=[100 * p.get("std", 0.0) for p in points], marker="o", capsize=3,
+                    label=label)
     ax.axhline(100 * dense_accuracy, color="0.5", linestyle=":", label="dense")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
@@ -136,6 +138,49 @@ def sweep_size_plot(result: dict, path: Path) -> Path | None:
                  f"({result['method']} pruning)")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
+    """Two panels against the weights remaining (log scale, falling to the right): the
+    early-stopping iteration, and test accuracy there; a line per kind (rewind, reinit), with
+    error bars of one standard deviation over seeds. rows: lottery_study.summary()."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    dense = [r for r in rows if r["round"] == 0]
+    min_remaining = min(r["remaining"] for r in rows)
+    for kind, label in (("rewind", "rewound to init (ticket)"), ("reinit", "random reinit")):
+        pruned = [r for r in rows if r["kind"] == kind and r["round"] > 0]
+        if not pruned:
+            continue
+        line = dense + sorted(pruned, key=lambda r: r["round"])
+        x = [100 * r["remaining"] for r in line]
+        for ax, key, scale in ((axes[0], "early_stop_iteration", 1),
+                               (axes[1], "early_stop_test_accuracy", 100)):
+            ax.errorbar(x, [scale * r[key]["mean"] for r in line],
+                        yerr=[scale * r[key]["std"] for r in line],
+                        marker="o", markersize=3, capsize=3, label=label)
+    for ax, key, scale in ((axes[0], "early_stop_iteration", 1),
+                           (axes[1], "early_stop_test_accuracy", 100)):
+        if dense:
+            ax.axhline(scale * dense[0][key]["mean"], color="0.5", linestyle=":", label="dense")
+    for ax, ylabel in ((axes[0], "early-stopping iteration\n(min. validation loss)"),
+                       (axes[1], "test accuracy at early stop (%)")):
+        ax.set_xscale("log")
+        ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5) if t >= 100 * min_remaining / 1.5]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks([], minor=True)  # no 9x10^1 labels between the ones above
+        ax.invert_xaxis()
+        ax.set_xlabel("weights remaining (%)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[1].legend()
+    fig.suptitle(title)
     try:
         return save_figure(fig, path)
     finally:

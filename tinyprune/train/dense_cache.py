@@ -33,13 +33,20 @@ def trained_dense(config: TrainConfig, data: Mnist, cache_dir: Path) -> tuple[Se
         print(f"dense {config.model} loaded from {path}")
     else:
         print(f"training dense {config.model} ({config.epochs} epochs); it is cached in {path}")
-        optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
-        fit(model, data, optimizer, config.epochs, config.batch_size, config.seed,
-            max_shift=config.shift, phase="dense")
+        model = train_dense(config, data)
         model.save(path)
     _, accuracy = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
     print(f"dense test accuracy {accuracy:.2%}")
     return model, accuracy
+
+
+def train_dense(config: TrainConfig, data: Mnist) -> Sequential:
+    """A dense model trained as config says (no cache)."""
+    model = MODELS[config.model](config.seed)
+    optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
+    fit(model, data, optimizer, config.epochs, config.batch_size, config.seed,
+        max_shift=config.shift, phase="dense")
+    return model
 
 
 def fresh_copy(model: Sequential, seed: int = 0) -> Sequential:

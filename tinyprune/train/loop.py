@@ -44,6 +44,8 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
         x = run_pass(x)
         if report is not None:
             report(name, time.perf_counter() - begun)
+        if x is None:  # a layer with input_grad=False: the layers before it need no gradient
+            break
     return time.perf_counter() - start
 
 

@@ -1,0 +1,173 @@
+"""Sweeps and sensitivity analyses over several seeds, as points for many workers.
+
+Each seed has its own trained dense model (a point of its own, then kept in the dense cache as
+before); each (seed, schedule, sparsity) of a sweep is a point that prunes and fine-tunes a copy
+of it. The dense weights travel with the point, so a worker needs only the MNIST files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from tinyprune.config import DataConfig, PruneConfig, TrainConfig
+from tinyprune.data.mnist import Mnist, load_data
+from tinyprune.experiments.points import Point, PointStore
+from tinyprune.experiments.runner import Failure, Workers
+from tinyprune.experiments.seeds import mean_std
+from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.prune.study import layer_sensitivity, sweep_point
+from tinyprune.train.dense_cache import cache_name, train_dense
+from tinyprune.train.loop import evaluate
+
+
+@dataclass(frozen=True)
+class SeedsConfig:
+    """What every seed shares, and where the points run."""
+
+    data: DataConfig
+    train: TrainConfig  # its seed is replaced by each of `seeds`
+    seeds: tuple[int, ...]
+    out: Path
+    cache_dir: Path
+    jobs: int = 1
+    scheduler: object = None
+
+
+def data_options(data: DataConfig) -> dict:
+    """What of the DataConfig decides a point's numbers (not where the files are)."""
+    return {k: v for k, v in asdict(data).items() if k != "data_dir"}
+
+
+@lru_cache(maxsize=2)
+def _load(data_dir: str | None, options: str) -> Mnist:
+    return load_data(DataConfig(None if data_dir is None else Path(data_dir),
+                                **json.loads(options)))
+
+
+def _data(data_dir: str | None, options: dict) -> Mnist:
+    """The data set of a point, loaded once per worker process."""
+    return _load(data_dir, json.dumps(options, sort_keys=True))
+
+
+def _model(options: dict, state: dict) -> Sequential:
+    model = MODELS[options["train"]["model"]](options["train"]["seed"])
+    model.load_state(state)
+    return model
+
+
+def dense_task(options: dict, data_dir: str | None = None) -> dict:
+    """Point: train the dense model of options["train"] -> test accuracy and its weights."""
+    data = _data(data_dir, options["data"])
+    model = train_dense(TrainConfig(**options["train"]), data)
+    _, accuracy = evaluate(model, data.test_images, data.test_labels)
+    return {"test_accuracy": accuracy, "arrays": model.state()}
+
+
+def sweep_task(options: dict, dense: dict, data_dir: str | None = None) -> dict:
+    """Point: prune a copy of the dense weights as options["prune"] says, fine-tune, measure."""
+    data = _data(data_dir, options["data"])
+    train, prune = TrainConfig(**options["train"]), PruneConfig(**options["prune"])
+    return {"seed": train.seed, "schedule": prune.schedule,
+            **sweep_point(_model(options, dense), data, train, prune)}
+
+
+def dense_models(config: SeedsConfig, workers: Workers, train_images: int,
+                 failures: list[Failure]) -> dict[int, tuple[dict, float]]:
+    """Seed -> (dense weights, test accuracy): from the cache, else trained by the workers
+    (all missing seeds at once) and then cached."""
+    models, todo, paths = {}, [], {}
+    data_dir = None if config.data.data_dir is None else str(config.data.data_dir)
+    for seed in config.seeds:
+        train = replace(config.train, seed=seed)
+        paths[seed] = config.cache_dir / cache_name(train, train_images, config.data.dataset)
+        options = {"train": asdict(train), "data": data_options(config.data)}
+        if paths[seed].exists():
+            model = MODELS[train.model](seed)
+            model.load(paths[seed])
+            data = _data(data_dir, options["data"])
+            accuracy = evaluate(model, data.test_images, data.test_labels)[1]
+            models[seed] = (model.state(), accuracy)
+            print(f"dense {train.model} seed {seed} loaded from {paths[seed]}: {accuracy:.2%}")
+        else:
+            print(f"training dense {train.model} seed {seed} ({train.epochs} epochs); it is "
+                  f"cached in {paths[seed]}", flush=True)
+            todo.append(Point(f"dense-seed{seed}", options))
+    outcome = workers.run(dense_task, todo, PointStore(config.out / "points"),
+                          {"data_dir": data_dir})
+    failures += outcome.failures
+    for p in todo:
+        if p.name in outcome.results:
+            seed, result = p.options["train"]["seed"], outcome.results[p.name]
+            _model(p.options, result["arrays"]).save(paths[seed])
+            models[seed] = (result["arrays"], result["test_accuracy"])
+            print(f"dense {p.options['train']['model']} seed {seed}: test accuracy "
+                  f"{result['test_accuracy']:.2%}")
+    return models
+
+
+def sweep_points(config: SeedsConfig, prunes: list[PruneConfig],
+                 dense: dict[int, tuple[dict, float]]) -> list[Point]:
+    """A point per seed (that has a dense model) and pruning."""
+    return [Point(f"seed{seed}-{p.schedule}-{p.sparsity:g}",
+                  {"train": asdict(replace(config.train, seed=seed)), "prune": asdict(p),
+                   "data": data_options(config.data)}, (dense[seed][0],))
+            for seed in config.seeds if seed in dense for p in prunes]
+
+
+def run_sweep(config: SeedsConfig, prunes: list[PruneConfig], train_images: int
+              ) -> tuple[dict[int, float], list[dict], list[Failure]]:
+    """-> (dense test accuracy per seed, every point's result in point order, failures)."""
+    failures: list[Failure] = []
+    data_dir = None if config.data.data_dir is None else str(config.data.data_dir)
+    with Workers(config.jobs, config.scheduler) as workers:
+        dense = dense_models(config, workers, train_images, failures)
+        points = sweep_points(config, prunes, dense)
+        outcome = workers.run(sweep_task, points, PointStore(config.out / "points"),
+                              {"data_dir": data_dir}, report=_report)
+    failures += outcome.failures
+    results = [outcome.results[p.name] for p in points if p.name in outcome.results]
+    return {seed: acc for seed, (_, acc) in dense.items()}, results, failures
+
+
+def _report(point: Point, result: dict) -> None:
+    print(f"{point.name}: test accuracy {result['test_accuracy']:.2%}", flush=True)
+
+
+def over_seeds(points: list[dict], key: str = "test_accuracy") -> list[dict]:
+    """[{"sparsity", key: mean, "std", "n"}] per sparsity, summarising the seeds' points, and
+    the first seed's "bytes" where points have them (file sizes differ little across seeds)."""
+    by_sparsity: dict[float, list[dict]] = {}
+    for p in points:
+        by_sparsity.setdefault(p["sparsity"], []).append(p)
+    rows = []
+    for sparsity, group in by_sparsity.items():
+        s = mean_std([p[key] for p in group])
+        row = {"sparsity": sparsity, key: s["mean"], "std": s["std"], "n": s["n"]}
+        rows.append(row | ({"bytes": group[0]["bytes"]} if "bytes" in group[0] else {}))
+    return rows
+
+
+def run_sensitivity(config: SeedsConfig, data: Mnist, sparsities: list[float]
+                    ) -> tuple[dict[int, float], dict[int, dict[str, list[dict]]], list[Failure]]:
+    """-> (dense test accuracy per seed, each seed's layer_sensitivity, failures). The dense
+    models train on the workers; pruning one layer and evaluating is quick, so it runs here."""
+    failures: list[Failure] = []
+    with Workers(config.jobs, config.scheduler) as workers:
+        dense = dense_models(config, workers, len(data.train_images), failures)
+    per_seed = {}
+    for seed, (state, _) in sorted(dense.items()):
+        model = MODELS[config.train.model](seed)
+        model.load_state(state)
+        print(f"seed {seed}:")
+        per_seed[seed] = layer_sensitivity(model, data, sparsities)
+    return {seed: acc for seed, (_, acc) in dense.items()}, per_seed, failures
+
+
+def dense_summary(accuracies: dict[int, float]) -> dict:
+    """The dense models' test accuracies for the JSON: mean, std and each seed's."""
+    s = mean_std(list(accuracies.values()))
+    return {"dense_accuracy": s["mean"], "dense_accuracy_std": s["std"],
+            "dense_accuracies": [{"seed": k, "test_accuracy": v}
+                                 for k, v in sorted(accuracies.items())]}
