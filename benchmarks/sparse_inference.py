@@ -112,14 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             expected = model.forward(x)
             np.testing.assert_allclose(sparse.forward(x), expected, rtol=1e-4, atol=1e-4)
             with threadpool_limits(limits=1, user_api="blas"):
-                dense_s, dense_best, dense_cpu = seconds(lambda: model.forward(x), repeats)
-            sparse_s, sparse_best, sparse_cpu = seconds(lambda: sparse.forward(x), repeats)
+                dense_s, dense_best, dense_cpu = seconds(lambda m=model, x=x: m.forward(x), repeats)
+            sparse_s, sparse_best, sparse_cpu = seconds(lambda s=sparse, x=x: s.forward(x), repeats)
             torch_s = torch_best = torch_cpu = None
             if net is not None:
                 tx = torch.from_numpy(x)
                 with torch.inference_mode():
                     np.testing.assert_allclose(net(tx).numpy(), expected, rtol=1e-4, atol=1e-4)
-                    torch_s, torch_best, torch_cpu = seconds(lambda: net(tx), repeats)
+                    torch_s, torch_best, torch_cpu = seconds(lambda f=net, t=tx: f(t), repeats)
             rows.append({"sparsity": sparsity, "batch_size": n, "dense_s": dense_s,
                          "sparse_s": sparse_s, "torch_s": torch_s,
                          "fastest_s": {"dense": dense_best, "sparse": sparse_best,

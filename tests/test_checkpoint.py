@@ -1,4 +1,5 @@
 """Checkpoints: an exact round trip, atomic writes, and clear refusals of foreign files."""
+
 import io
 import json
 import zipfile
@@ -37,8 +38,16 @@ def trained_state(seed=3, pruned="layerwise"):
 
 
 def save(path, model, optimizer, phase="fine-tune", epoch=1, options=OPTIONS):
-    save_checkpoint(path, model, optimizer, phase, epoch, HISTORY, options,
-                    results={"result": {"test_accuracy": 0.5}})
+    save_checkpoint(
+        path,
+        model,
+        optimizer,
+        phase,
+        epoch,
+        HISTORY,
+        options,
+        results={"result": {"test_accuracy": 0.5}},
+    )
 
 
 @pytest.mark.parametrize("pruned", [None, "layerwise", "filter"])
@@ -79,6 +88,7 @@ def test_interrupted_save_keeps_the_old_checkpoint_and_no_temp_file(tmp_path, mo
 
     def ctrl_c(fd):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(tinyprune.files.os, "fsync", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         save(tmp_path / "c.npz", model, optimizer, epoch=2)
@@ -99,7 +109,9 @@ def test_same_name_other_shapes_is_refused_naming_the_array(tmp_path):
     save(tmp_path / "c.npz", model, optimizer)
     other = lenet5()
     other.layers["fc3"] = Linear(84, 7, np.random.default_rng(0))
-    with pytest.raises(CheckpointError, match=r"model.fc3.weight is \(10, 84\), expected \(7, 84\)"):
+    with pytest.raises(
+        CheckpointError, match=r"model.fc3.weight is \(10, 84\), expected \(7, 84\)"
+    ):
         load_checkpoint(tmp_path / "c.npz", other, OPTIONS)
 
 
@@ -118,18 +130,24 @@ def test_another_format_version_is_refused(tmp_path):
     model, optimizer = trained_state()
     save(tmp_path / "c.npz", model, optimizer)
     rewrite_meta(tmp_path / "c.npz", format_version=ckpt.FORMAT_VERSION + 1)
-    with pytest.raises(CheckpointError, match=f"format {ckpt.FORMAT_VERSION + 1}, this tinyprune "
-                                              f"reads format {ckpt.FORMAT_VERSION}"):
+    with pytest.raises(
+        CheckpointError,
+        match=f"format {ckpt.FORMAT_VERSION + 1}, this tinyprune "
+        f"reads format {ckpt.FORMAT_VERSION}",
+    ):
         load_checkpoint(tmp_path / "c.npz", lenet5(), OPTIONS)
     assert checkpoint_phase(tmp_path / "c.npz") is None
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"lr": 0.1}, "lr=0.05 there, 0.1 now"),
-    ({"epochs": 5, "seed": 1}, "seed=0 there, 1 now, epochs=3 there, 5 now"),
-    ({"limit": 1000}, "limit=None there, 1000 now"),
-    ({"schedule": "agp"}, "schedule=(unset) there, agp now"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"lr": 0.1}, "lr=0.05 there, 0.1 now"),
+        ({"epochs": 5, "seed": 1}, "seed=0 there, 1 now, epochs=3 there, 5 now"),
+        ({"limit": 1000}, "limit=None there, 1000 now"),
+        ({"schedule": "agp"}, "schedule=(unset) there, agp now"),
+    ],
+)
 def test_other_options_are_refused_saying_what_differs(tmp_path, changes, message):
     model, optimizer = trained_state()
     save(tmp_path / "c.npz", model, optimizer)
@@ -150,7 +168,7 @@ def damaged_copies(good: bytes):
     for cut in (0, 10, len(good) // 3, len(good) - 30, len(good) - 1):
         yield good[:cut]
     for where in (len(good) // 2, len(good) - 100):
-        yield good[:where] + bytes([good[where] ^ 0xFF]) + good[where + 1:]
+        yield good[:where] + bytes([good[where] ^ 0xFF]) + good[where + 1 :]
     yield b"PK\x03\x04 not really a zip"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:

@@ -31,7 +31,9 @@ def test_hand_built_file_parses_big_endian():
     assert out.tolist() == [258, -2]
     assert out.dtype == np.int16 and out.dtype.isnative
     # float32 0x3F800000 = 1.0, shape 1x1
-    assert parse_idx(bytes([0, 0, 0x0D, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0x3F, 0x80, 0, 0])).tolist() == [[1.0]]
+    assert parse_idx(bytes([0, 0, 0x0D, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0x3F, 0x80, 0, 0])).tolist() == [
+        [1.0]
+    ]
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -40,7 +42,9 @@ def test_every_type_round_trips(code):
     if dtype.kind == "f":
         values = np.array([0.0, -1.5, np.finfo(dtype).max, np.finfo(dtype).tiny, np.inf, 3.25])
     else:
-        values = np.array([0, 1, np.iinfo(dtype).min, np.iinfo(dtype).max, 7, 100 % np.iinfo(dtype).max])
+        values = np.array(
+            [0, 1, np.iinfo(dtype).min, np.iinfo(dtype).max, 7, 100 % np.iinfo(dtype).max]
+        )
     array = values.astype(dtype).reshape(1, 2, 3)
     out = parse_idx(make_idx(array, code))
     assert out.shape == (1, 2, 3)
@@ -77,7 +81,10 @@ BAD_IDX = {  # case -> (file content, words the message must contain)
     "header cut inside dims": (GOOD[:10], "needs 12 header bytes"),
     "data truncated": (GOOD[:-1], "truncated"),
     "trailing bytes": (GOOD + b"\0", "1 bytes trail"),
-    "more dims than NumPy allows": (struct.pack(">BBBB65I", 0, 0, 0x08, 65, *[1] * 65) + b"\7", "65-dimensional"),
+    "more dims than NumPy allows": (
+        struct.pack(">BBBB65I", 0, 0, 0x08, 65, *[1] * 65) + b"\7",
+        "65-dimensional",
+    ),
 }
 
 
@@ -102,13 +109,17 @@ def test_bad_magic_names_the_file_when_parsing_bytes():
 def test_gzip_inside_gzip_is_not_taken_for_idx(tmp_path):
     path = tmp_path / "double.gz"
     path.write_bytes(gzip.compress(gzip.compress(GOOD)))
-    with pytest.raises(IdxError, match="two zero bytes; this is not an IDX file .it is still gzip-compressed"):
+    with pytest.raises(
+        IdxError, match="two zero bytes; this is not an IDX file .it is still gzip-compressed"
+    ):
         read_idx(path)
 
 
 def test_truncation_message_states_sizes():
     data = make_idx(np.zeros((2, 3), np.int32), 0x0C)
-    with pytest.raises(IdxError, match="header says 2x3 int32 = 24 bytes of data but the file has 20"):
+    with pytest.raises(
+        IdxError, match="header says 2x3 int32 = 24 bytes of data but the file has 20"
+    ):
         parse_idx(data[:-4], "x")
 
 
@@ -134,6 +145,7 @@ def test_corrupt_gzip_raises_idx_error_naming_the_file(tmp_path, case):
 
 # --- property tests: whatever the bytes, a correct array or IdxError, nothing else ---
 
+
 @st.composite
 def idx_files(draw) -> bytes:
     code = draw(st.sampled_from(sorted(CODES)))
@@ -146,7 +158,7 @@ def damaged_idx_files(draw) -> bytes:
     data = bytearray(draw(idx_files()))
     how = draw(st.sampled_from(["truncate", "mutate", "append", "none"]))
     if how == "truncate":
-        del data[draw(st.integers(0, len(data))):]
+        del data[draw(st.integers(0, len(data))) :]
     elif how == "mutate":
         for _ in range(draw(st.integers(1, 3))):
             data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
@@ -171,7 +183,11 @@ def check_parse(data: bytes) -> None:
 
 
 @settings(deadline=None, max_examples=300)
-@given(st.one_of(damaged_idx_files(), st.binary(max_size=40), st.binary(max_size=40).map(b"\0\0".__add__)))
+@given(
+    st.one_of(
+        damaged_idx_files(), st.binary(max_size=40), st.binary(max_size=40).map(b"\0\0".__add__)
+    )
+)
 def test_any_bytes_give_a_correct_array_or_idx_error(data):
     check_parse(data)
 
@@ -183,12 +199,17 @@ def test_valid_files_round_trip(code, data):
     array = data.draw(hnp.arrays(np.dtype(CODES[code]), shape))
     out = parse_idx(make_idx(array, code))
     assert out.shape == array.shape and out.dtype.isnative
-    assert out.astype(CODES[code]).tobytes() == array.tobytes()  # bytewise: NaN payloads and -0.0 too
+    assert (
+        out.astype(CODES[code]).tobytes() == array.tobytes()
+    )  # bytewise: NaN payloads and -0.0 too
 
 
 @settings(deadline=None, max_examples=200)
-@given(file=idx_files(), cuts=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=3),
-       keep=st.integers(0, 10**6))
+@given(
+    file=idx_files(),
+    cuts=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=3),
+    keep=st.integers(0, 10**6),
+)
 def test_damaged_gzip_gives_content_or_idx_error(tmp_path_factory, file, cuts, keep):
     gz = bytearray(gzip.compress(file))
     for position, value in cuts:

@@ -40,10 +40,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def fake_mnist(n_train: int = 5, n_test: int = 3) -> Mnist:
     rng = np.random.default_rng(0)
-    return Mnist(rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-                 rng.integers(0, 10, n_train, dtype=np.uint8),
-                 rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-                 rng.integers(0, 10, n_test, dtype=np.uint8))
+    return Mnist(
+        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_train, dtype=np.uint8),
+        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_test, dtype=np.uint8),
+    )
 
 
 def use_fake_checksums(monkeypatch, data: Mnist) -> dict[str, bytes]:
@@ -63,6 +65,7 @@ def assert_mnist_equal(got: Mnist, want: Mnist) -> None:
 
 
 # --- a real HTTP server on loopback ---
+
 
 @pytest.fixture
 def loopback_only(monkeypatch):
@@ -140,15 +143,23 @@ def labels_file(server):
     """Serve a fake labels file; return (its decompressed content, a data set holding it)."""
     content = idx_bytes(np.arange(3000, dtype=np.uint8) % 10)
     server.files[LABELS] = gzip.compress(content)
-    return content, Dataset("fake", "Fake", MNIST.classes, 0.5, 0.5, mirrors=(),
-                            sha256={LABELS: hashlib.sha256(content).hexdigest()})
+    return content, Dataset(
+        "fake",
+        "Fake",
+        MNIST.classes,
+        0.5,
+        0.5,
+        mirrors=(),
+        sha256={LABELS: hashlib.sha256(content).hexdigest()},
+    )
 
 
 def get(server, tmp_path, labels_file, modes, **kwargs):
     """Download the fake labels file from mirrors in `modes` into tmp_path."""
     kwargs = {"timeout": 5, "retries": 2, "progress": False} | kwargs
-    return download(LABELS, tmp_path, labels_file[1], [server.url(mode) for mode in modes],
-                    **kwargs)
+    return download(
+        LABELS, tmp_path, labels_file[1], [server.url(mode) for mode in modes], **kwargs
+    )
 
 
 def closed_port() -> int:
@@ -158,6 +169,7 @@ def closed_port() -> int:
 
 
 # --- download ---
+
 
 @pytest.mark.parametrize("error", ["404", "500"])
 def test_http_error_moves_to_next_mirror_without_retrying(server, tmp_path, labels_file, error):
@@ -235,11 +247,14 @@ def test_progress_bar_goes_to_stderr_unless_disabled(server, tmp_path, labels_fi
 
 # --- load_mnist with fake files ---
 
+
 def test_load_mnist_downloads_missing_files_then_uses_the_cache(server, tmp_path, monkeypatch):
     data = fake_mnist()
     server.files.update(use_fake_checksums(monkeypatch, data))
     data_dir = tmp_path / "new" / "dir"
-    assert_mnist_equal(load_mnist(data_dir, mirrors=[server.url("404"), server.url("ok")], progress=False), data)
+    assert_mnist_equal(
+        load_mnist(data_dir, mirrors=[server.url("404"), server.url("ok")], progress=False), data
+    )
     assert sorted(os.listdir(data_dir)) == sorted(f"{name}.gz" for name in NAMES)
     assert server.log == ["404", "ok"] * 4
     assert_mnist_equal(load_mnist(data_dir, download_missing=False), data)
@@ -266,12 +281,21 @@ def test_missing_files_with_unreachable_mirror(loopback_only, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("defect, words", [
-    (lambda d: d._replace(train_labels=d.train_labels[:-1]), "train labels .* one per image"),
-    (lambda d: d._replace(test_labels=np.array([0, 10, 2], np.uint8)), "test labels go up to 10"),
-    (lambda d: d._replace(test_images=np.zeros((3, 27, 28), np.uint8)), r"test images .*\(3, 27, 28\)"),
-    (lambda d: d._replace(train_labels=np.zeros((5, 1), np.uint8)), r"train labels .*\(5, 1\)"),
-])
+@pytest.mark.parametrize(
+    "defect, words",
+    [
+        (lambda d: d._replace(train_labels=d.train_labels[:-1]), "train labels .* one per image"),
+        (
+            lambda d: d._replace(test_labels=np.array([0, 10, 2], np.uint8)),
+            "test labels go up to 10",
+        ),
+        (
+            lambda d: d._replace(test_images=np.zeros((3, 27, 28), np.uint8)),
+            r"test images .*\(3, 27, 28\)",
+        ),
+        (lambda d: d._replace(train_labels=np.zeros((5, 1), np.uint8)), r"train labels .*\(5, 1\)"),
+    ],
+)
 def test_inconsistent_data_set_is_rejected(tmp_path, monkeypatch, defect, words):
     files = use_fake_checksums(monkeypatch, defect(fake_mnist()))
     for name, gz in files.items():
@@ -281,6 +305,7 @@ def test_inconsistent_data_set_is_rejected(tmp_path, monkeypatch, defect, words)
 
 
 # --- where the data lives ---
+
 
 def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("TINYPRUNE_DATA_DIR", raising=False)
@@ -310,6 +335,7 @@ def test_data_dir_holding_the_files_itself_is_used_as_it_is(monkeypatch, tmp_pat
 
 # --- KMNIST: checked by the MD5 of its .gz files; downloaded from a loopback server ---
 
+
 @pytest.fixture
 def fake_kmnist(monkeypatch):
     """KMNIST's registry entry made to accept fake files; -> (data, name -> served .gz bytes)."""
@@ -320,13 +346,13 @@ def fake_kmnist(monkeypatch):
     return data, files
 
 
-def test_kmnist_downloads_and_is_checked_by_the_md5_of_its_gz_files(server, tmp_path,
-                                                                      fake_kmnist):
+def test_kmnist_downloads_and_is_checked_by_the_md5_of_its_gz_files(server, tmp_path, fake_kmnist):
     data, files = fake_kmnist
     server.files.update(files)
     mirrors = [server.url("wrong"), server.url("ok")]  # the first serves other valid gzip
-    assert_mnist_equal(load_mnist(tmp_path, dataset="kmnist", mirrors=mirrors,
-                                  progress=False), data)
+    assert_mnist_equal(
+        load_mnist(tmp_path, dataset="kmnist", mirrors=mirrors, progress=False), data
+    )
     assert server.log == ["wrong", "ok"] * 4
     assert sorted(os.listdir(tmp_path)) == sorted(f"{name}.gz" for name in NAMES)
     assert all((tmp_path / f"{n}.gz").read_bytes() == gz for n, gz in files.items())
@@ -346,6 +372,7 @@ def test_kmnist_recompressed_is_refused_and_kept(tmp_path, fake_kmnist):
 # --- the real MNIST ---
 # --- the real MNIST ---
 
+
 @pytest.fixture(scope="module")
 def real() -> Mnist:
     """Real MNIST from $TINYPRUNE_DATA_DIR, else from data/mnist (downloaded there if missing)."""
@@ -353,8 +380,11 @@ def real() -> Mnist:
         return load_mnist(download_missing="TINYPRUNE_DATA_DIR" not in os.environ, progress=False)
     except (MnistError, IdxError) as e:
         error = e  # fail outside the except block, so the message is not printed twice
-    pytest.fail(f"real MNIST is needed and could not be loaded; set TINYPRUNE_DATA_DIR to a "
-                f"directory holding the four MNIST files.\n{error}", pytrace=False)
+    pytest.fail(
+        f"real MNIST is needed and could not be loaded; set TINYPRUNE_DATA_DIR to a "
+        f"directory holding the four MNIST files.\n{error}",
+        pytrace=False,
+    )
 
 
 def test_real_mnist_loads(real):
@@ -362,9 +392,35 @@ def test_real_mnist_loads(real):
     assert real.train_labels.shape == (60000,) and real.train_labels.dtype == np.uint8
     assert real.test_images.shape == (10000, 28, 28) and real.test_images.dtype == np.uint8
     assert real.test_labels.shape == (10000,) and real.test_labels.dtype == np.uint8
-    assert np.bincount(real.train_labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert np.bincount(real.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    assert real.train_labels[:3].tolist() == [5, 0, 4] and real.test_labels[:3].tolist() == [7, 2, 1]
+    assert np.bincount(real.train_labels).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
+    assert np.bincount(real.test_labels).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
+    assert real.train_labels[:3].tolist() == [5, 0, 4] and real.test_labels[:3].tolist() == [
+        7,
+        2,
+        1,
+    ]
     assert real.train_images.min() == 0 and real.train_images.max() == 255
     assert real.train_images[0].sum() == 27525  # the famous first "5", not some other image
 
@@ -404,7 +460,9 @@ def test_truncated_gzip_is_reported(copy_of_real):
     gz = gzip.compress(take_out(copy_of_real, NAMES[3]))
     path = copy_of_real / f"{NAMES[3]}.gz"
     path.write_bytes(gz[: len(gz) // 2])
-    with pytest.raises(IdxError, match=f"{path}: corrupt gzip stream .* delete it and download again"):
+    with pytest.raises(
+        IdxError, match=f"{path}: corrupt gzip stream .* delete it and download again"
+    ):
         load_mnist(copy_of_real, download_missing=False)
 
 
@@ -416,6 +474,7 @@ def test_truncated_uncompressed_file_is_reported(copy_of_real):
 
 
 # --- a folder holding another data set ---
+
 
 @pytest.fixture(scope="module")
 def fashion_dir() -> Path:
@@ -439,8 +498,9 @@ def test_real_fashion_mnist_loads(fashion_dir):
     assert abs(pixels.std() - FASHION_MNIST.std) < 1e-4
 
 
-def test_fashion_mnist_files_are_named_not_called_corrupt_nor_touched(fashion_dir, tmp_path,
-                                                                      loopback_only):
+def test_fashion_mnist_files_are_named_not_called_corrupt_nor_touched(
+    fashion_dir, tmp_path, loopback_only
+):
     for name in NAMES[:3]:  # one file missing: nothing may be downloaded beside the others
         real_path = mnist.find_file(name, fashion_dir).resolve()
         (tmp_path / real_path.name).symlink_to(real_path)
