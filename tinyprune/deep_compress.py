@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                                   dataset=data.dataset)
     shared, sharing = share_and_finetune(model, data, share, train)
     written = write_and_measure(model, shared, data, args.out / "shared.tpz")
-    print(f"\n{written['file']}: {written['file_bytes']:,} bytes, "
+    print(f"\n{args.out / written['file']}: {written['file_bytes']:,} bytes, "
           f"{4 * model.num_params() / written['file_bytes']:.1f}x smaller than dense float32\n"
           f"{format_size_table(written['layers'])}")
     print(f"\naccuracy: dense {dense_accuracy:.2%}, pruned {pruned_accuracy:.2%}, shared "

@@ -180,12 +180,12 @@ def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
              else f" (on the first {config.data.test_limit:,} test images only)")
     print(f"\ntest accuracy{where}: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
           f"fine-tuned {results['test_accuracy']:.2%}")
-    print_shared(results["shared"], size["dense_float32"])
+    print_shared(results["shared"], size["dense_float32"], config.out)
 
 
-def print_shared(shared: dict, dense: int) -> None:
+def print_shared(shared: dict, dense: int, out: Path) -> None:
     """share_phase's results: the file's bytes layer by layer, and its own accuracy."""
-    print(f"\n{shared['file']} (pruned, weights shared, Huffman-coded): "
+    print(f"\n{out / shared['file']} (pruned, weights shared, Huffman-coded): "
           f"{shared['file_bytes']:,} bytes, {dense / shared['file_bytes']:.1f}x smaller than "
           f"dense float32; test accuracy {shared['file_accuracy']:.2%} (of the model decoded "
           f"from the file; {shared['clustered_accuracy']:.2%} before fine-tuning the shared "

@@ -34,10 +34,11 @@ def share_and_finetune(model: Sequential, data: Mnist, share: ShareConfig, train
 def write_and_measure(model: Sequential, shared: dict[str, SharedWeight], data: Mnist,
                       path: str | Path) -> dict:
     """Write the shared model to path (format version 2) and measure the model decoded from
-    it; -> {"file", "file_bytes", "file_accuracy", "file_loss", "layers": size_rows}."""
+    it; -> {"file" (its name: results must not depend on where the run is), "file_bytes",
+    "file_accuracy", "file_loss", "layers": size_rows}."""
     path = Path(path)
     report = compress_v2.save(model, path, "shared", shared)
     loss, accuracy = evaluate(compress_v2.decoded_model(model, path), data.test_images,
                               data.test_labels, dataset=data.dataset)
-    return {"file": str(path), "file_bytes": path.stat().st_size, "file_accuracy": accuracy,
+    return {"file": path.name, "file_bytes": path.stat().st_size, "file_accuracy": accuracy,
             "file_loss": loss, "layers": size_rows(report, model)}
