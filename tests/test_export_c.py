@@ -7,17 +7,16 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import quickly_pruned_lenet5
 
 from tinyprune.data.datasets import FASHION_MNIST, MNIST
-from tinyprune.data.mnist import Mnist, load_mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.c_export import c_float, export_c
 from tinyprune.deploy.compress import load_compressed, save_compressed
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.nn.model import lenet5, lenet5_caffe
-from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
-from tinyprune.train.loop import evaluate, fit
+from tinyprune.train.loop import evaluate
 
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
 
@@ -144,14 +143,7 @@ def test_command_line(tmp_path):
 def trained_pruned_lenet5():
     """1 epoch on 6,000 real training images, 90% pruned, 1 epoch of fine-tuning; -> (model,
     the full MNIST data, test accuracy)."""
-    data = load_mnist()
-    subset = Mnist(data.train_images[:6000], data.train_labels[:6000],
-                   data.test_images, data.test_labels)
-    model = lenet5(seed=0)
-    # lr 0.01: in a single short epoch, run.py's 0.05 does not get going
-    fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=0)
-    prune(model, 0.9)
-    fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=1)
+    model, data = quickly_pruned_lenet5()
     _, accuracy = evaluate(model, data.test_images, data.test_labels)
     return model, data, accuracy
 

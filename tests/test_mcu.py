@@ -9,17 +9,15 @@ import os
 
 import numpy as np
 import pytest
+from helpers import quickly_pruned_lenet5
 
-from tinyprune.data.mnist import Mnist, load_mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.mcu.build import TARGETS, Program, build, footprint, missing_tools
 from tinyprune.deploy.mcu.qemu import run
 from tinyprune.deploy.mcu.variants import export_variant
 from tinyprune.deploy.weight_sharing import parse_bits, share_weights
 from tinyprune.nn.model import lenet5, lenet_300_100
-from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
-from tinyprune.train.loop import fit
 
 
 @pytest.fixture(autouse=True)
@@ -122,14 +120,7 @@ def test_a_crash_on_the_device_is_reported(tmp_path):
 def quick_lenet5():
     """LeNet-5 after 1 epoch on 6,000 real training images, pruned 90%, 1 epoch of fine-tuning;
     -> (model, MNIST)."""
-    data = load_mnist()
-    subset = Mnist(data.train_images[:6000], data.train_labels[:6000],
-                   data.test_images, data.test_labels)
-    model = lenet5(seed=0)
-    fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=0)
-    prune(model, 0.9)
-    fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=1)
-    return model, data
+    return quickly_pruned_lenet5()
 
 
 @pytest.mark.slow
