@@ -1,4 +1,5 @@
 """Shared by the benchmark scripts: timing, the machine's matrix-product speed, JSON output."""
+
 from __future__ import annotations
 
 import os
@@ -44,9 +45,15 @@ def matmul_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
 
 def machine_info(threads: int) -> dict:
     import numba
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "threads": threads, "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__}
+
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+    }
     try:
         with open("/proc/loadavg") as f:
             info["load_average_1min_at_start"] = float(f.read().split()[0])

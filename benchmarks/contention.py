@@ -8,6 +8,7 @@ Each measurement is a fresh Python process (the policy is read when OpenMP loads
 two such processes together and reports the mean of their times. ACTIVE makes idle OpenMP
 threads spin, PASSIVE makes them sleep; tinyprune sets PASSIVE unless OMP_WAIT_POLICY is set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,12 @@ print(time.perf_counter() - start)
 def run_at_once(copies: int, policy: str, steps: int) -> float:
     """Mean seconds of `copies` child processes started together under `policy`."""
     env = {**os.environ, "OMP_WAIT_POLICY": policy}
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(steps)], env=env,
-                                 stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(steps)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(copies)
+    ]
     seconds = [float(child.communicate()[0]) for child in children]
     if any(child.returncode for child in children):
         raise SystemExit("a child process failed")
@@ -69,12 +74,17 @@ def main() -> None:
     for policy in ("ACTIVE", "PASSIVE"):
         alone = run_at_once(1, policy, args.steps)
         shared = run_at_once(2, policy, args.steps)
-        rows.append({"policy": policy, "alone_seconds": alone, "two_at_once_seconds": shared,
-                     "slowdown": shared / alone})
+        rows.append(
+            {
+                "policy": policy,
+                "alone_seconds": alone,
+                "two_at_once_seconds": shared,
+                "slowdown": shared / alone,
+            }
+        )
         print(f"{policy:16} {alone:8.2f} {shared:12.2f} {shared / alone:8.2f}x", flush=True)
     if args.json:
-        write_json(args.json, {"machine": machine, "steps": args.steps,
-                               "rows": rows})
+        write_json(args.json, {"machine": machine, "steps": args.steps, "rows": rows})
         print(f"written: {args.json}")
 
 

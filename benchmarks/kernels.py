@@ -8,6 +8,7 @@ training: numba on --threads threads, BLAS (the fc layers) on one. The NumPy twi
 --threads threads, and PyTorch has torch.set_num_threads(--threads). The epoch is 60,000 MNIST
 images (from $TINYPRUNE_DATA_DIR; random images of the same shape if MNIST is not there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,13 @@ BATCH, LR, MOMENTUM, WEIGHT_DECAY, SHIFT = 128, 0.05, 0.9, 5e-4, 2
 CONVS = [("conv1", 1, 28, 6, 5, 2), ("conv2", 6, 14, 16, 5, 0)]
 POOLS = [("pool1", 6, 28), ("pool2", 16, 10)]
 FCS = [(400, 120), (120, 84), (84, 10)]
-KERNEL_NAMES = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-                "maxpool2x2_forward", "maxpool2x2_backward"]
+KERNEL_NAMES = [
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "maxpool2x2_forward",
+    "maxpool2x2_backward",
+]
 
 
 @contextmanager
@@ -76,6 +82,7 @@ def step_flops(N):
 
 # --- the rows of the kernel table --------------------------------------------------------------
 
+
 def kernel_cases(rng):
     """-> list of (name, flops, tinyprune fn, NumPy twin fn or None, torch fn or None).
     A twin of None means tinyprune's own code there is already plain NumPy (BLAS)."""
@@ -89,22 +96,39 @@ def kernel_cases(rng):
         g = rng.standard_normal((BATCH, F, Ho, Ho)).astype(f32)
         flops = conv_flops(BATCH, C, H, F, K, pad)
         cases += [
-            (f"{name} forward", flops, lambda x=x, w=w, b=b, p=pad: conv.conv2d_forward(x, w, b, p),
-             lambda x=x, w=w, b=b, p=pad: conv.conv2d_forward_numpy(x, w, b, p), None),
-            (f"{name} backward to input", flops,
-             lambda g=g, w=w, p=pad, H=H: conv.conv2d_backward_input(g, w, p, H, H),
-             lambda g=g, w=w, p=pad, H=H: conv.conv2d_backward_input_numpy(g, w, p, H, H), None),
-            (f"{name} backward to weights", flops,
-             lambda x=x, g=g, p=pad: conv.conv2d_backward_weight(x, g, p),
-             lambda x=x, g=g, p=pad: conv.conv2d_backward_weight_numpy(x, g, p), None)]
+            (
+                f"{name} forward",
+                flops,
+                lambda x=x, w=w, b=b, p=pad: conv.conv2d_forward(x, w, b, p),
+                lambda x=x, w=w, b=b, p=pad: conv.conv2d_forward_numpy(x, w, b, p),
+                None,
+            ),
+            (
+                f"{name} backward to input",
+                flops,
+                lambda g=g, w=w, p=pad, H=H: conv.conv2d_backward_input(g, w, p, H, H),
+                lambda g=g, w=w, p=pad, H=H: conv.conv2d_backward_input_numpy(g, w, p, H, H),
+                None,
+            ),
+            (
+                f"{name} backward to weights",
+                flops,
+                lambda x=x, g=g, p=pad: conv.conv2d_backward_weight(x, g, p),
+                lambda x=x, g=g, p=pad: conv.conv2d_backward_weight_numpy(x, g, p),
+                None,
+            ),
+        ]
         if torch is not None:
             tx, tw, tb, tg = map(torch.from_numpy, (x, w, b, g))
 
             def bwd(mask, tx=tx, tw=tw, tg=tg, p=pad, F=F):
-                return torch.ops.aten.convolution_backward(tg, tx, tw, [F], [1, 1], [p, p], [1, 1],
-                                                           False, [0, 0], 1, mask)
-            cases[-3] = cases[-3][:4] + (lambda tx=tx, tw=tw, tb=tb, p=pad:
-                                         TF.conv2d(tx, tw, tb, padding=p),)
+                return torch.ops.aten.convolution_backward(
+                    tg, tx, tw, [F], [1, 1], [p, p], [1, 1], False, [0, 0], 1, mask
+                )
+
+            cases[-3] = cases[-3][:4] + (
+                lambda tx=tx, tw=tw, tb=tb, p=pad: TF.conv2d(tx, tw, tb, padding=p),
+            )
             cases[-2] = cases[-2][:4] + (lambda bwd=bwd: bwd([True, False, False]),)
             cases[-1] = cases[-1][:4] + (lambda bwd=bwd: bwd([False, True, True]),)
     for name, C, H in POOLS:
@@ -117,14 +141,26 @@ def kernel_cases(rng):
             _, idx = TF.max_pool2d(tx, 2, return_indices=True)
             fwd_torch = lambda tx=tx: TF.max_pool2d(tx, 2, return_indices=True)  # noqa: E731
             bwd_torch = lambda tx=tx, tg=tg, idx=idx: (  # noqa: E731
-                torch.ops.aten.max_pool2d_with_indices_backward(tg, tx, [2, 2], [2, 2], [0, 0],
-                                                                [1, 1], False, idx))
+                torch.ops.aten.max_pool2d_with_indices_backward(
+                    tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, idx
+                )
+            )
         cases += [
-            (f"{name} forward", None, lambda x=x: pool.maxpool2x2_forward(x),
-             lambda x=x: pool.maxpool2x2_forward_numpy(x), fwd_torch),
-            (f"{name} backward", None,
-             lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward(g, a, H, H),
-             lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward_numpy(g, a, H, H), bwd_torch)]
+            (
+                f"{name} forward",
+                None,
+                lambda x=x: pool.maxpool2x2_forward(x),
+                lambda x=x: pool.maxpool2x2_forward_numpy(x),
+                fwd_torch,
+            ),
+            (
+                f"{name} backward",
+                None,
+                lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward(g, a, H, H),
+                lambda g=g, a=argmax, H=H: pool.maxpool2x2_backward_numpy(g, a, H, H),
+                bwd_torch,
+            ),
+        ]
 
     fcs = [layers.Linear(i, o, rng) for i, o in FCS]
     x0 = rng.standard_normal((BATCH, FCS[0][0])).astype(f32)
@@ -141,6 +177,7 @@ def kernel_cases(rng):
         for fc in reversed(fcs):
             g = fc.backward(g)
         return g
+
     fc_forward()
     fc_flops = sum(2 * BATCH * i * o for i, o in FCS)
     linear_torch = [None, None]
@@ -162,9 +199,12 @@ def kernel_cases(rng):
                 g.t() @ tx, g.sum(0)
                 g = g @ tw
             return g
+
         linear_torch = [torch_fc_forward, torch_fc_backward]
-    cases += [("linear fc1-fc3 forward", fc_flops, fc_forward, None, linear_torch[0]),
-              ("linear fc1-fc3 backward", 2 * fc_flops, fc_backward, None, linear_torch[1])]
+    cases += [
+        ("linear fc1-fc3 forward", fc_flops, fc_forward, None, linear_torch[0]),
+        ("linear fc1-fc3 backward", 2 * fc_flops, fc_backward, None, linear_torch[1]),
+    ]
 
     logits = rng.standard_normal((BATCH, 10)).astype(f32)
     labels = rng.integers(0, 10, BATCH)
@@ -176,12 +216,21 @@ def kernel_cases(rng):
         def loss_torch():
             lg = t_logits.clone().requires_grad_()
             return torch.autograd.grad(TF.cross_entropy(lg, t_labels), lg)
-    cases.append(("loss forward+backward", None,
-                  lambda: (loss_fn.forward(logits, labels), loss_fn.backward()), None, loss_torch))
+
+    cases.append(
+        (
+            "loss forward+backward",
+            None,
+            lambda: (loss_fn.forward(logits, labels), loss_fn.backward()),
+            None,
+            loss_torch,
+        )
+    )
     return cases
 
 
 # --- training step, epoch and inference --------------------------------------------------------
+
 
 def tinyprune_step(model, x, y):
     loss_fn = SoftmaxCrossEntropy()
@@ -191,6 +240,7 @@ def tinyprune_step(model, x, y):
         loss_fn.forward(model.forward(x), y)
         model.backward(loss_fn.backward())
         optimizer.step()
+
     return step
 
 
@@ -199,17 +249,33 @@ def torch_lenet5():
     which computes the same function as before it)."""
     nn = torch.nn
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(6, 16, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Conv2d(6, 16, 5),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 def torch_optimizer(net):
     """SGD as MaskedSGD: momentum, weight decay on the weights but not the biases."""
     weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
-    return torch.optim.SGD([{"params": weights, "weight_decay": WEIGHT_DECAY},
-                            {"params": biases, "weight_decay": 0.0}], lr=LR, momentum=MOMENTUM)
+    return torch.optim.SGD(
+        [
+            {"params": weights, "weight_decay": WEIGHT_DECAY},
+            {"params": biases, "weight_decay": 0.0},
+        ],
+        lr=LR,
+        momentum=MOMENTUM,
+    )
 
 
 def torch_step(net, opt, x, y):
@@ -219,6 +285,7 @@ def torch_step(net, opt, x, y):
         opt.zero_grad(set_to_none=True)
         TF.cross_entropy(net(tx), ty).backward()
         opt.step()
+
     return step
 
 
@@ -227,8 +294,8 @@ def torch_inference(net, images, labels, batch_size=1000):
     with torch.no_grad():
         correct = 0
         for s in range(0, len(images), batch_size):
-            x = torch.from_numpy(to_input(images[s:s + batch_size]))
-            y = torch.from_numpy(labels[s:s + batch_size].astype(np.int64))
+            x = torch.from_numpy(to_input(images[s : s + batch_size]))
+            y = torch.from_numpy(labels[s : s + batch_size].astype(np.int64))
             logits = net(x)
             TF.cross_entropy(logits, y, reduction="sum")
             correct += int((logits.argmax(1) == y).sum())
@@ -238,13 +305,15 @@ def torch_inference(net, images, labels, batch_size=1000):
 def tinyprune_epoch_seconds(data, twins: bool):
     model = lenet5(0)
     optimizer = MaskedSGD(model.params(), LR, MOMENTUM, WEIGHT_DECAY)
-    one_epoch = type(data)(data.train_images, data.train_labels,
-                           data.test_images[:1000], data.test_labels[:1000])
+    one_epoch = type(data)(
+        data.train_images, data.train_labels, data.test_images[:1000], data.test_labels[:1000]
+    )
     if twins:
         with numpy_twins(), threadpool_limits(limits=get_threads(), user_api="blas"):
             # fit() would limit BLAS to one thread; the twins have no numba to make room for.
-            history = fit.__wrapped__(model, one_epoch, optimizer, 1, BATCH, seed=0,
-                                      max_shift=SHIFT)
+            history = fit.__wrapped__(
+                model, one_epoch, optimizer, 1, BATCH, seed=0, max_shift=SHIFT
+            )
     else:
         history = fit(model, one_epoch, optimizer, 1, BATCH, seed=0, max_shift=SHIFT)
     return history[0]["seconds"]
@@ -254,43 +323,60 @@ def load_data():
     """MNIST if it is there, else random uint8 images of MNIST's shapes (timing only)."""
     try:
         from tinyprune.data.mnist import load_mnist
+
         return load_mnist(download_missing=False, progress=False), "MNIST"
     except Exception as error:  # noqa: BLE001 - any failure: fall back and say so
         print(f"MNIST not loaded ({error}); timing on random images", file=sys.stderr)
         from tinyprune.data.mnist import Mnist
+
         rng = np.random.default_rng(0)
-        return Mnist(rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
-                     rng.integers(0, 10, 60000, dtype=np.uint8),
-                     rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
-                     rng.integers(0, 10, 10000, dtype=np.uint8)), "random"
+        return Mnist(
+            rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, 60000, dtype=np.uint8),
+            rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, 10000, dtype=np.uint8),
+        ), "random"
 
 
 # --- main --------------------------------------------------------------------------------------
 
+
 def row(name, flops, t_numba, t_twin, t_torch):
-    gflops = None if flops is None else {
-        k: (None if t is None else flops / t / 1e9)
-        for k, t in (("tinyprune", t_numba), ("numpy", t_twin), ("torch", t_torch))}
-    return {"name": name, "flops": flops,
-            "seconds": {"tinyprune": t_numba, "numpy": t_twin, "torch": t_torch},
-            "gflops": gflops,
-            "speedup_vs_numpy": None if t_twin is None else t_twin / t_numba,
-            "time_ratio_vs_torch": None if t_torch is None else t_numba / t_torch}
+    gflops = (
+        None
+        if flops is None
+        else {
+            k: (None if t is None else flops / t / 1e9)
+            for k, t in (("tinyprune", t_numba), ("numpy", t_twin), ("torch", t_torch))
+        }
+    )
+    return {
+        "name": name,
+        "flops": flops,
+        "seconds": {"tinyprune": t_numba, "numpy": t_twin, "torch": t_torch},
+        "gflops": gflops,
+        "speedup_vs_numpy": None if t_twin is None else t_twin / t_numba,
+        "time_ratio_vs_torch": None if t_torch is None else t_numba / t_torch,
+    }
 
 
 def print_table(title, rows):
     print(f"\n{title}")
-    print(f"{'':28} {'NumPy twin':>11} {'tinyprune':>10} {'PyTorch':>9} {'twin/tiny':>10} "
-          f"{'tiny/torch':>11} {'tiny GFLOP/s':>13}")
+    print(
+        f"{'':28} {'NumPy twin':>11} {'tinyprune':>10} {'PyTorch':>9} {'twin/tiny':>10} "
+        f"{'tiny/torch':>11} {'tiny GFLOP/s':>13}"
+    )
     for r in rows:
         s = r["seconds"]
         gf = r["gflops"]["tinyprune"] if r["gflops"] else None
         unit = "s" if title.startswith("whole") else "ms"
         fmt = (lambda t: "-" if t is None else f"{t:.2f}") if unit == "s" else ms
-        print(f"{r['name']:28} {fmt(s['numpy']):>11} {fmt(s['tinyprune']):>10} "
-              f"{fmt(s['torch']):>9} {ratio(s['numpy'], s['tinyprune']):>10} "
-              f"{ratio(s['tinyprune'], s['torch']):>11} "
-              f"{'-' if gf is None else f'{gf:.1f}':>13}")
+        print(
+            f"{r['name']:28} {fmt(s['numpy']):>11} {fmt(s['tinyprune']):>10} "
+            f"{fmt(s['torch']):>9} {ratio(s['numpy'], s['tinyprune']):>10} "
+            f"{ratio(s['tinyprune'], s['torch']):>11} "
+            f"{'-' if gf is None else f'{gf:.1f}':>13}"
+        )
 
 
 def main(argv=None) -> int:
@@ -298,8 +384,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=get_threads())
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--no-epoch", action="store_true",
-                        help="skip the whole-epoch timings (about a minute with the twins)")
+    parser.add_argument(
+        "--no-epoch",
+        action="store_true",
+        help="skip the whole-epoch timings (about a minute with the twins)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
@@ -307,12 +396,18 @@ def main(argv=None) -> int:
     if torch is not None:
         torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    result = {"machine": machine_info(args.threads), "batch": BATCH, "repeats": args.repeats,
-              "torch": None if torch is None else torch.__version__}
+    result = {
+        "machine": machine_info(args.threads),
+        "batch": BATCH,
+        "repeats": args.repeats,
+        "torch": None if torch is None else torch.__version__,
+    }
     result["machine"]["matmul_gflops"] = matmul_gflops(args.threads)
-    print(f"{args.threads} threads; float32 1024x1024 matrix product (BLAS): "
-          f"{result['machine']['matmul_gflops']:.0f} GFLOP/s; "
-          f"PyTorch: {result['torch'] or 'not installed'}; times in ms, median of {args.repeats}")
+    print(
+        f"{args.threads} threads; float32 1024x1024 matrix product (BLAS): "
+        f"{result['machine']['matmul_gflops']:.0f} GFLOP/s; "
+        f"PyTorch: {result['torch'] or 'not installed'}; times in ms, median of {args.repeats}"
+    )
 
     def timed(fn, blas_threads):
         if fn is None:
@@ -322,8 +417,9 @@ def main(argv=None) -> int:
 
     rows = []
     for name, flops, fn, twin, torch_fn in kernel_cases(rng):
-        rows.append(row(name, flops, timed(fn, 1), timed(twin, args.threads),
-                        timed(torch_fn, None)))
+        rows.append(
+            row(name, flops, timed(fn, 1), timed(twin, args.threads), timed(torch_fn, None))
+        )
     result["kernels"] = rows
     print_table(f"kernels at batch {BATCH} (float32)", rows)
 
@@ -338,17 +434,22 @@ def main(argv=None) -> int:
     if torch is not None:
         net = torch_lenet5()
         t_step_torch = timed(torch_step(net, torch_optimizer(net), x, y), None)
-    whole = [row("training step (batch 128)", step_flops(BATCH), t_step, t_step_twin,
-                 t_step_torch)]
+    whole = [row("training step (batch 128)", step_flops(BATCH), t_step, t_step_twin, t_step_torch)]
 
     def infer(m):
         return lambda: evaluate(m, data.test_images, data.test_labels)
+
     reps = max(3, args.repeats // 5)
     t_inf = median_seconds(infer(model), reps, warmup=1)
     with numpy_twins():
         t_inf_twin = median_seconds(infer(model), reps, warmup=1)
-    t_inf_torch = None if torch is None else median_seconds(
-        lambda: torch_inference(net, data.test_images, data.test_labels), reps, warmup=1)
+    t_inf_torch = (
+        None
+        if torch is None
+        else median_seconds(
+            lambda: torch_inference(net, data.test_images, data.test_labels), reps, warmup=1
+        )
+    )
     whole.append(row("inference, 10,000 images", None, t_inf, t_inf_twin, t_inf_torch))
     print_table("training step and inference", whole)
 
@@ -360,8 +461,13 @@ def main(argv=None) -> int:
         # thread pools and be timed cold. benchmarks/whole_run.py times PyTorch's epochs in a
         # process of their own, warm, as users run them.
         t_epoch_torch = None
-        epoch = row(f"training epoch ({source})", n_steps * step_flops(BATCH), t_epoch,
-                    t_epoch_twin, t_epoch_torch)
+        epoch = row(
+            f"training epoch ({source})",
+            n_steps * step_flops(BATCH),
+            t_epoch,
+            t_epoch_twin,
+            t_epoch_torch,
+        )
         whole.append(epoch)
         print_table("whole epoch, seconds (one run each)", [epoch])
         print("(PyTorch's epoch: benchmarks/whole_run.py, each framework in its own process)")

@@ -28,6 +28,7 @@ How each number is measured:
   order of summation). For the bit-exact variants, `all 10k` is the reference's accuracy on all
   10,000 test images: the device's arithmetic, whatever N was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,19 @@ from tinyprune.deploy.mcu.qemu import run  # noqa: E402
 from tinyprune.deploy.mcu.variants import VARIANTS, export_variant  # noqa: E402
 from tinyprune.nn.model import MODELS, Sequential  # noqa: E402
 
-COLUMNS = ("model", "variant", "core", "flash", "RAM", "stack", "instructions", "images",
-           "accuracy", "same", "exact")
+COLUMNS = (
+    "model",
+    "variant",
+    "core",
+    "flash",
+    "RAM",
+    "stack",
+    "instructions",
+    "images",
+    "accuracy",
+    "same",
+    "exact",
+)
 
 
 def kept_fraction(model: Sequential) -> float:
@@ -94,47 +106,70 @@ def image_count(variant: str, core: str, args) -> int:
 
 def measure(label, model, shared, variant_name, core, data, args, out: Path) -> dict:
     """Export into out, build, size and run one variant on one core; -> its row."""
-    variant = export_variant(model, variant_name, out, data.train_images[:args.calibration],
-                             shared)
+    variant = export_variant(
+        model, variant_name, out, data.train_images[: args.calibration], shared
+    )
     target = TARGETS[core]
     size = footprint(variant.program, target, out / core)
-    images = data.test_images[:image_count(variant_name, core, args)]
+    images = data.test_images[: image_count(variant_name, core, args)]
     start = time.perf_counter()
-    result = run(build(variant.program, target, out / core), target, images, out / "work",
-                 variant.program.classes)
+    result = run(
+        build(variant.program, target, out / core),
+        target,
+        images,
+        out / "work",
+        variant.program.classes,
+    )
     reference = variant.reference(images)
     all_images = data.test_images if variant.exact else images  # see reference_accuracy
-    return {"model": label, "variant": variant_name, "core": core,
-            "flash": size["flash"], "static_ram": size["static_ram"], "stack": result.stack,
-            "ram": size["static_ram"] + result.stack,
-            "instructions": float(result.instructions.mean()), "images": len(images),
-            "accuracy": float((result.classes == data.test_labels[:len(images)]).mean()),
-            "same_class": int((result.classes == reference.argmax(axis=1)).sum()),
-            "bit_exact": bool(np.array_equal(variant.device_logits(result), reference)),
-            "reference_accuracy_10000": float(
-                (variant.reference(all_images).argmax(axis=1) == data.test_labels).mean())
-            if variant.exact else None,
-            "harness_flash": size["harness_flash"], "seconds": time.perf_counter() - start}
+    return {
+        "model": label,
+        "variant": variant_name,
+        "core": core,
+        "flash": size["flash"],
+        "static_ram": size["static_ram"],
+        "stack": result.stack,
+        "ram": size["static_ram"] + result.stack,
+        "instructions": float(result.instructions.mean()),
+        "images": len(images),
+        "accuracy": float((result.classes == data.test_labels[: len(images)]).mean()),
+        "same_class": int((result.classes == reference.argmax(axis=1)).sum()),
+        "bit_exact": bool(np.array_equal(variant.device_logits(result), reference)),
+        "reference_accuracy_10000": float(
+            (variant.reference(all_images).argmax(axis=1) == data.test_labels).mean()
+        )
+        if variant.exact
+        else None,
+        "harness_flash": size["harness_flash"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def print_row(row: dict) -> None:
     exact = row["reference_accuracy_10000"]
     all_10k = "-" if exact is None else f"{exact:.2%}"
-    print(f"{row['model']:<34} {row['variant']:<7} {row['core']:<9} {row['flash']:>8,} "
-          f"{row['ram']:>7,} {row['stack']:>7,} {row['instructions']:>13,.0f} "
-          f"{row['images']:>6} {row['accuracy']:>8.2%} {row['same_class']:>6} "
-          f"{'yes' if row['bit_exact'] else 'no':>5} {all_10k:>8}", flush=True)
+    print(
+        f"{row['model']:<34} {row['variant']:<7} {row['core']:<9} {row['flash']:>8,} "
+        f"{row['ram']:>7,} {row['stack']:>7,} {row['instructions']:>13,.0f} "
+        f"{row['images']:>6} {row['accuracy']:>8.2%} {row['same_class']:>6} "
+        f"{'yes' if row['bit_exact'] else 'no':>5} {all_10k:>8}",
+        flush=True,
+    )
 
 
 def tool_versions() -> dict:
     def first_line(command):
-        return subprocess.run(command, capture_output=True, text=True,
-                              check=True).stdout.splitlines()[0]
+        return subprocess.run(
+            command, capture_output=True, text=True, check=True
+        ).stdout.splitlines()[0]
+
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
-    return {"gcc": first_line(["arm-none-eabi-gcc", "--version"]),
-            "qemu": first_line(["qemu-system-arm", "--version"]),
-            "load_average_1min_at_start": float(load)}
+    return {
+        "gcc": first_line(["arm-none-eabi-gcc", "--version"]),
+        "qemu": first_line(["qemu-system-arm", "--version"]),
+        "load_average_1min_at_start": float(load),
+    }
 
 
 def main() -> int:
@@ -146,35 +181,43 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10000, help="int8 on the Cortex-M4")
     parser.add_argument("--few", type=int, default=1000, help="float on M4, int8 on M3")
     parser.add_argument("--soft", type=int, default=50, help="float on the Cortex-M3")
-    parser.add_argument("--calibration", type=int, default=2000,
-                        help="training images that set the int8 activation scales")
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=2000,
+        help="training images that set the int8 activation scales",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
     if (reason := missing_tools()) is not None:
         parser.error(reason)
     for folder in args.run_dirs:
         if not (folder / "shared.tpz").is_file() and not (folder / "pruned.npz").is_file():
-            parser.error(f"{folder} has neither pruned.npz nor shared.tpz; make it with "
-                         f"python -m tinyprune.run --out {folder} or python -m "
-                         f"tinyprune.deep_compress --out {folder}")
+            parser.error(
+                f"{folder} has neither pruned.npz nor shared.tpz; make it with "
+                f"python -m tinyprune.run --out {folder} or python -m "
+                f"tinyprune.deep_compress --out {folder}"
+            )
     data, info = load_mnist(), tool_versions()
     models = load_models(args.run_dirs, args.dense)
-    info["python_float32_accuracy"] = {}     # what the device's arithmetic is compared with
+    info["python_float32_accuracy"] = {}  # what the device's arithmetic is compared with
     for label, model, _ in models:
         classes = model.forward(to_input(data.test_images)).argmax(axis=1)
         accuracy = float((classes == data.test_labels).mean())
         info["python_float32_accuracy"][label] = accuracy
         print(f"{label}: {accuracy:.2%} in float32 in Python, on all 10,000 test images")
     print(f"{info['gcc']}; {info['qemu']}; load average {info['load_average_1min_at_start']}")
-    print(f"{'model':<34} {'variant':<7} {'core':<9} {'flash B':>8} {'RAM B':>7} {'stack':>7} "
-          f"{'instr/infer':>13} {'images':>6} {'accuracy':>8} {'same':>6} {'exact':>5} "
-          f"{'all 10k':>8}")
+    print(
+        f"{'model':<34} {'variant':<7} {'core':<9} {'flash B':>8} {'RAM B':>7} {'stack':>7} "
+        f"{'instr/infer':>13} {'images':>6} {'accuracy':>8} {'same':>6} {'exact':>5} "
+        f"{'all 10k':>8}"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="tinyprune-mcu-") as work:
         for i, (label, model, shared) in enumerate(models):
             for variant in args.variants:
                 if (variant == "shared") != bool(shared):
-                    continue     # shared for deep_compress folders, float and int8 for the rest
+                    continue  # shared for deep_compress folders, float and int8 for the rest
                 for core in args.cores:
                     out = Path(work) / f"{i}-{variant}"
                     rows.append(measure(label, model, shared, variant, core, data, args, out))

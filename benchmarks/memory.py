@@ -6,6 +6,7 @@ With no run arguments this is the default `python -m tinyprune.run` (10 epochs, 
 fine-tuning epochs, about a minute or two on 2 cores); its output goes to a temporary folder
 unless the arguments include --out. MNIST comes from $TINYPRUNE_DATA_DIR as usual.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,20 @@ def main(argv=None) -> int:
         for name in ("result.json", "results.json"):
             if (out / name).exists():
                 history += [h["seconds"] for h in json.loads((out / name).read_text())["history"]]
-    print(f"\npeak resident memory: {peak_mib:.0f} MiB; wall time {wall:.1f} s; "
-          f"epoch seconds (training, then fine-tuning): {', '.join(f'{s:.2f}' for s in history)}")
+    print(
+        f"\npeak resident memory: {peak_mib:.0f} MiB; wall time {wall:.1f} s; "
+        f"epoch seconds (training, then fine-tuning): {', '.join(f'{s:.2f}' for s in history)}"
+    )
     if args.json:
-        write_json(args.json, {"command": command[1:], "peak_rss_mib": peak_mib,
-                               "wall_seconds": wall, "epoch_seconds": history})
+        write_json(
+            args.json,
+            {
+                "command": command[1:],
+                "peak_rss_mib": peak_mib,
+                "wall_seconds": wall,
+                "epoch_seconds": history,
+            },
+        )
         print(f"wrote {args.json}")
     return 0
 

@@ -9,6 +9,7 @@ training images and measures it on the other 10,000; with --sparsity it then pru
 and fine-tunes it for each --finetune-epochs value, and measures again. The test set is not
 loaded. Prints one table row a recipe and writes them all as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,37 +35,64 @@ TRAIN = 50_000  # the first TRAIN training images train; the rest validate
 
 def validation_split(data: Mnist) -> Mnist:
     """Training images [:50000] to train on, [50000:] in the place of the test set."""
-    return Mnist(data.train_images[:TRAIN], data.train_labels[:TRAIN],
-                 data.train_images[TRAIN:], data.train_labels[TRAIN:], data.dataset)
+    return Mnist(
+        data.train_images[:TRAIN],
+        data.train_labels[:TRAIN],
+        data.train_images[TRAIN:],
+        data.train_labels[TRAIN:],
+        data.dataset,
+    )
 
 
-def one_recipe(data: Mnist, args: argparse.Namespace, epochs: int, lr: float,
-               shift: int) -> list[dict]:
+def one_recipe(
+    data: Mnist, args: argparse.Namespace, epochs: int, lr: float, shift: int
+) -> list[dict]:
     """Train one dense recipe, then prune a copy of it for each --finetune-epochs value (if
     --sparsity); -> a row per pruning recipe (one row without --sparsity)."""
     model = MODELS[args.model](args.seed)
     optimizer = MaskedSGD(model.params(), lr, momentum=0.9, weight_decay=args.weight_decay)
     start = time.perf_counter()
-    fit(model, data, optimizer, epochs, args.batch_size, args.seed, max_shift=shift,
-        phase="dense")
+    fit(model, data, optimizer, epochs, args.batch_size, args.seed, max_shift=shift, phase="dense")
     _, dense = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
-    row = {"epochs": epochs, "lr": lr, "shift": shift, "seed": args.seed,
-           "dense_val_accuracy": dense, "seconds": time.perf_counter() - start}
+    row = {
+        "epochs": epochs,
+        "lr": lr,
+        "shift": shift,
+        "seed": args.seed,
+        "dense_val_accuracy": dense,
+        "seconds": time.perf_counter() - start,
+    }
     if args.sparsity is None:
         return [row]
     rows = []
     for finetune_epochs in args.finetune_epochs:
         pruned_model, start = fresh_copy(model, args.seed), time.perf_counter()
-        prune_and_finetune(pruned_model, data, args.sparsity, finetune_epochs,
-                           method=args.method, schedule=args.schedule, rounds=args.rounds,
-                           lr=args.finetune_lr, max_shift=shift, seed=args.seed,
-                           batch_size=args.batch_size)
-        _, pruned = evaluate(pruned_model, data.test_images, data.test_labels,
-                             dataset=data.dataset)
-        rows.append({**row, "sparsity": args.sparsity, "method": args.method,
-                     "schedule": args.schedule, "finetune_epochs": finetune_epochs,
-                     "finetune_lr": args.finetune_lr, "pruned_val_accuracy": pruned,
-                     "finetune_seconds": time.perf_counter() - start})
+        prune_and_finetune(
+            pruned_model,
+            data,
+            args.sparsity,
+            finetune_epochs,
+            method=args.method,
+            schedule=args.schedule,
+            rounds=args.rounds,
+            lr=args.finetune_lr,
+            max_shift=shift,
+            seed=args.seed,
+            batch_size=args.batch_size,
+        )
+        _, pruned = evaluate(pruned_model, data.test_images, data.test_labels, dataset=data.dataset)
+        rows.append(
+            {
+                **row,
+                "sparsity": args.sparsity,
+                "method": args.method,
+                "schedule": args.schedule,
+                "finetune_epochs": finetune_epochs,
+                "finetune_lr": args.finetune_lr,
+                "pruned_val_accuracy": pruned,
+                "finetune_seconds": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
@@ -92,17 +120,27 @@ def main(argv: list[str] | None = None) -> int:
     for epochs, lr, shift in itertools.product(args.epochs, args.lr, args.shift):
         rows += one_recipe(data, args, epochs, lr, shift)
         print(f"recipe {rows[-1]}", flush=True)
-    print(f"\n{args.model} on {data.dataset.title}: trained on the first {TRAIN:,} training "
-          f"images, accuracy on the other {len(data.test_labels):,} (validation)")
+    print(
+        f"\n{args.model} on {data.dataset.title}: trained on the first {TRAIN:,} training "
+        f"images, accuracy on the other {len(data.test_labels):,} (validation)"
+    )
     print(f"{'epochs':>6} {'lr':>6} {'shift':>5} {'dense':>7} {'fine-tune':>9} {'pruned':>7}")
     for r in rows:
         pruned = f"{r['pruned_val_accuracy']:7.2%}" if "pruned_val_accuracy" in r else "      -"
-        print(f"{r['epochs']:6d} {r['lr']:6g} {r['shift']:5d} {r['dense_val_accuracy']:7.2%} "
-              f"{r.get('finetune_epochs', '-'):>9} {pruned}")
+        print(
+            f"{r['epochs']:6d} {r['lr']:6g} {r['shift']:5d} {r['dense_val_accuracy']:7.2%} "
+            f"{r.get('finetune_epochs', '-'):>9} {pruned}"
+        )
     if args.json is not None:
-        write_json(args.json, {"dataset": args.dataset, "model": args.model,
-                               "options": {k: str(v) for k, v in vars(args).items()},
-                               "recipes": rows})
+        write_json(
+            args.json,
+            {
+                "dataset": args.dataset,
+                "model": args.model,
+                "options": {k: str(v) for k, v in vars(args).items()},
+                "recipes": rows,
+            },
+        )
     return 0
 
 

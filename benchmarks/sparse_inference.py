@@ -16,6 +16,7 @@ batch 1), BLAS (dense fc layers) on one; PyTorch has torch.set_num_threads(--thr
 under inference_mode. On a machine shared with other jobs, compare with --threads 1: parallel
 loops then wait for descheduled threads, and times at 2 threads swing by 100x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,9 @@ def torch_copy(model: Sequential):
         elif isinstance(layer, Linear):
             m = nn.Linear(layer.weight.value.shape[1], layer.weight.value.shape[0])
         else:
-            m = {MaxPool2d: lambda: nn.MaxPool2d(2), ReLU: nn.ReLU,
-                 Flatten: nn.Flatten}[type(layer)]()
+            m = {MaxPool2d: lambda: nn.MaxPool2d(2), ReLU: nn.ReLU, Flatten: nn.Flatten}[
+                type(layer)
+            ]()
         if isinstance(layer, (Conv2d, Linear)):
             with torch.no_grad():
                 m.weight.copy_(torch.from_numpy(layer.weight.value))
@@ -80,8 +82,12 @@ def torch_copy(model: Sequential):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a trained model.npz (default: LeNet-5 at its initial weights)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a trained model.npz (default: LeNet-5 at its initial weights)",
+    )
     parser.add_argument("--sparsity", type=float, nargs="+", default=[0.5, 0.75, 0.9, 0.95])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 128, 512])
     parser.add_argument("--repeats", type=int, default=200, help="timed calls at batch 1")
@@ -94,10 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     inputs = {n: rng.standard_normal((n, 1, 28, 28)).astype(np.float32) for n in args.batch}
 
-    print(f"LeNet-5 inference, {args.threads} threads; torch "
-          f"{torch.__version__ if torch is not None else 'not installed'}; times in ms")
-    print(f"{'sparsity':>8} {'batch':>6} {'dense':>9} {'sparse':>9} {'torch':>9} "
-          f"{'sparse vs dense':>16} {'sparse vs torch':>16}")
+    print(
+        f"LeNet-5 inference, {args.threads} threads; torch "
+        f"{torch.__version__ if torch is not None else 'not installed'}; times in ms"
+    )
+    print(
+        f"{'sparsity':>8} {'batch':>6} {'dense':>9} {'sparse':>9} {'torch':>9} "
+        f"{'sparse vs dense':>16} {'sparse vs torch':>16}"
+    )
     rows = []
     for sparsity in args.sparsity:
         model = lenet5()
@@ -120,21 +130,40 @@ def main(argv: list[str] | None = None) -> int:
                 with torch.inference_mode():
                     np.testing.assert_allclose(net(tx).numpy(), expected, rtol=1e-4, atol=1e-4)
                     torch_s, torch_best, torch_cpu = seconds(lambda f=net, t=tx: f(t), repeats)
-            rows.append({"sparsity": sparsity, "batch_size": n, "dense_s": dense_s,
-                         "sparse_s": sparse_s, "torch_s": torch_s,
-                         "fastest_s": {"dense": dense_best, "sparse": sparse_best,
-                                       "torch": torch_best},
-                         "cpu_s": {"dense": dense_cpu, "sparse": sparse_cpu, "torch": torch_cpu},
-                         "nonzero_weights": sparse.nonzero,
-                         "images_per_s": {"dense": n / dense_s, "sparse": n / sparse_s,
-                                          "torch": n / torch_s if torch_s else None}})
-            print(f"{sparsity:8.0%} {n:6d} {ms(dense_s):>9} {ms(sparse_s):>9} {ms(torch_s):>9} "
-                  f"{ratio(dense_s, sparse_s):>16} {ratio(torch_s, sparse_s):>16}", flush=True)
+            rows.append(
+                {
+                    "sparsity": sparsity,
+                    "batch_size": n,
+                    "dense_s": dense_s,
+                    "sparse_s": sparse_s,
+                    "torch_s": torch_s,
+                    "fastest_s": {"dense": dense_best, "sparse": sparse_best, "torch": torch_best},
+                    "cpu_s": {"dense": dense_cpu, "sparse": sparse_cpu, "torch": torch_cpu},
+                    "nonzero_weights": sparse.nonzero,
+                    "images_per_s": {
+                        "dense": n / dense_s,
+                        "sparse": n / sparse_s,
+                        "torch": n / torch_s if torch_s else None,
+                    },
+                }
+            )
+            print(
+                f"{sparsity:8.0%} {n:6d} {ms(dense_s):>9} {ms(sparse_s):>9} {ms(torch_s):>9} "
+                f"{ratio(dense_s, sparse_s):>16} {ratio(torch_s, sparse_s):>16}",
+                flush=True,
+            )
     print("'sparse vs X': X's time / sparse's time (higher is better for sparse)")
     if args.json is not None:
-        write_json(args.json, {"benchmark": "sparse_inference", "model": str(args.model),
-                               "machine": machine_info(args.threads), "repeats": args.repeats,
-                               "rows": rows})
+        write_json(
+            args.json,
+            {
+                "benchmark": "sparse_inference",
+                "model": str(args.model),
+                "machine": machine_info(args.threads),
+                "repeats": args.repeats,
+                "rows": rows,
+            },
+        )
         print(f"wrote {args.json}")
     return 0
 

@@ -6,6 +6,7 @@
 Each measurement is a fresh Python process; the cold one gets a new, empty NUMBA_CACHE_DIR,
 and the warm one runs again on the cache the cold one left.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,13 +58,15 @@ def measure(cache_dir: str) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"the child process failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["import_plus_first_step_seconds"] = (result["import_seconds"]
-                                                + result["first_step_seconds"])
+    result["import_plus_first_step_seconds"] = (
+        result["import_seconds"] + result["first_step_seconds"]
+    )
     result["process_wall_seconds"] = wall
     # CPU time (user + system) of the child: compiling is one thread's work, and on a busy
     # machine its CPU time says more than its wall time.
-    result["process_cpu_seconds"] = (after.ru_utime + after.ru_stime
-                                     - before.ru_utime - before.ru_stime)
+    result["process_cpu_seconds"] = (
+        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    )
     with open("/proc/loadavg") as f:
         result["loadavg_1min_after"] = float(f.read().split()[0])
     return result
@@ -76,12 +79,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="tinyprune-numba-cache-") as cache_dir:
         cold = measure(cache_dir)
         warm = measure(cache_dir)
-    print(f"{'numba cache':12} {'import s':>9} {'first step s':>13} {'sum s':>7} {'process s':>10}"
-          f" {'process CPU s':>14} {'load':>5}")
+    print(
+        f"{'numba cache':12} {'import s':>9} {'first step s':>13} {'sum s':>7} {'process s':>10}"
+        f" {'process CPU s':>14} {'load':>5}"
+    )
     for name, r in (("empty", cold), ("warm", warm)):
-        print(f"{name:12} {r['import_seconds']:9.2f} {r['first_step_seconds']:13.2f} "
-              f"{r['import_plus_first_step_seconds']:7.2f} {r['process_wall_seconds']:10.2f} "
-              f"{r['process_cpu_seconds']:14.2f} {r['loadavg_1min_after']:5.2f}")
+        print(
+            f"{name:12} {r['import_seconds']:9.2f} {r['first_step_seconds']:13.2f} "
+            f"{r['import_plus_first_step_seconds']:7.2f} {r['process_wall_seconds']:10.2f} "
+            f"{r['process_cpu_seconds']:14.2f} {r['loadavg_1min_after']:5.2f}"
+        )
     if args.json:
         write_json(args.json, {"cold": cold, "warm": warm})
         print(f"wrote {args.json}")

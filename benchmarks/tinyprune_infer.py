@@ -7,6 +7,7 @@ benchmarks/whole_run.py.
 One untimed call first (numba loads its compiled kernels), then --repeats timed ones. The last
 line it prints is JSON: the seconds of each timed call and the test accuracy.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -10,6 +10,7 @@ untimed. Then it times inference over the 10,000 test images (batches of 1000, n
 --infer-repeats times. The last line it prints is JSON: per-epoch training seconds (the steps
 alone, as the run's `seconds`), inference seconds, test accuracy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ def read_idx(path: Path) -> np.ndarray:
     """An MNIST IDX file (gzip-compressed) as a uint8 array; its header gives the shape."""
     raw = gzip.decompress(path.read_bytes())
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -46,16 +47,33 @@ def load(data_dir: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
 def lenet5() -> nn.Module:
     """tinyprune's lenet5 layer for layer (ReLU after each pool: the same function)."""
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
-        nn.Conv2d(6, 16, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Conv2d(6, 16, 5),
+        nn.MaxPool2d(2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 def lenet5_caffe() -> nn.Module:
     """tinyprune's lenet5-caffe: no ReLU after the convolutions, as in Caffe's."""
     return nn.Sequential(
-        nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+        nn.Conv2d(1, 20, 5),
+        nn.MaxPool2d(2),
+        nn.Conv2d(20, 50, 5),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(800, 500),
+        nn.ReLU(),
+        nn.Linear(500, 10),
+    )
 
 
 def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -63,9 +81,9 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), 1000):
-            logits = net(x[i:i + 1000])
-            F.cross_entropy(logits, y[i:i + 1000])
-            correct += int((logits.argmax(1) == y[i:i + 1000]).sum())
+            logits = net(x[i : i + 1000])
+            F.cross_entropy(logits, y[i : i + 1000])
+            correct += int((logits.argmax(1) == y[i : i + 1000]).sum())
     return correct / len(x)
 
 
@@ -76,7 +94,7 @@ def train_epoch(net, opt, sched, x, y, batch_size: int) -> float:
     perm = torch.randperm(len(x))
     total_loss, correct = 0.0, 0
     for i in range(0, len(x), batch_size):
-        idx = perm[i:i + batch_size]
+        idx = perm[i : i + batch_size]
         xb, yb = x[idx], y[idx]
         opt.zero_grad()
         logits = net(xb)
@@ -98,8 +116,9 @@ def main() -> None:
     parser.add_argument("--infer-repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images")
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("TINYPRUNE_DATA_DIR", "data/mnist")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("TINYPRUNE_DATA_DIR", "data/mnist"))
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     train_x, train_y = load(args.data_dir, "train")
@@ -121,9 +140,17 @@ def main() -> None:
         start = time.perf_counter()
         accuracy = evaluate(model, test_x, test_y)
         infer.append(time.perf_counter() - start)
-    print(json.dumps({"epoch_seconds": epochs, "inference_seconds": infer,
-                      "test_accuracy": accuracy, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "epoch_seconds": epochs,
+                "inference_seconds": infer,
+                "test_accuracy": accuracy,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

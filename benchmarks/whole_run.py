@@ -18,6 +18,7 @@ runs in a fresh process with the environment this script has; OPENBLAS_CORETYPE 
 average (/proc/loadavg, before and after each process) go into the JSON. MNIST comes from
 $TINYPRUNE_DATA_DIR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,23 +61,59 @@ def last_json(command: list[str]) -> tuple[dict, str]:
 
 def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path, limit: list[str]) -> dict:
     out = tmp / f"run-{model}"
-    command = [sys.executable, "-m", "tinyprune.run", "--model", model, "--epochs", str(epochs),
-               "--finetune-epochs", "0", "--sparsity", "0", "--out", str(out), *limit]
+    command = [
+        sys.executable,
+        "-m",
+        "tinyprune.run",
+        "--model",
+        model,
+        "--epochs",
+        str(epochs),
+        "--finetune-epochs",
+        "0",
+        "--sparsity",
+        "0",
+        "--out",
+        str(out),
+        *limit,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
     result = json.loads((out / "result.json").read_text())
-    infer, _ = last_json([sys.executable, str(HERE / "tinyprune_infer.py"), "--model", model,
-                          "--weights", str(out / "model.npz"), "--repeats", str(repeats)])
+    infer, _ = last_json(
+        [
+            sys.executable,
+            str(HERE / "tinyprune_infer.py"),
+            "--model",
+            model,
+            "--weights",
+            str(out / "model.npz"),
+            "--repeats",
+            str(repeats),
+        ]
+    )
     ready = [line for line in done.stdout.splitlines() if line.startswith("numba kernels ready")]
-    return {"epoch_seconds": [h["seconds"] for h in result["history"]],
-            "inference_seconds": infer["inference_seconds"],
-            "test_accuracy": result["test_accuracy"], "warm_up_line": ready[:1]}
+    return {
+        "epoch_seconds": [h["seconds"] for h in result["history"]],
+        "inference_seconds": infer["inference_seconds"],
+        "test_accuracy": result["test_accuracy"],
+        "warm_up_line": ready[:1],
+    }
 
 
 def run_torch(model: str, epochs: int, repeats: int, compiled: bool, limit: list[str]) -> dict:
-    command = [sys.executable, str(HERE / "torch_peer.py"), "--model", model, "--epochs",
-               str(epochs), "--infer-repeats", str(repeats), *limit]
+    command = [
+        sys.executable,
+        str(HERE / "torch_peer.py"),
+        "--model",
+        model,
+        "--epochs",
+        str(epochs),
+        "--infer-repeats",
+        str(repeats),
+        *limit,
+    ]
     command += ["--compile"] if compiled else []
     result, _ = last_json(command)
     return result
@@ -86,25 +123,33 @@ def summarise(runs: list[dict]) -> dict:
     """Warm epochs (all but the first of each run) and inference times, pooled over rounds."""
     warm = [s for r in runs for s in r["epoch_seconds"][1:]]
     infer = [s for r in runs for s in r["inference_seconds"]]
-    return {"warm_epoch_best": min(warm), "warm_epoch_median": statistics.median(warm),
-            "inference_best": min(infer), "inference_median": statistics.median(infer),
-            "first_epochs": [r["epoch_seconds"][0] for r in runs],
-            "process_cpu_median": statistics.median(r["process_cpu_seconds"] for r in runs)}
+    return {
+        "warm_epoch_best": min(warm),
+        "warm_epoch_median": statistics.median(warm),
+        "inference_best": min(infer),
+        "inference_median": statistics.median(infer),
+        "first_epochs": [r["epoch_seconds"][0] for r in runs],
+        "process_cpu_median": statistics.median(r["process_cpu_seconds"] for r in runs),
+    }
 
 
 def print_table(model: str, summary: dict) -> None:
     base = summary["torch eager"]
     print(f"\n{model}: seconds; ratio = this / PyTorch eager")
-    print(f"{'':15} {'warm epoch best':>15} {'median':>7} {'ratio':>6} {'ratio med':>9}   "
-          f"{'inference best':>14} {'median':>7} {'ratio':>6} {'ratio med':>9}   {'CPU s':>6}")
+    print(
+        f"{'':15} {'warm epoch best':>15} {'median':>7} {'ratio':>6} {'ratio med':>9}   "
+        f"{'inference best':>14} {'median':>7} {'ratio':>6} {'ratio med':>9}   {'CPU s':>6}"
+    )
     for name, s in summary.items():
-        print(f"{name:15} {s['warm_epoch_best']:15.2f} {s['warm_epoch_median']:7.2f} "
-              f"{s['warm_epoch_best'] / base['warm_epoch_best']:5.2f}x "
-              f"{s['warm_epoch_median'] / base['warm_epoch_median']:8.2f}x   "
-              f"{s['inference_best']:14.3f} {s['inference_median']:7.3f} "
-              f"{s['inference_best'] / base['inference_best']:5.2f}x "
-              f"{s['inference_median'] / base['inference_median']:8.2f}x   "
-              f"{s['process_cpu_median']:6.1f}")
+        print(
+            f"{name:15} {s['warm_epoch_best']:15.2f} {s['warm_epoch_median']:7.2f} "
+            f"{s['warm_epoch_best'] / base['warm_epoch_best']:5.2f}x "
+            f"{s['warm_epoch_median'] / base['warm_epoch_median']:8.2f}x   "
+            f"{s['inference_best']:14.3f} {s['inference_median']:7.3f} "
+            f"{s['inference_best'] / base['inference_best']:5.2f}x "
+            f"{s['inference_median'] / base['inference_median']:8.2f}x   "
+            f"{s['process_cpu_median']:6.1f}"
+        )
 
 
 def main(argv=None) -> int:
@@ -112,22 +157,36 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="at least 2: epoch 1 is cold")
     parser.add_argument("--infer-repeats", type=int, default=5)
-    parser.add_argument("--models", nargs="+", default=["lenet5", "lenet5-caffe"],
-                        choices=["lenet5", "lenet5-caffe"])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["lenet5", "lenet5-caffe"],
+        choices=["lenet5", "lenet5-caffe"],
+    )
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="train on the first N images only (to try the script quickly)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="train on the first N images only (to try the script quickly)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is not compared")
     contenders = CONTENDERS[:2] if args.no_compile else CONTENDERS
     limit = [] if args.limit is None else ["--limit", str(args.limit)]
-    result: dict = {"command": sys.argv, "rounds": args.rounds, "epochs": args.epochs,
-                    "limit": args.limit,
-                    "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-                    "loadavg_start": loadavg(), "runs": [], "summary": {}}
+    result: dict = {
+        "command": sys.argv,
+        "rounds": args.rounds,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        "loadavg_start": loadavg(),
+        "runs": [],
+        "summary": {},
+    }
     print(f"load average at start: {result['loadavg_start']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tinyprune-whole-run-") as tmp:
         for model in args.models:
@@ -139,18 +198,27 @@ def main(argv=None) -> int:
                     if name == "tinyprune":
                         r = run_tinyprune(model, args.epochs, args.infer_repeats, Path(tmp), limit)
                     else:
-                        r = run_torch(model, args.epochs, args.infer_repeats,
-                                      name == "torch.compile", limit)
-                    r.update(model=model, contender=name, round=round_, loadavg_before=before,
-                             loadavg_after=loadavg(), process_seconds=time.perf_counter() - start,
-                             process_cpu_seconds=cpu_seconds() - cpu)
+                        r = run_torch(
+                            model, args.epochs, args.infer_repeats, name == "torch.compile", limit
+                        )
+                    r.update(
+                        model=model,
+                        contender=name,
+                        round=round_,
+                        loadavg_before=before,
+                        loadavg_after=loadavg(),
+                        process_seconds=time.perf_counter() - start,
+                        process_cpu_seconds=cpu_seconds() - cpu,
+                    )
                     runs[name].append(r)
                     result["runs"].append(r)
-                    print(f"{model} round {round_} {name:14} epochs "
-                          f"{', '.join(f'{s:.2f}' for s in r['epoch_seconds'])} s; inference "
-                          f"best {min(r['inference_seconds']):.3f} s; CPU "
-                          f"{r['process_cpu_seconds']:.1f} s; load {before[0]:.2f}",
-                          flush=True)
+                    print(
+                        f"{model} round {round_} {name:14} epochs "
+                        f"{', '.join(f'{s:.2f}' for s in r['epoch_seconds'])} s; inference "
+                        f"best {min(r['inference_seconds']):.3f} s; CPU "
+                        f"{r['process_cpu_seconds']:.1f} s; load {before[0]:.2f}",
+                        flush=True,
+                    )
             summary = {name: summarise(runs[name]) for name in contenders}
             result["summary"][model] = summary
             print_table(model, summary)

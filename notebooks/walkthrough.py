@@ -51,8 +51,10 @@ DATASET = os.environ.get("WALKTHROUGH_DATASET", "mnist")
 np.set_printoptions(precision=4, suppress=True, linewidth=100)
 data = load_mnist(dataset=DATASET)
 classes = data.dataset.classes
-print(f"{data.dataset.title}: train {data.train_images.shape} {data.train_images.dtype}, "
-      f"test {data.test_images.shape}; pixels {data.train_images.min()}..{data.train_images.max()}")
+print(
+    f"{data.dataset.title}: train {data.train_images.shape} {data.train_images.dtype}, "
+    f"test {data.test_images.shape}; pixels {data.train_images.min()}..{data.train_images.max()}"
+)
 
 # %% [markdown]
 # ## 1. One test image through every layer
@@ -121,8 +123,10 @@ down = loss_of(model64)
 w[c, j] += eps  # put it back
 numeric = (up - down) / (2 * eps)
 print(f"loss {loss:.6f}")
-print(f"dL/dW[{c},{j}]: by hand {by_hand:.10f}, backward {from_backward:.10f}, "
-      f"finite difference {numeric:.10f}")
+print(
+    f"dL/dW[{c},{j}]: by hand {by_hand:.10f}, backward {from_backward:.10f}, "
+    f"finite difference {numeric:.10f}"
+)
 assert abs(by_hand - from_backward) < 1e-12 and abs(numeric - from_backward) < 1e-7
 
 # %% [markdown]
@@ -137,8 +141,10 @@ up = loss_of(model64)
 w1[0, 0, 2, 2] -= 2 * eps
 down = loss_of(model64)
 w1[0, 0, 2, 2] += eps
-print(f"dL/d conv1[0,0,2,2]: backward {analytic:.10f}, finite difference "
-      f"{(up - down) / (2 * eps):.10f}")
+print(
+    f"dL/d conv1[0,0,2,2]: backward {analytic:.10f}, finite difference "
+    f"{(up - down) / (2 * eps):.10f}"
+)
 assert abs(analytic - (up - down) / (2 * eps)) < 1e-7
 
 # %% [markdown]
@@ -168,15 +174,20 @@ for step in range(1, 6):
 # 60,000 and 10,000).
 
 # %%
-small = data._replace(train_images=data.train_images[:6000],
-                      train_labels=data.train_labels[:6000],
-                      test_images=data.test_images[:2000], test_labels=data.test_labels[:2000])
+small = data._replace(
+    train_images=data.train_images[:6000],
+    train_labels=data.train_labels[:6000],
+    test_images=data.test_images[:2000],
+    test_labels=data.test_labels[:2000],
+)
 model = lenet5(seed=0)
 start = time.perf_counter()
 fit(model, small, MaskedSGD(model.params(), 0.05, 0.9, 5e-4), epochs=2, batch_size=128, seed=0)
 _, dense_accuracy = evaluate(model, small.test_images, small.test_labels, dataset=data.dataset)
-print(f"trained in {time.perf_counter() - start:.1f}s; test accuracy {dense_accuracy:.2%} "
-      f"(first 2,000 test images)")
+print(
+    f"trained in {time.perf_counter() - start:.1f}s; test accuracy {dense_accuracy:.2%} "
+    f"(first 2,000 test images)"
+)
 
 # %% [markdown]
 # Magnitude pruning: in each layer, the half of the weights with the smallest |w| is set to
@@ -193,8 +204,9 @@ print("after:\n", conv1.value[0, 0])
 print(f"|w| removed: {np.sort(np.abs(before[0, 0][conv1.mask[0, 0] == 0]))}")
 largest_removed = np.abs(before[conv1.mask == 0]).max()
 smallest_kept = np.abs(before[conv1.mask == 1]).min()
-print(f"in all of conv1: largest |w| removed {largest_removed:.4f}, smallest kept "
-      f"{smallest_kept:.4f}")
+print(
+    f"in all of conv1: largest |w| removed {largest_removed:.4f}, smallest kept {smallest_kept:.4f}"
+)
 assert largest_removed <= smallest_kept
 for name, p in model.prunable().items():
     print(f"{name:12} {int(p.mask.sum()):6,} of {p.mask.size:6,} weights kept")
@@ -208,11 +220,20 @@ for name, p in model.prunable().items():
 
 # %%
 _, pruned_accuracy = evaluate(model, small.test_images, small.test_labels, dataset=data.dataset)
-fit(model, small, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), epochs=1, batch_size=128, seed=1,
-    phase="fine-tune")
+fit(
+    model,
+    small,
+    MaskedSGD(model.params(), 0.01, 0.9, 5e-4),
+    epochs=1,
+    batch_size=128,
+    seed=1,
+    phase="fine-tune",
+)
 _, tuned_accuracy = evaluate(model, small.test_images, small.test_labels, dataset=data.dataset)
-print(f"test accuracy: dense {dense_accuracy:.2%}, pruned {pruned_accuracy:.2%}, "
-      f"fine-tuned {tuned_accuracy:.2%}")
+print(
+    f"test accuracy: dense {dense_accuracy:.2%}, pruned {pruned_accuracy:.2%}, "
+    f"fine-tuned {tuned_accuracy:.2%}"
+)
 still_zero = all(np.all(p.value[p.mask == 0] == 0) for p in model.prunable().values())
 print(f"pruned weights still exactly zero after fine-tuning: {still_zero}")
 assert still_zero
@@ -228,15 +249,19 @@ assert still_zero
 # %%
 work = Path(tempfile.mkdtemp(prefix="tinyprune-walkthrough-"))
 sizes = write_compressed(model, work)
-print(f"dense float32 {sizes['dense_float32']:,} bytes; pruned.tpz {sizes['compressed']:,}; "
-      f"pruned-int8.tpz {sizes['compressed_int8']:,}")
+print(
+    f"dense float32 {sizes['dense_float32']:,} bytes; pruned.tpz {sizes['compressed']:,}; "
+    f"pruned-int8.tpz {sizes['compressed_int8']:,}"
+)
 x = to_input(data.test_images[:1], data.dataset)
 python_class = int(model.forward(x).argmax())
 shipped = load_copy(model, work / "pruned.tpz")
 int8 = load_copy(model, work / "pruned-int8.tpz")
-print(f"test image 0 (a {classes[label]}): Python says {classes[python_class]}, "
-      f"pruned.tpz says {classes[int(shipped.forward(x).argmax())]}, "
-      f"pruned-int8.tpz says {classes[int(int8.forward(x).argmax())]}")
+print(
+    f"test image 0 (a {classes[label]}): Python says {classes[python_class]}, "
+    f"pruned.tpz says {classes[int(shipped.forward(x).argmax())]}, "
+    f"pruned-int8.tpz says {classes[int(int8.forward(x).argmax())]}"
+)
 
 # %%
 MAIN_C = r"""
@@ -257,13 +282,34 @@ if shutil.which("gcc") is None:
 else:
     written = export_c(model, work, dataset=data.dataset)
     (work / "main.c").write_text(MAIN_C)
-    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-                    str(work / "predict"), str(written["c"]), str(work / "main.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-o",
+            str(work / "predict"),
+            str(written["c"]),
+            str(work / "main.c"),
+        ],
+        check=True,
+    )
     data.test_images[0].tofile(work / "image.u8")
-    c_class = int(subprocess.run([str(work / "predict"), str(work / "image.u8")], check=True,
-                                 capture_output=True, text=True).stdout)
-    print(f"{written['c'].name}: {written['c_bytes']:,} bytes of C; compiled, it says "
-          f"{classes[c_class]} (Python: {classes[python_class]})")
+    c_class = int(
+        subprocess.run(
+            [str(work / "predict"), str(work / "image.u8")],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    print(
+        f"{written['c'].name}: {written['c_bytes']:,} bytes of C; compiled, it says "
+        f"{classes[c_class]} (Python: {classes[python_class]})"
+    )
     assert c_class == python_class
 
 # %% [markdown]
@@ -282,9 +328,25 @@ else:
 
 # %%
 env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-command = [sys.executable, "-m", "tinyprune.run", "--dataset", DATASET, "--limit", "32",
-           "--test-limit", "32", "--batch-size", "16", "--epochs", "1", "--finetune-epochs", "1",
-           "--out", str(work / "debug")]
+command = [
+    sys.executable,
+    "-m",
+    "tinyprune.run",
+    "--dataset",
+    DATASET,
+    "--limit",
+    "32",
+    "--test-limit",
+    "32",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--finetune-epochs",
+    "1",
+    "--out",
+    str(work / "debug"),
+]
 start = time.perf_counter()
 done = subprocess.run(command, env=env, capture_output=True, text=True)
 print("\n".join(line for line in done.stdout.splitlines()[:3] + done.stdout.splitlines()[-1:]))

@@ -3,6 +3,7 @@
 Chromium is a Debian package (`chromium`) that CI installs; on a machine without it the tests
 that need it skip, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
 
 
 def chromium() -> str:
@@ -32,9 +40,18 @@ def chromium() -> str:
 
 def _chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="tinyprune-chromium-") as profile:
-        return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *args,
-                               Path(page).resolve().as_uri()],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [
+                chromium(),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                *args,
+                Path(page).resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def screenshot(page: Path, out: Path, width: int = 1200, height: int = 2400) -> np.ndarray:

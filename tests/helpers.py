@@ -1,5 +1,6 @@
 """What several test files share: gradient checks, comparing arrays, drawing conv shapes, and
 reading what `python -m tinyprune.run` wrote."""
+
 import json
 
 import numpy as np
@@ -46,7 +47,7 @@ def assert_close(actual, expected):
 def conv_cases(draw):
     """(x shape, w shape, pad, seed) with N <= 4, C <= 3, F <= 4, K <= 5, pad <= 2, H, W <= 9."""
     K, pad = draw(st.integers(1, 5)), draw(st.integers(0, 2))
-    smallest = max(1, K - 2 * pad)                     # the output must be at least 1x1
+    smallest = max(1, K - 2 * pad)  # the output must be at least 1x1
     H, W = draw(st.integers(smallest, 9)), draw(st.integers(smallest, 9))
     N, C, F = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
     return (N, C, H, W), (F, C, K, K), pad, draw(st.integers(0, 2**32 - 1))
@@ -63,16 +64,19 @@ def without_seconds(obj):
 
 def results(out) -> dict:
     """{"result.json": ..., "results.json": ...} of the run in folder out, wall times aside."""
-    return {name: without_seconds(json.loads((out / name).read_text()))
-            for name in ("result.json", "results.json")}
+    return {
+        name: without_seconds(json.loads((out / name).read_text()))
+        for name in ("result.json", "results.json")
+    }
 
 
 def quickly_pruned_lenet5() -> tuple[Sequential, Mnist]:
     """LeNet-5 after 1 epoch on 6,000 real training images, pruned 90%, 1 epoch of
     fine-tuning -> (model, the full MNIST): a real pruned model in seconds, for the exports."""
     data = load_mnist()
-    subset = Mnist(data.train_images[:6000], data.train_labels[:6000],
-                   data.test_images, data.test_labels)
+    subset = Mnist(
+        data.train_images[:6000], data.train_labels[:6000], data.test_images, data.test_labels
+    )
     model = lenet5(seed=0)
     # lr 0.01: in a single short epoch, run.py's 0.05 does not get going
     fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=0)

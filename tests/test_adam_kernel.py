@@ -1,4 +1,5 @@
 """The fused Adam kernel against its NumPy twin, pruned elements included."""
+
 import numba
 import numpy as np
 import pytest
@@ -12,13 +13,15 @@ def test_adam_kernel_matches_twin_over_steps(dtype, shape):
     rng = np.random.default_rng(0)
     w = rng.standard_normal(shape).astype(dtype)
     keep = rng.random(shape) < 0.6
-    state = {f: [w.copy(), np.zeros_like(w), np.zeros_like(w)]
-             for f in (masked_adam_step, masked_adam_step_numpy)}
+    state = {
+        f: [w.copy(), np.zeros_like(w), np.zeros_like(w)]
+        for f in (masked_adam_step, masked_adam_step_numpy)
+    }
     for t in range(1, 6):
         g = rng.standard_normal(shape).astype(dtype)
-        correction = np.sqrt(1 - 0.999 ** t)
+        correction = np.sqrt(1 - 0.999**t)
         for f, (w_, m, v) in state.items():
-            f(w_, g, m, v, keep, 0.9, 0.999, 1e-3 * correction / (1 - 0.9 ** t), 1e-8 * correction)
+            f(w_, g, m, v, keep, 0.9, 0.999, 1e-3 * correction / (1 - 0.9**t), 1e-8 * correction)
     (w1, m1, v1), (w2, m2, v2) = state.values()
     for a, b in ((w1, w2), (m1, m2), (v1, v2)):  # the same IEEE operations in the same order
         assert a.dtype == dtype

@@ -1,4 +1,5 @@
 """atomic_write: the old file or the new one, never half of one, and no temporary left."""
+
 import pytest
 
 from tinyprune.files import atomic_write

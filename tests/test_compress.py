@@ -1,5 +1,6 @@
 """The compressed format: exact round trip, a file that shrinks with sparsity, int8 quantisation
 within half a step, and clear refusals of files it did not write."""
+
 import json
 import zipfile
 
@@ -41,7 +42,7 @@ def test_quantize_by_hand():
 def test_round_trip_is_exact(sparsity, tmp_path):
     model = pruned_lenet5(sparsity)
     save_compressed(model, tmp_path / "m.tpz")
-    loaded = lenet5(seed=1)                                  # different weights to overwrite
+    loaded = lenet5(seed=1)  # different weights to overwrite
     meta = load_compressed(tmp_path / "m.tpz", loaded)
     assert meta["model"] == "lenet5" and meta["quantize"] is None
     for (name, p), q in zip(model.params().items(), loaded.params().values()):
@@ -57,19 +58,23 @@ def test_a_model_never_pruned_keeps_no_mask(tmp_path):
     loaded = lenet5(seed=1)
     load_compressed(tmp_path / "m.tpz", loaded)
     assert all(p.mask is None for p in loaded.prunable().values())
-    np.testing.assert_array_equal(loaded.layers["fc1"].weight.value,
-                                  model.layers["fc1"].weight.value)
+    np.testing.assert_array_equal(
+        loaded.layers["fc1"].weight.value, model.layers["fc1"].weight.value
+    )
 
 
 def test_file_shrinks_with_sparsity_and_quantisation(tmp_path):
     dense = dense_float32_bytes(lenet5())
     assert dense == 4 * 61_706
-    sizes = {(s, q): save_compressed(pruned_lenet5(s), tmp_path / f"{s}{q}.tpz", quantize=q)
-             for s in (0.5, 0.75, 0.9, 0.95) for q in (False, True)}
+    sizes = {
+        (s, q): save_compressed(pruned_lenet5(s), tmp_path / f"{s}{q}.tpz", quantize=q)
+        for s in (0.5, 0.75, 0.9, 0.95)
+        for q in (False, True)
+    }
     for q in (False, True):
         assert sizes[0.5, q] > sizes[0.75, q] > sizes[0.9, q] > sizes[0.95, q]
     assert all(sizes[s, True] < sizes[s, False] for s in (0.5, 0.75, 0.9, 0.95))
-    assert sizes[0.9, False] * 5 <= dense                    # the issue's bar at 90%
+    assert sizes[0.9, False] * 5 <= dense  # the issue's bar at 90%
     assert sizes[0.9, True] * 10 <= dense
 
 
@@ -82,7 +87,7 @@ def test_quantised_weights_are_within_half_a_step_and_masks_exact(tmp_path):
     for name, p in model.prunable().items():
         layer = name.rsplit(".", 1)[0]
         np.testing.assert_array_equal(state[f"{layer}.mask"], p.mask)
-        assert np.all(state[name][~p.mask] == 0)                # pruned weights stay exactly 0
+        assert np.all(state[name][~p.mask] == 0)  # pruned weights stay exactly 0
         assert np.abs(state[name] - p.value).max() <= scales[name] / 2 * (1 + 1e-6)
         assert scales[name] == pytest.approx(np.abs(p.value).max() / 127)
     np.testing.assert_array_equal(state["fc3.bias"], model.layers["fc3"].bias.value)
@@ -100,15 +105,16 @@ def test_write_is_atomic_and_overwrites(tmp_path):
     path = tmp_path / "m.tpz"
     path.write_text("an older file")
     save_compressed(pruned_lenet5(0.5), path)
-    assert [p.name for p in tmp_path.iterdir()] == ["m.tpz"]   # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tpz"]  # no temporary file left
     load_compressed(path, lenet5())
 
 
 def test_refuses_files_it_did_not_write(tmp_path):
     junk = tmp_path / "junk.tpz"
     junk.write_bytes(b"\x93NUMPY not really")
-    with pytest.raises(CompressedFormatError, match="not a tinyprune compressed model: it is "
-                                                    "not an .npz"):
+    with pytest.raises(
+        CompressedFormatError, match="not a tinyprune compressed model: it is not an .npz"
+    ):
         read_compressed(junk)
     model = pruned_lenet5(0.5)
     model.save(tmp_path / "pruned.npz", with_masks=True)
@@ -130,8 +136,9 @@ def test_refuses_another_version_or_model(tmp_path):
     arrays["meta"] = np.array(json.dumps(meta))
     with open(tmp_path / "v99.tpz", "wb") as f:
         np.savez_compressed(f, **arrays)
-    with pytest.raises(CompressedFormatError, match="format version 99, this tinyprune reads "
-                                                    "version 1"):
+    with pytest.raises(
+        CompressedFormatError, match="format version 99, this tinyprune reads version 1"
+    ):
         read_compressed(tmp_path / "v99.tpz")
     assert zipfile.is_zipfile(path)
 
@@ -144,6 +151,7 @@ def test_refuses_a_damaged_file(tmp_path):
     arrays["fc1.weight.values"] = arrays["fc1.weight.values"][:-1]
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
-    with pytest.raises(CompressedFormatError, match="damaged: fc1.weight has 24000 kept weights "
-                                                    "but 23999 values"):
+    with pytest.raises(
+        CompressedFormatError, match="damaged: fc1.weight has 24000 kept weights but 23999 values"
+    ):
         read_compressed(path)

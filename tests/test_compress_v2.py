@@ -1,6 +1,7 @@
 """Format version 2: encode then decode is the identity (random sparse layers of every size,
 empty and full included), version 1 files still load, damaged or truncated files are refused
 with a clear error, and the size table adds up to the file."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -33,8 +34,13 @@ def assert_same_state(model: Sequential, state: dict) -> None:
 
 
 @settings(deadline=None, max_examples=100)
-@given(st.integers(1, 40), st.integers(1, 60), st.sampled_from([0.0, 0.01, 0.3, 0.9, 1.0]),
-       st.integers(1, 8), st.integers(0, 2 ** 32 - 1))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 60),
+    st.sampled_from([0.0, 0.01, 0.3, 0.9, 1.0]),
+    st.integers(1, 8),
+    st.integers(0, 2**32 - 1),
+)
 def test_shared_round_trip_is_the_identity(rows, cols, density, bits, seed):
     model = one_layer(rows, cols, density, seed)
     shared = share_weights(model, {"fc": bits})
@@ -43,12 +49,16 @@ def test_shared_round_trip_is_the_identity(rows, cols, density, bits, seed):
     assert_same_state(model, state)
     np.testing.assert_array_equal(decoded["fc.weight"].index, shared["fc.weight"].index)
     np.testing.assert_array_equal(decoded["fc.weight"].codebook, shared["fc.weight"].codebook)
-    assert len(decoded["fc.weight"].codebook) <= 2 ** bits
+    assert len(decoded["fc.weight"].codebook) <= 2**bits
 
 
 @settings(deadline=None, max_examples=50)
-@given(st.integers(1, 40), st.integers(1, 60), st.sampled_from([0.0, 0.05, 0.5, 1.0]),
-       st.integers(0, 2 ** 32 - 1))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 60),
+    st.sampled_from([0.0, 0.05, 0.5, 1.0]),
+    st.integers(0, 2**32 - 1),
+)
 def test_float32_and_int8_round_trips(rows, cols, density, seed):
     model = one_layer(rows, cols, density, seed)
     meta, state, _ = compress_v2.decode(compress_v2.encode(model, "float32")[0])
@@ -76,8 +86,7 @@ def test_lenet5_file_decodes_to_the_model_and_the_table_adds_up(tmp_path):
     size = (tmp_path / "m.tpz").stat().st_size
     assert rows[-1]["name"] == "total" and rows[-1]["bytes"] == size
     assert rows[-1]["kept"] == 30_735 and rows[-1]["dense_bytes"] == 4 * 61_706
-    assert [r["name"] for r in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3", "header",
-                                         "total"]
+    assert [r["name"] for r in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3", "header", "total"]
     assert f"{size:,}" in format_size_table(rows).splitlines()[-1]
     # Huffman never costs more than the fixed-width indices it replaces
     assert all(r["value_bits_coded"] <= r["value_bits"] for r in rows if "value_bits" in r)
@@ -128,6 +137,7 @@ def test_a_damaged_payload_with_a_matching_checksum_is_refused():
     """Past the checksum, the decoder's own checks: here the stream is one bit short."""
     import struct
     import zlib
+
     model = one_layer(10, 10, 0.5, 0)
     data, _ = compress_v2.encode(model, "shared", share_weights(model, {"fc": 3}))
     body = data[:-5]  # drop the payload's last byte, then re-sign it
@@ -145,6 +155,7 @@ def test_refuses_weights_that_are_not_their_shared_values():
 
 def test_shared_biases_round_trip_and_train(tmp_path):
     from tinyprune.deploy.weight_sharing import SharedSGD
+
     model = lenet5()
     prune(model, 0.8)
     shared = share_weights(model, parse_bits("4", model), bias_bits=2)
@@ -155,5 +166,6 @@ def test_shared_biases_round_trip_and_train(tmp_path):
     optimizer.step()
     assert len(np.unique(model.layers["fc1"].bias.value)) <= 4
     compress_v2.save(model, tmp_path / "m.tpz", "shared", shared)
-    assert_same_state(model, compress_v2.decoded_model(model, tmp_path / "m.tpz")
-                      .state(with_masks=True))
+    assert_same_state(
+        model, compress_v2.decoded_model(model, tmp_path / "m.tpz").state(with_masks=True)
+    )

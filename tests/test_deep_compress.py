@@ -1,5 +1,6 @@
 """`python -m tinyprune.deep_compress`: bad --bits refused; a short real run on the validation
 split writes a file whose reported accuracy is that of its decoded model."""
+
 import json
 import subprocess
 import sys
@@ -14,11 +15,15 @@ from tinyprune.nn.model import lenet5
 from tinyprune.train.loop import evaluate
 
 
-@pytest.mark.parametrize("bits, message", [("9", "1 to 8"), ("conv=5", "gets no bits"),
-                                           ("fc7=3", "not N or NAME=N")])
+@pytest.mark.parametrize(
+    "bits, message", [("9", "1 to 8"), ("conv=5", "gets no bits"), ("fc7=3", "not N or NAME=N")]
+)
 def test_bad_bits_exit_2_with_one_line(bits, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tinyprune.deep_compress", "--bits", bits,
-                             "--out", str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyprune.deep_compress", "--bits", bits, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -35,9 +40,32 @@ def test_validation_split_is_the_last_10000_training_images():
 def test_short_run_on_the_validation_split(tmp_path, capsys):
     """2,000 images, 1 epoch, 2 rounds to 90%, shared in 4 bits, 1 epoch on the codebooks."""
     out, cache = tmp_path / "out", tmp_path / "cache"
-    assert main(["--validation", "--limit", "2000", "--epochs", "1", "--sparsity", "0.9",
-                 "--rounds", "2", "--finetune-epochs", "2", "--bits", "4", "--bias-bits", "3",
-                 "--out", str(out), "--cache-dir", str(cache)]) == 0
+    assert (
+        main(
+            [
+                "--validation",
+                "--limit",
+                "2000",
+                "--epochs",
+                "1",
+                "--sparsity",
+                "0.9",
+                "--rounds",
+                "2",
+                "--finetune-epochs",
+                "2",
+                "--bits",
+                "4",
+                "--bias-bits",
+                "3",
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(cache),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["file_bytes"] == (out / "shared.tpz").stat().st_size
     assert [r["round"] for r in results["rounds"]] == [1, 2]

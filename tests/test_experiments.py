@@ -1,5 +1,6 @@
 """Points run on one process, several, or a Dask cluster on loopback: the same results, saved
 as they finish, a failure reported with its options, an interrupted run resumed."""
+
 import json
 import os
 
@@ -25,6 +26,7 @@ def noisy_point(options: dict, scale: float = 1.0) -> dict:
 
 def worker_threads(options: dict, *inputs) -> dict:
     import numba
+
     return {"numba_threads": numba.get_num_threads(), "env": os.environ["NUMBA_NUM_THREADS"]}
 
 
@@ -58,8 +60,11 @@ def test_one_job_runs_here_reports_a_failure_and_keeps_the_others(tmp_path):
     CALLS.clear()
     with Workers(jobs=1) as workers:
         outcome = workers.run(noisy_point, todo, store)
-    assert CALLS == [0, 1, 2, 9] and outcome.ran == 3 and sorted(outcome.results) == [
-        "seed0", "seed1", "seed2"]
+    assert (
+        CALLS == [0, 1, 2, 9]
+        and outcome.ran == 3
+        and sorted(outcome.results) == ["seed0", "seed1", "seed2"]
+    )
     [failure] = outcome.failures
     assert "point bad failed; its options: {'seed': 9, 'fail': True}" in failure.describe()
     assert "ValueError: point 9 asked to fail" in failure.describe()
@@ -83,12 +88,15 @@ def test_two_local_jobs_give_the_same_bits_and_share_the_cores(tmp_path):
         threads = workers.run(worker_threads, points(2), PointStore(tmp_path / "threads"))
     assert saved(tmp_path / "one") == saved(tmp_path / "two")
     for name in one.results:
-        np.testing.assert_array_equal(one.results[name]["arrays"]["values"],
-                                      two.results[name]["arrays"]["values"])
+        np.testing.assert_array_equal(
+            one.results[name]["arrays"]["values"], two.results[name]["arrays"]["values"]
+        )
     expected = threads_per_worker(2)
     assert len(threads.results) == 2 and not threads.failures
-    assert all(r["numba_threads"] == expected and r["env"] == str(expected)
-               for r in threads.results.values())
+    assert all(
+        r["numba_threads"] == expected and r["env"] == str(expected)
+        for r in threads.results.values()
+    )
 
 
 def test_threads_per_worker():
@@ -101,8 +109,9 @@ def test_a_dask_cluster_on_loopback_gives_the_same_bits(tmp_path):
     distributed = pytest.importorskip("dask.distributed", reason="pip install -e '.[cluster]'")
     with Workers(jobs=1) as workers:
         workers.run(noisy_point, points(3), PointStore(tmp_path / "here"))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         with Workers(scheduler=cluster.scheduler_address) as workers:
             todo = points(3) + [Point("bad", {"seed": 9, "fail": True})]
             outcome = workers.run(noisy_point, todo, PointStore(tmp_path / "dask"))

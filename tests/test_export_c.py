@@ -1,6 +1,7 @@
 """The C export compiles with gcc -std=c99 -Wall -Wextra -Werror and computes what Python does:
 on random images for untrained models (fast), and on the 10,000 real MNIST test images for a
 quickly trained and pruned LeNet-5, float32 and int8 (slow)."""
+
 import shutil
 import subprocess
 import sys
@@ -53,15 +54,27 @@ def compile_and_run(model, images: np.ndarray, tmp_path, quantize=False):
     -> (logits (N, classes) float32, classes (N,) from <prefix>_predict_u8)."""
     written = export_c(model, tmp_path, quantize=quantize)
     prefix = written["c"].stem
-    (tmp_path / "main.c").write_text(HARNESS.replace("PREFIX", prefix)
-                                     .replace("MACRO", prefix.upper()))
+    (tmp_path / "main.c").write_text(
+        HARNESS.replace("PREFIX", prefix).replace("MACRO", prefix.upper())
+    )
     binary = tmp_path / "predict"
-    build = subprocess.run(["gcc", *CFLAGS, "-o", str(binary), str(written["c"]),
-                            str(tmp_path / "main.c")], capture_output=True, text=True)
-    assert build.returncode == 0 and build.stderr == "", build.stderr   # no warnings at all
+    build = subprocess.run(
+        ["gcc", *CFLAGS, "-o", str(binary), str(written["c"]), str(tmp_path / "main.c")],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0 and build.stderr == "", build.stderr  # no warnings at all
     images.astype(np.uint8).tofile(tmp_path / "images.u8")
-    subprocess.run([str(binary), str(tmp_path / "images.u8"), str(len(images)),
-                    str(tmp_path / "logits.f32"), str(tmp_path / "classes.u8")], check=True)
+    subprocess.run(
+        [
+            str(binary),
+            str(tmp_path / "images.u8"),
+            str(len(images)),
+            str(tmp_path / "logits.f32"),
+            str(tmp_path / "classes.u8"),
+        ],
+        check=True,
+    )
     logits = np.fromfile(tmp_path / "logits.f32", np.float32).reshape(len(images), -1)
     return logits, np.fromfile(tmp_path / "classes.u8", np.uint8)
 
@@ -70,7 +83,7 @@ def check_agreement(model, images, tmp_path, quantize=False):
     """C against model.forward and SparseModel on the same (dequantised) weights; -> the
     Python logits."""
     c_logits, c_classes = compile_and_run(model, images, tmp_path, quantize)
-    if quantize:       # Python's reference: the weights as int8 * scale, as the C file has them
+    if quantize:  # Python's reference: the weights as int8 * scale, as the C file has them
         save_compressed(model, tmp_path / "q.tpz", quantize=True)
         model = type(model)(model.name, model.layers)
         load_compressed(tmp_path / "q.tpz", model)
@@ -111,7 +124,7 @@ def test_pixels_are_normalised_as_the_data_set_says(tmp_path):
 def test_a_layer_pruned_away_entirely_still_compiles(tmp_path):
     model = lenet5()
     prune(model, 0.5)
-    model.layers["fc2"].weight.value[...] = 0                 # an empty weight array in C
+    model.layers["fc2"].weight.value[...] = 0  # an empty weight array in C
     images = np.random.default_rng(1).integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
     check_agreement(model, images, tmp_path)
 
@@ -122,19 +135,49 @@ def test_command_line(tmp_path):
     model.save(tmp_path / "pruned.npz", with_masks=True)
     save_compressed(model, tmp_path / "pruned.tpz")
     for source in ("pruned.npz", "pruned.tpz"):
-        result = subprocess.run([sys.executable, "-m", "tinyprune.export_c",
-                                 str(tmp_path / source), "--out", str(tmp_path / "c"),
-                                 "--quantize"], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tinyprune.export_c",
+                str(tmp_path / source),
+                "--out",
+                str(tmp_path / "c"),
+                "--quantize",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
         assert "of which the weight arrays take" in result.stdout
         assert "typedef int8_t weight_t;" in (tmp_path / "c" / "lenet5.c").read_text()
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["lenet5.c", "lenet5.h"]
-    missing = subprocess.run([sys.executable, "-m", "tinyprune.export_c", str(tmp_path / "no.npz"),
-                              "--out", str(tmp_path)], capture_output=True, text=True)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinyprune.export_c",
+            str(tmp_path / "no.npz"),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no.npz does not exist" in missing.stderr
     (tmp_path / "junk.tpz").write_text("junk")
-    junk = subprocess.run([sys.executable, "-m", "tinyprune.export_c", str(tmp_path / "junk.tpz"),
-                           "--out", str(tmp_path)], capture_output=True, text=True)
+    junk = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinyprune.export_c",
+            str(tmp_path / "junk.tpz"),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert junk.returncode == 1 and "tinyprune compressed model" in junk.stderr
     assert "Traceback" not in junk.stderr
 
@@ -151,11 +194,12 @@ def trained_pruned_lenet5():
 @needs_gcc
 @pytest.mark.slow
 @pytest.mark.parametrize("quantize", [False, True])
-def test_c_agrees_with_python_on_all_mnist_test_images(trained_pruned_lenet5, quantize,
-                                                       tmp_path):
+def test_c_agrees_with_python_on_all_mnist_test_images(trained_pruned_lenet5, quantize, tmp_path):
     model, data, accuracy = trained_pruned_lenet5
-    assert accuracy > 0.5          # quick and 90% pruned, but well above chance (10%)
+    assert accuracy > 0.5  # quick and 90% pruned, but well above chance (10%)
     logits = check_agreement(model, data.test_images, tmp_path, quantize)
     c_accuracy = (logits.argmax(axis=1) == data.test_labels).mean()
-    print(f"quantize={quantize}: Python float32 accuracy {accuracy:.2%}; the C file's "
-          f"{c_accuracy:.2%} on the same 10,000 images")
+    print(
+        f"quantize={quantize}: Python float32 accuracy {accuracy:.2%}; the C file's "
+        f"{c_accuracy:.2%} on the same 10,000 images"
+    )

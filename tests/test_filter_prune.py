@@ -1,4 +1,5 @@
 """Filter pruning: whole filters and neurons go, and the smaller model computes the same."""
+
 import numpy as np
 import pytest
 
@@ -45,7 +46,8 @@ def test_smaller_model_has_fewer_parameters_and_the_same_outputs(build, sparsity
         assert small.layers[name].weight.value.shape[0] == out - round(sparsity * out)
     assert small.num_params() < model.num_params()
     assert sum(p.value.size for p in small.prunable().values()) == sum(
-        int(np.count_nonzero(p.mask)) for p in model.prunable().values())
+        int(np.count_nonzero(p.mask)) for p in model.prunable().values()
+    )
     x = images().astype(np.float64)
     np.testing.assert_allclose(small.forward(x), model.forward(x), rtol=1e-10, atol=1e-10)
 
@@ -81,8 +83,28 @@ def test_run_with_filter_pruning_reports_the_smaller_model(tmp_path, capsys):
     import json
 
     from tinyprune.run import main
-    assert main(["--limit", "2000", "--epochs", "1", "--finetune-epochs", "1", "--method",
-                 "filter", "--schedule", "agp", "--sparsity", "0.5", "--out", str(tmp_path)]) == 0
+
+    assert (
+        main(
+            [
+                "--limit",
+                "2000",
+                "--epochs",
+                "1",
+                "--finetune-epochs",
+                "1",
+                "--method",
+                "filter",
+                "--schedule",
+                "agp",
+                "--sparsity",
+                "0.5",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     removed = results["filters_removed"]
     assert removed["params"] == 61_706 and removed["params_after"] < 61_706 / 2

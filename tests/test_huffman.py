@@ -1,5 +1,6 @@
 """Huffman coding: optimal totals (against the heap-merge sum computed independently), canonical
 prefix codes, exact round trips; gap positions round trip, fillers included."""
+
 import heapq
 
 import numpy as np
@@ -29,10 +30,12 @@ def test_by_hand():
     lengths = huffman.code_lengths(np.array([5, 2, 1, 1, 0]))
     np.testing.assert_array_equal(lengths, [1, 2, 3, 3, 0])
     np.testing.assert_array_equal(huffman.canonical(lengths), [0b0, 0b10, 0b110, 0b111, 0])
-    np.testing.assert_array_equal(huffman.encode(np.array([1, 0, 3]), lengths),
-                                  [1, 0, 0, 1, 1, 1])
-    assert huffman.total_bits(np.array([5, 2, 1, 1, 0])) == 5 + 4 + 3 + 3 == optimal_total(
-        [5, 2, 1, 1])
+    np.testing.assert_array_equal(huffman.encode(np.array([1, 0, 3]), lengths), [1, 0, 0, 1, 1, 1])
+    assert (
+        huffman.total_bits(np.array([5, 2, 1, 1, 0]))
+        == 5 + 4 + 3 + 3
+        == optimal_total([5, 2, 1, 1])
+    )
 
 
 def test_a_lone_symbol_costs_nothing():
@@ -52,7 +55,7 @@ def test_optimal_prefix_code_and_exact_round_trip(counts, random):
     assert np.all((lengths > 0) == (counts > 0))
     used = lengths[lengths > 0]
     if len(used) > 1:  # Kraft: a full binary tree, and no code is a prefix of another
-        assert sum(2.0 ** -used) == 1
+        assert sum(2.0**-used) == 1
         codes = huffman.canonical(lengths)
         words = {format(int(c), f"0{int(n)}b") for c, n in zip(codes, lengths) if n}
         assert not any(a != b and b.startswith(a) for a in words for b in words)
@@ -74,12 +77,12 @@ def test_decode_refuses_bits_that_run_out():
 
 
 @settings(deadline=None, max_examples=100)
-@given(st.integers(0, 3000), st.floats(0, 1), st.integers(1, 8), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(0, 3000), st.floats(0, 1), st.integers(1, 8), st.integers(0, 2**32 - 1))
 def test_gap_positions_round_trip(size, density, bits, seed):
     kept = np.random.default_rng(seed).random(size) < density
     symbols = gap_symbols(kept, bits)
-    assert np.all(symbols < 2 ** bits)
-    assert np.count_nonzero(symbols != 2 ** bits - 1) == kept.sum()
+    assert np.all(symbols < 2**bits)
+    assert np.count_nonzero(symbols != 2**bits - 1) == kept.sum()
     np.testing.assert_array_equal(gap_positions(symbols, bits, size), kept)
 
 

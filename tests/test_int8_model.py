@@ -1,6 +1,7 @@
 """The integer-only model: its requantisation by hand, its agreement with the float model, the
 one-byte gap encoding of its indices, and its C export compiled with the host's gcc, equal to
 the NumPy reference bit for bit (logits and classes)."""
+
 import math
 import shutil
 import subprocess
@@ -56,7 +57,7 @@ def images(n, seed=0):
 
 
 def test_requantize_by_hand():
-    m, n = 2**30, 31                                        # the multiplier 1/2
+    m, n = 2**30, 31  # the multiplier 1/2
     acc = np.array([3, -3, 4, -5, 1000, -1000, 0])
     # 1.5 -> 2 and -1.5 -> -1 (half up), 2, -2.5 -> -2, then + zero 10 and clamp to -128..127
     np.testing.assert_array_equal(requantize(acc, m, n, 10, -128), [12, 9, 12, 8, 127, -128, 10])
@@ -101,13 +102,13 @@ def test_gap_encoding_jumps_long_gaps_with_skip_bytes():
     # row 0: 5, then 295 = 255 + 40, then 700 = 255 + 255 + 190; row 2: 0, then 255 = 255 + 0
     assert list(gap) == [5, 255, 40, 255, 255, 190, 0, 255, 0]
     assert list(new_ptr) == [0, 6, 6, 9]
-    for r in range(3):          # decode as the C does: move on by each gap, a weight unless 255
+    for r in range(3):  # decode as the C does: move on by each gap, a weight unless 255
         row, position = [], 0
-        for g in gap[new_ptr[r]:new_ptr[r + 1]]:
+        for g in gap[new_ptr[r] : new_ptr[r + 1]]:
             position += int(g)
             if g != SKIP:
                 row.append(position)
-        assert row == list(columns[ptr[r]:ptr[r + 1]])
+        assert row == list(columns[ptr[r] : ptr[r + 1]])
 
 
 def test_packed_indices_read_back_as_the_c_reads_them():
@@ -126,23 +127,45 @@ def run_host_c(q, pixels, tmp_path):
     """Export q, compile it with gcc and HARNESS, run it -> (int32 logits (N, C), classes)."""
     written = export_c_int8(q, tmp_path)
     prefix = written["prefix"]
-    (tmp_path / "main.c").write_text(HARNESS.replace("PREFIX", prefix)
-                                     .replace("MACRO", prefix.upper()))
-    build = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-o",
-                            str(tmp_path / "predict"), str(written["c"]),
-                            str(tmp_path / "main.c")], capture_output=True, text=True,
-                           check=False)
+    (tmp_path / "main.c").write_text(
+        HARNESS.replace("PREFIX", prefix).replace("MACRO", prefix.upper())
+    )
+    build = subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-O2",
+            "-o",
+            str(tmp_path / "predict"),
+            str(written["c"]),
+            str(tmp_path / "main.c"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert build.returncode == 0 and build.stderr == "", build.stderr
     pixels.tofile(tmp_path / "images.u8")
-    subprocess.run([str(tmp_path / "predict"), str(tmp_path / "images.u8"), str(len(pixels)),
-                    str(tmp_path / "out.i32")], check=True)
+    subprocess.run(
+        [
+            str(tmp_path / "predict"),
+            str(tmp_path / "images.u8"),
+            str(len(pixels)),
+            str(tmp_path / "out.i32"),
+        ],
+        check=True,
+    )
     out = np.fromfile(tmp_path / "out.i32", np.int32).reshape(len(pixels), -1)
     return out[:, :-1], out[:, -1]
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")
-@pytest.mark.parametrize("build, sparsity", [(lenet5, 0.9), (lenet5, 0.0), (lenet5_caffe, 0.95),
-                                             (lenet_300_100, 0.9)])
+@pytest.mark.parametrize(
+    "build, sparsity", [(lenet5, 0.9), (lenet5, 0.0), (lenet5_caffe, 0.95), (lenet_300_100, 0.9)]
+)
 def test_c_equals_the_reference_bit_for_bit(build, sparsity, tmp_path):
     model = build(seed=0)
     prune(model, sparsity)
@@ -152,7 +175,7 @@ def test_c_equals_the_reference_bit_for_bit(build, sparsity, tmp_path):
     reference = q.forward(pixels)
     np.testing.assert_array_equal(logits, reference)
     np.testing.assert_array_equal(classes, reference.argmax(axis=1))
-    assert len(np.unique(logits, axis=0)) > len(pixels) // 2   # not a constant answer
+    assert len(np.unique(logits, axis=0)) > len(pixels) // 2  # not a constant answer
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")
@@ -168,7 +191,7 @@ def test_shared_weights_c_equals_the_reference_bit_for_bit(build, bits, tmp_path
     np.testing.assert_array_equal(classes, q.predict(pixels))
     assert len(np.unique(logits, axis=0)) > len(pixels) // 2
     c_text = (tmp_path / f"{model.name.replace('-', '_')}_shared.c").read_text()
-    assert "fc1_codebook" in c_text and "fc1_values" not in c_text    # nothing expanded
+    assert "fc1_codebook" in c_text and "fc1_values" not in c_text  # nothing expanded
     # each shared layer holds at most 2^bits distinct int8 weights
     for stage in q.stages:
         assert len(np.unique(stage.weight[stage.kept])) <= len(stage.codebook)
@@ -187,7 +210,7 @@ def test_shared_weights_must_be_the_models():
 def test_a_layer_pruned_away_entirely(tmp_path):
     model = lenet5(seed=0)
     prune(model, 0.5)
-    model.layers["fc2"].weight.value[...] = 0           # an empty weight array in C
+    model.layers["fc2"].weight.value[...] = 0  # an empty weight array in C
     model.layers["fc2"].bias.value[...] = np.linspace(-1, 1, 84)
     q = Int8Model(model, images(50, seed=5))
     pixels = images(20, seed=6)
@@ -204,15 +227,39 @@ def test_command_line_int8_and_shared(tmp_path):
     shared = share_weights(model, parse_bits("conv=8,fc=5", model))
     compress_v2.save(model, tmp_path / "shared.tpz", "shared", shared)
     for source, written in (("pruned.npz", "lenet5_int8.c"), ("shared.tpz", "lenet5_shared.c")):
-        result = subprocess.run([sys.executable, "-m", "tinyprune.export_c",
-                                 str(tmp_path / source), "--out", str(tmp_path / "c"), "--int8",
-                                 "--calibration", "100"], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tinyprune.export_c",
+                str(tmp_path / source),
+                "--out",
+                str(tmp_path / "c"),
+                "--int8",
+                "--calibration",
+                "100",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         assert f"wrote {tmp_path / 'c' / written}" in result.stdout
     assert "conv1_codebook" in (tmp_path / "c" / "lenet5_shared.c").read_text()
     assert "float" not in (tmp_path / "c" / "lenet5_int8.c").read_text()
-    both = subprocess.run([sys.executable, "-m", "tinyprune.export_c", str(tmp_path / source),
-                           "--out", str(tmp_path), "--int8", "--quantize"],
-                          capture_output=True, text=True, check=False)
+    both = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinyprune.export_c",
+            str(tmp_path / source),
+            "--out",
+            str(tmp_path),
+            "--int8",
+            "--quantize",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert both.returncode == 2 and "not allowed with" in both.stderr

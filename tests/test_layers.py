@@ -1,4 +1,5 @@
 """Every layer, the loss and the whole model against float64 finite differences."""
+
 import numpy as np
 import pytest
 from helpers import numerical_gradient
@@ -22,8 +23,9 @@ def check_layer(layer, x, rng):
     if dx is not None:
         np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
     for name, p in layer.params.items():
-        np.testing.assert_allclose(analytic[name], numerical_gradient(loss, p.value),
-                                   rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(
+            analytic[name], numerical_gradient(loss, p.value), rtol=1e-6, atol=1e-8, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2])
@@ -88,9 +90,12 @@ def test_softmax_cross_entropy_gradients_and_stability():
     logits, labels = rng.standard_normal((4, 10)) * 3, rng.integers(0, 10, 4)
     loss = SoftmaxCrossEntropy()
     loss.forward(logits, labels)
-    np.testing.assert_allclose(loss.backward(),
-                               numerical_gradient(lambda: loss.forward(logits, labels), logits),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        loss.backward(),
+        numerical_gradient(lambda: loss.forward(logits, labels), logits),
+        rtol=1e-6,
+        atol=1e-9,
+    )
     assert np.isfinite(loss.forward(np.array([[1000.0, -1000.0]]), np.array([1])))
 
 
@@ -113,17 +118,23 @@ def test_lenet5_gradients_end_to_end():
     for name, p in model.params().items():
         # 40 coordinates of each parameter keep the test fast and still touch every layer.
         picks = rng.choice(p.value.size, size=min(p.value.size, 40), replace=False)
-        np.testing.assert_allclose(p.grad.reshape(-1)[picks],
-                                   numerical_gradient(loss, p.value, indices=picks),
-                                   rtol=1e-5, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(
+            p.grad.reshape(-1)[picks],
+            numerical_gradient(loss, p.value, indices=picks),
+            rtol=1e-5,
+            atol=1e-8,
+            err_msg=name,
+        )
 
 
 def test_linear_without_input_grad_gives_the_same_weight_gradients():
     """LeNet-300-100's fc1 skips the gradient to the image; its own gradients do not change."""
     rng = np.random.default_rng(0)
     x, dout = rng.standard_normal((5, 8)), rng.standard_normal((5, 3))
-    full, first = (Linear(8, 3, np.random.default_rng(1), np.float64, input_grad=flag)
-                   for flag in (True, False))
+    full, first = (
+        Linear(8, 3, np.random.default_rng(1), np.float64, input_grad=flag)
+        for flag in (True, False)
+    )
     for layer in (full, first):
         layer.forward(x)
     assert full.backward(dout).shape == (5, 8) and first.backward(dout) is None

@@ -1,5 +1,6 @@
 """The package's shape: stages import downwards only (no cycles), nothing imports a command, and
 every function fits on a screen."""
+
 import ast
 from pathlib import Path
 
@@ -30,8 +31,9 @@ def imports(tree: ast.Module) -> set[str]:
 
 def is_command(tree: ast.Module) -> bool:
     """Run as `python -m tinyprune.<name>`: it ends in `if __name__ == "__main__":`."""
-    return any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-               for node in tree.body)
+    return any(
+        isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body
+    )
 
 
 def test_no_import_cycles():

@@ -1,5 +1,6 @@
 """The lottery-ticket experiment: pruning rates per round, rewinding, the batches of a
 training started at any iteration, and a tiny study end to end (resumed, and on 2 workers)."""
+
 import json
 
 import numpy as np
@@ -23,8 +24,10 @@ def test_each_round_prunes_20_percent_of_hidden_and_10_of_output_weights_left():
     model = lenet_300_100(seed=0)
     params = model.prunable()
     for round_no in (1, 2, 3):
-        before = {n: (p.mask.copy() if p.mask is not None else np.ones(p.value.shape, bool))
-                  for n, p in params.items()}
+        before = {
+            n: (p.mask.copy() if p.mask is not None else np.ones(p.value.shape, bool))
+            for n, p in params.items()
+        }
         masks = next_masks(params)
         for name, mask in masks.items():
             alive = int(before[name].sum())
@@ -36,8 +39,8 @@ def test_each_round_prunes_20_percent_of_hidden_and_10_of_output_weights_left():
             params[name].value *= mask
             params[name].value += 0.001 * mask  # training moves the survivors on
         shares = remaining(model)
-        assert shares["fc1"] == pytest.approx(0.8 ** round_no, abs=1e-4)
-        assert shares["fc3"] == pytest.approx(0.9 ** round_no, abs=1e-3)
+        assert shares["fc1"] == pytest.approx(0.8**round_no, abs=1e-4)
+        assert shares["fc3"] == pytest.approx(0.9**round_no, abs=1e-3)
 
 
 def test_batches_started_at_any_iteration_are_those_of_a_run_from_zero():
@@ -64,12 +67,15 @@ def test_rewound_ticket_starts_from_the_init_and_reinit_from_fresh_weights():
         TicketOptions(0, "winning", 1)
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--seeds", "0,x", "expected whole numbers separated by commas"),
-    ("--seeds", "1,1", "a seed is repeated"),
-    ("--rewind-iteration", "100", "--rewind-iteration must be below --iterations"),
-    ("--jobs", "0", "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--seeds", "0,x", "expected whole numbers separated by commas"),
+        ("--seeds", "1,1", "a seed is repeated"),
+        ("--rewind-iteration", "100", "--rewind-iteration must be below --iterations"),
+        ("--jobs", "0", "must be at least 1"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(option, value, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         lottery.main([option, value, "--iterations", "100"])
@@ -77,8 +83,20 @@ def test_bad_options_exit_2_with_one_line(option, value, message, capsys):
     assert message in capsys.readouterr().err
 
 
-TINY = ["--limit", "600", "--validation", "500", "--iterations", "40", "--eval-every", "10",
-        "--rounds", "2", "--seeds", "0,1"]
+TINY = [
+    "--limit",
+    "600",
+    "--validation",
+    "500",
+    "--iterations",
+    "40",
+    "--eval-every",
+    "10",
+    "--rounds",
+    "2",
+    "--seeds",
+    "0,1",
+]
 
 
 @pytest.mark.slow
@@ -89,19 +107,28 @@ def test_tiny_study_resumes_and_gives_the_same_bits_on_two_workers(tmp_path, cap
     assert "seed 1 reinit round  2" in out and "10 trainings run now" in out
     study = json.loads((tmp_path / "one" / "lottery.json").read_text())
     rows = {(r["kind"], r["round"]): r for r in study["summary"]}
-    assert sorted(rows) == [("reinit", 1), ("reinit", 2), ("rewind", 0), ("rewind", 1),
-                            ("rewind", 2)]
+    assert sorted(rows) == [
+        ("reinit", 1),
+        ("reinit", 2),
+        ("rewind", 0),
+        ("rewind", 1),
+        ("rewind", 2),
+    ]
     # fc1 (235,200 weights) and fc2 (30,000) at 64%, fc3 (1,000) at 81%
-    assert rows["rewind", 2]["remaining"] == rows["reinit", 2]["remaining"] == (
-        150528 + 19200 + 810) / (235200 + 30000 + 1000)
+    assert (
+        rows["rewind", 2]["remaining"]
+        == rows["reinit", 2]["remaining"]
+        == (150528 + 19200 + 810) / (235200 + 30000 + 1000)
+    )
     for row in rows.values():
         assert row["seeds"] == [0, 1] and 0.3 < row["test_accuracy"]["mean"] <= 1
         assert row["early_stop_iteration"]["mean"] in range(0, 41, 5)
     # Again: everything is read back, nothing trained.
     assert lottery.main(TINY + ["--out", str(tmp_path / "one")]) == 0
     assert "0 trainings run now, 10 read from" in capsys.readouterr().out
-    assert without_seconds(json.loads((tmp_path / "one" / "lottery.json").read_text())) == \
-        without_seconds(study)
+    assert without_seconds(
+        json.loads((tmp_path / "one" / "lottery.json").read_text())
+    ) == without_seconds(study)
     # On two worker processes: the same numbers, bit for bit.
     assert lottery.main(TINY + ["--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
     two = json.loads((tmp_path / "two" / "lottery.json").read_text())

@@ -4,6 +4,7 @@ and held to Python image by image: the int8 variant bit for bit, the float one c
 
 Without the Arm toolchain or QEMU these tests skip, saying what to install; with CI=true they
 fail instead, since CI must run them."""
+
 import copy
 import os
 
@@ -32,8 +33,9 @@ def arm_tools():
 def random_images(n, seed):
     """uint8 (n, 28, 28): sparse bright strokes on black, roughly like MNIST digits."""
     rng = np.random.default_rng(seed)
-    return np.where(rng.random((n, 28, 28)) < 0.2, rng.integers(128, 256, (n, 28, 28)),
-                    0).astype(np.uint8)
+    return np.where(rng.random((n, 28, 28)) < 0.2, rng.integers(128, 256, (n, 28, 28)), 0).astype(
+        np.uint8
+    )
 
 
 def run_variant(model, name, target, images, tmp_path, calibration=None, shared=None):
@@ -52,8 +54,9 @@ def assert_agrees(variant, result, images):
     if variant.exact:
         np.testing.assert_array_equal(device, reference)
     else:
-        np.testing.assert_allclose(device, reference, rtol=1e-4,
-                                   atol=1e-4 * np.abs(reference).max())
+        np.testing.assert_allclose(
+            device, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max()
+        )
     assert (result.instructions > 0).all()
 
 
@@ -62,8 +65,9 @@ def test_int8_lenet5_on_the_device_is_bit_exact_and_fits(target, tmp_path):
     model = lenet5(seed=0)
     prune(model, 0.9)
     images = random_images(300, seed=1)
-    variant, result = run_variant(model, "int8", target, images, tmp_path,
-                                  calibration=random_images(100, seed=2))
+    variant, result = run_variant(
+        model, "int8", target, images, tmp_path, calibration=random_images(100, seed=2)
+    )
     assert_agrees(variant, result, images)
     size = footprint(variant.program, TARGETS[target], tmp_path / "size")
     # the issue's budget for the 90%-pruned LeNet-5: 16 KB of flash, 8 KB of RAM
@@ -76,8 +80,9 @@ def test_shared_lenet5_on_the_cortex_m4_is_bit_exact_and_smaller_than_int8(tmp_p
     prune(model, 0.9)
     shared = share_weights(model, parse_bits("conv=8,fc=5", model))
     images, calibration = random_images(300, seed=7), random_images(100, seed=8)
-    variant, result = run_variant(model, "shared", "cortex-m4", images, tmp_path, calibration,
-                                  shared)
+    variant, result = run_variant(
+        model, "shared", "cortex-m4", images, tmp_path, calibration, shared
+    )
     assert_agrees(variant, result, images)
     shared_size = footprint(variant.program, TARGETS["cortex-m4"], tmp_path / "size")
     int8 = export_variant(model, "int8", tmp_path / "int8", calibration)
@@ -108,7 +113,8 @@ def test_a_crash_on_the_device_is_reported(tmp_path):
     (tmp_path / "crash.c").write_text(
         "int crash(const unsigned char *pixels, float *logits);\n"
         "int crash(const unsigned char *pixels, float *logits)\n"
-        "{ (void)pixels; (void)logits; return *(volatile int *)0xF0000000; }\n")
+        "{ (void)pixels; (void)logits; return *(volatile int *)0xF0000000; }\n"
+    )
     program = Program([tmp_path / "crash.c"], "crash", "float", 784, 10)
     for target in TARGETS.values():
         elf = build(program, target, tmp_path / target.name)
@@ -126,13 +132,15 @@ def quick_lenet5():
 @pytest.mark.slow
 def test_int8_lenet5_on_all_10000_test_images_on_the_cortex_m4(quick_lenet5, tmp_path):
     model, data = quick_lenet5
-    variant, result = run_variant(model, "int8", "cortex-m4", data.test_images, tmp_path,
-                                  calibration=data.train_images[:2000])
+    variant, result = run_variant(
+        model, "int8", "cortex-m4", data.test_images, tmp_path, calibration=data.train_images[:2000]
+    )
     assert_agrees(variant, result, data.test_images)
     accuracy = (result.classes == data.test_labels).mean()
-    float_accuracy = (model.forward(to_input(data.test_images)).argmax(axis=1)
-                      == data.test_labels).mean()
-    assert accuracy > 0.5                # a quick model, 90% pruned, but well above chance (10%)
+    float_accuracy = (
+        model.forward(to_input(data.test_images)).argmax(axis=1) == data.test_labels
+    ).mean()
+    assert accuracy > 0.5  # a quick model, 90% pruned, but well above chance (10%)
     assert abs(accuracy - float_accuracy) < 0.01, (accuracy, float_accuracy)
 
 
@@ -141,8 +149,9 @@ def test_shared_lenet5_on_all_10000_test_images_on_the_cortex_m4(quick_lenet5, t
     model, data = quick_lenet5
     model = copy.deepcopy(model)
     shared = share_weights(model, parse_bits("conv=8,fc=5", model))
-    variant, result = run_variant(model, "shared", "cortex-m4", data.test_images, tmp_path,
-                                  data.train_images[:2000], shared)
+    variant, result = run_variant(
+        model, "shared", "cortex-m4", data.test_images, tmp_path, data.train_images[:2000], shared
+    )
     assert_agrees(variant, result, data.test_images)
     assert (result.classes == data.test_labels).mean() > 0.5
 

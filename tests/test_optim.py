@@ -1,4 +1,5 @@
 """The masked optimizer: plain SGD arithmetic, and pruned weights that stay exactly zero."""
+
 import numpy as np
 
 from tinyprune.nn.layers import Param
@@ -58,7 +59,7 @@ def adam_reference(w, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
     for t, g in enumerate(grads, start=1):
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        w = w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     return w
 
 

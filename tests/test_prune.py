@@ -1,4 +1,5 @@
 """Pruning criteria: which weights go, how many, and the report."""
+
 import numpy as np
 import pytest
 
@@ -40,7 +41,8 @@ def test_lenet5_pruned_to_exact_sparsity(sparsity):
 def test_report_counts_zeros():
     p = Param(np.array([0.0, 1.0, 0.0, 2.0]), prunable=True)
     assert sparsity_report({"fc.weight": p}) == [
-        {"name": "fc", "weights": 4, "nonzero": 2, "sparsity": 0.5}]
+        {"name": "fc", "weights": 4, "nonzero": 2, "sparsity": 0.5}
+    ]
 
 
 def test_saved_masks_round_trip(tmp_path):
@@ -71,8 +73,12 @@ def test_lenet5_caffe_is_hans_network():
     model = lenet5_caffe()
     assert model.num_params() == 431_080  # Han et al. (2015), table 1
     shapes = {name: p.value.shape for name, p in model.prunable().items()}
-    assert shapes == {"conv1.weight": (20, 1, 5, 5), "conv2.weight": (50, 20, 5, 5),
-                      "fc1.weight": (500, 800), "fc2.weight": (10, 500)}
+    assert shapes == {
+        "conv1.weight": (20, 1, 5, 5),
+        "conv2.weight": (50, 20, 5, 5),
+        "fc1.weight": (500, 800),
+        "fc2.weight": (10, 500),
+    }
     assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
     assert sorted(MODELS) == ["lenet-300-100", "lenet5", "lenet5-caffe"]
 

@@ -1,4 +1,5 @@
 """The run's pictures and its HTML page, the page rendered by a real browser (Chromium)."""
+
 import json
 import re
 import shutil
@@ -22,9 +23,17 @@ pytest.importorskip("matplotlib")
 
 
 def history(epochs: int, start: float) -> list[dict]:
-    return [{"epoch": e, "train_loss": 1 / e, "train_accuracy": start + 0.01 * e,
-             "test_loss": 1.1 / e, "test_accuracy": start + 0.009 * e, "seconds": 1.0}
-            for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "train_accuracy": start + 0.01 * e,
+            "test_loss": 1.1 / e,
+            "test_accuracy": start + 0.009 * e,
+            "seconds": 1.0,
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +46,43 @@ def drawn(tmp_path_factory):
     conv1_before = model.layers["conv1"].weight.value.copy()
     prune(model, 0.7, "layerwise")
     train, tune = history(3, 0.80), [{"round": 1, **h} for h in history(2, 0.85)]
-    rounds = [{"round": 1, "sparsity": 0.7, "after_prune": {"test_loss": 0.5,
-                                                            "test_accuracy": 0.81}}]
-    (tmp_path / "result.json").write_text(json.dumps(
-        {"model": "lenet5", "dataset": "fashion-mnist", "epochs": 3, "seed": 0,
-         "test_accuracy": 0.827, "history": train}))
-    (tmp_path / "results.json").write_text(json.dumps(
-        {"method": "layerwise", "schedule": "oneshot", "sparsity": 0.7, "rounds": rounds,
-         "after_prune": rounds[0]["after_prune"], "test_accuracy": 0.8671,
-         "int8_test_accuracy": 0.8666, "history": tune,
-         "bytes": {"dense_float32": 246824, "compressed": 80000, "compressed_int8": 30000},
-         "layers": [{"name": "conv1.weight", "weights": 150, "nonzero": 45, "sparsity": 0.7}]}))
+    rounds = [
+        {"round": 1, "sparsity": 0.7, "after_prune": {"test_loss": 0.5, "test_accuracy": 0.81}}
+    ]
+    (tmp_path / "result.json").write_text(
+        json.dumps(
+            {
+                "model": "lenet5",
+                "dataset": "fashion-mnist",
+                "epochs": 3,
+                "seed": 0,
+                "test_accuracy": 0.827,
+                "history": train,
+            }
+        )
+    )
+    (tmp_path / "results.json").write_text(
+        json.dumps(
+            {
+                "method": "layerwise",
+                "schedule": "oneshot",
+                "sparsity": 0.7,
+                "rounds": rounds,
+                "after_prune": rounds[0]["after_prune"],
+                "test_accuracy": 0.8671,
+                "int8_test_accuracy": 0.8666,
+                "history": tune,
+                "bytes": {"dense_float32": 246824, "compressed": 80000, "compressed_int8": 30000},
+                "layers": [
+                    {"name": "conv1.weight", "weights": 150, "nonzero": 45, "sparsity": 0.7}
+                ],
+            }
+        )
+    )
     assert training_curves(train, tune, rounds, tmp_path / "curves.png", "lenet5")
-    assert conv_filters(conv1_before, model.layers["conv1"].weight.value,
-                        tmp_path / "conv1_filters.png")
+    assert conv_filters(
+        conv1_before, model.layers["conv1"].weight.value, tmp_path / "conv1_filters.png"
+    )
     assert mask_image(model.layers["fc1"].weight.mask, tmp_path / "fc1_mask.png")
     image = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
     assert feature_maps(model, image, 9, tmp_path / "feature_maps.png", FASHION_MNIST)
@@ -73,10 +105,17 @@ def test_pictures_are_pngs_of_slide_size(run_dir):
 
 
 def test_sweep_size_plot_skips_points_without_sizes(tmp_path):
-    point = {"sparsity": 0.9, "test_accuracy": 0.98,
-             "bytes": {"dense_float32": 246824, "compressed": 30306}}
-    result = {"model": "lenet5", "method": "global", "dense_accuracy": 0.99,
-              "schedules": {"oneshot": [point, {"sparsity": 0.5, "test_accuracy": 0.99}]}}
+    point = {
+        "sparsity": 0.9,
+        "test_accuracy": 0.98,
+        "bytes": {"dense_float32": 246824, "compressed": 30306},
+    }
+    result = {
+        "model": "lenet5",
+        "method": "global",
+        "dense_accuracy": 0.99,
+        "schedules": {"oneshot": [point, {"sparsity": 0.5, "test_accuracy": 0.99}]},
+    }
     assert sweep_size_plot(result, tmp_path / "size.png") == tmp_path / "size.png"
 
 
@@ -90,13 +129,15 @@ def test_page_is_self_contained_and_holds_the_numbers(run_dir):
 
 
 def test_command_writes_the_page_and_refuses_a_folder_without_a_run(run_dir, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tinyprune.report", str(run_dir)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyprune.report", str(run_dir)], capture_output=True, text=True
+    )
     assert done.returncode == 0 and (run_dir / "report.html").is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = subprocess.run([sys.executable, "-m", "tinyprune.report", str(empty)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tinyprune.report", str(empty)], capture_output=True, text=True
+    )
     assert done.returncode == 1 and "no result.json" in done.stderr
     assert "Traceback" not in done.stderr
 

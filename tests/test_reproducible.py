@@ -1,5 +1,6 @@
 """The same seed (and thread count) gives the same numbers: a run is reproducible to the last
 digit, wall times aside."""
+
 import json
 import subprocess
 import sys
@@ -8,8 +9,19 @@ import numpy as np
 import pytest
 from helpers import without_seconds
 
-RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "500", "--epochs", "1",
-       "--finetune-epochs", "1", "--seed", "3"]
+RUN = [
+    sys.executable,
+    "-m",
+    "tinyprune.run",
+    "--limit",
+    "500",
+    "--epochs",
+    "1",
+    "--finetune-epochs",
+    "1",
+    "--seed",
+    "3",
+]
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 uninterrupted one: the same result.json and results.json numbers, to the last digit, whether
 it stopped in training or in fine-tuning. (schedules.py's own tests stop every schedule after
 every epoch.)"""
+
 import shlex
 import signal
 import subprocess
@@ -15,8 +16,21 @@ from tinyprune.train.checkpoint import CHECKPOINT, checkpoint_phase
 
 # Real MNIST (via TINYPRUNE_DATA_DIR), 1,000 training images: 2 epochs, then 2 rounds of
 # pruning and fine-tuning, of 1 and 2 epochs.
-RUN = [sys.executable, "-m", "tinyprune.run", "--limit", "1000", "--epochs", "2",
-       "--finetune-epochs", "3", "--schedule", "iterative", "--rounds", "2"]
+RUN = [
+    sys.executable,
+    "-m",
+    "tinyprune.run",
+    "--limit",
+    "1000",
+    "--epochs",
+    "2",
+    "--finetune-epochs",
+    "3",
+    "--schedule",
+    "iterative",
+    "--rounds",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +43,9 @@ def uninterrupted(tmp_path_factory):
 
 def interrupt(out, saved: tuple[str, int], sig: int) -> subprocess.CompletedProcess:
     """Start the run, send `sig` once the checkpoint `saved` = (phase, epoch) exists."""
-    proc = subprocess.Popen(RUN + ["--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        RUN + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 300
     while checkpoint_phase(out / CHECKPOINT) != saved:
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -53,8 +68,9 @@ def test_killed_after_training_then_resumed_ends_as_uninterrupted(tmp_path, unin
     assert rerun.returncode == 2 and "by adding --resume" in rerun.stderr  # the saved work is kept
     assert checkpoint_phase(tmp_path / CHECKPOINT) == ("train", 2)
 
-    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
-                             text=True, check=True)
+    resumed = subprocess.run(
+        RUN + ["--out", str(tmp_path), "--resume"], capture_output=True, text=True, check=True
+    )
     assert "resuming from" in resumed.stdout and "train epoch" not in resumed.stdout
     assert results(tmp_path) == uninterrupted
     assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / CHECKPOINT).exists()
@@ -74,8 +90,9 @@ def test_ctrl_c_in_training_then_resumed_ends_as_uninterrupted(tmp_path, uninter
 
     command = shlex.split(line.split("resume with: ", 1)[1])
     assert command[-1] == "--resume"
-    resumed = subprocess.run([sys.executable] + command[1:], capture_output=True, text=True,
-                             check=True)
+    resumed = subprocess.run(
+        [sys.executable] + command[1:], capture_output=True, text=True, check=True
+    )
     assert "train epoch  1/2" not in resumed.stdout and "train epoch  2/2" in resumed.stdout
     assert results(tmp_path) == uninterrupted
     assert not (tmp_path / CHECKPOINT).exists()
@@ -91,8 +108,9 @@ def test_killed_in_fine_tuning_then_resumed_ends_as_uninterrupted(tmp_path, unin
     neither trains nor fine-tunes round 1 again."""
     killed = interrupt(tmp_path, ("fine-tune", 1), signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
-    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
-                             text=True, check=True)
+    resumed = subprocess.run(
+        RUN + ["--out", str(tmp_path), "--resume"], capture_output=True, text=True, check=True
+    )
     assert "1 of 3 fine-tuning epochs done" in resumed.stdout
     assert "train epoch" not in resumed.stdout and "fine-tune 1 epoch" not in resumed.stdout
     assert results(tmp_path) == uninterrupted
@@ -107,8 +125,9 @@ def test_ctrl_c_in_fine_tuning_then_resumed_ends_as_uninterrupted(tmp_path, unin
     assert stopped.returncode == 130
     line = stopped.stderr.strip().splitlines()[-1]
     assert line.startswith("interrupted in fine-tuning epoch 3 of 3; resume with: ")
-    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
-                             text=True, check=True)
+    resumed = subprocess.run(
+        RUN + ["--out", str(tmp_path), "--resume"], capture_output=True, text=True, check=True
+    )
     assert "round 2/2: pruned" not in resumed.stdout
     assert "fine-tune 2 epoch  1/2" not in resumed.stdout
     assert "fine-tune 2 epoch  2/2" in resumed.stdout
@@ -120,7 +139,8 @@ def test_resumed_fine_tuning_needs_the_trained_model(tmp_path):
     """Fine-tuning's report includes the trained model (model.npz); if it is gone, say so."""
     interrupt(tmp_path, ("fine-tune", 1), signal.SIGKILL)
     (tmp_path / "model.npz").unlink()
-    resumed = subprocess.run(RUN + ["--out", str(tmp_path), "--resume"], capture_output=True,
-                             text=True)
+    resumed = subprocess.run(
+        RUN + ["--out", str(tmp_path), "--resume"], capture_output=True, text=True
+    )
     assert resumed.returncode == 1 and "Traceback" not in resumed.stderr
     assert "model.npz cannot be read" in resumed.stderr and "start over" in resumed.stderr

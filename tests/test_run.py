@@ -1,4 +1,5 @@
 """`python -m tinyprune.run`: its options, and a short real run on an MNIST subset."""
+
 import json
 import os
 import signal
@@ -17,18 +18,24 @@ from tinyprune.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--sparsity", "1.0", "must be in [0, 1)"),
-    ("--sparsity", "-0.1", "must be in [0, 1)"),
-    ("--epochs", "-1", "must be 0 or more"),
-    ("--batch-size", "0", "must be at least 1"),
-    ("--lr", "0", "must be greater than 0"),
-    ("--epochs", "ten", "invalid non_negative_int value"),
-    ("--data-dir", "/nonexistent/mnist", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--sparsity", "1.0", "must be in [0, 1)"),
+        ("--sparsity", "-0.1", "must be in [0, 1)"),
+        ("--epochs", "-1", "must be 0 or more"),
+        ("--batch-size", "0", "must be at least 1"),
+        ("--lr", "0", "must be greater than 0"),
+        ("--epochs", "ten", "invalid non_negative_int value"),
+        ("--data-dir", "/nonexistent/mnist", "does not exist"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(option, value, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tinyprune.run", option, value,
-                             "--out", str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyprune.run", option, value, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -45,8 +52,10 @@ def test_unwritable_out_exits_2(tmp_path):
 @pytest.mark.slow
 def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
     """Real MNIST (via TINYPRUNE_DATA_DIR): 6,000 images, 2 epochs, prune 50%, 1 epoch."""
-    assert main(["--limit", "6000", "--epochs", "2", "--finetune-epochs", "1",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(["--limit", "6000", "--epochs", "2", "--finetune-epochs", "1", "--out", str(tmp_path)])
+        == 0
+    )
     result = json.loads((tmp_path / "result.json").read_text())
     results = json.loads((tmp_path / "results.json").read_text())
 
@@ -67,8 +76,9 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
         assert sum(np.count_nonzero(w == 0) for w in weights) == sum(w.size for w in weights) // 2
         assert all(np.all(w[m == 0] == 0) for w, m in zip(weights, masks))
     with np.load(tmp_path / "model.npz") as dense:
-        assert set(dense) == {f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3")
-                              for p in ("weight", "bias")}
+        assert set(dense) == {
+            f"{n}.{p}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3") for p in ("weight", "bias")
+        }
     out = capsys.readouterr().out
     assert "fine-tuned" in out and "report written" in out
     for picture in ("curves", "conv1_filters", "fc1_mask", "feature_maps", "weights"):
@@ -78,8 +88,15 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
     # The weight-sharing phase: shared.tpz (conv=8,fc=5 by default), measured decoded
     shared = results["shared"]
     assert shared["file_bytes"] == (tmp_path / "shared.tpz").stat().st_size
-    assert [r["name"] for r in shared["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3",
-                                                    "header", "total"]
+    assert [r["name"] for r in shared["layers"]] == [
+        "conv1",
+        "conv2",
+        "fc1",
+        "fc2",
+        "fc3",
+        "header",
+        "total",
+    ]
     bits = [r["value_bits"] for r in shared["layers"][:5]]  # ceil(log2 k), k <= 2^bits
     assert all(0 < b <= most for b, most in zip(bits, [8, 8, 5, 5, 5])), bits
     assert shared["layers"][-1]["kept"] == 30_735 and shared["file_accuracy"] > 0.9
@@ -88,8 +105,23 @@ def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_test_limit_measures_on_the_first_images_and_says_so(tmp_path, capsys):
-    assert main(["--limit", "500", "--test-limit", "300", "--epochs", "1",
-                 "--finetune-epochs", "1", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "--limit",
+                "500",
+                "--test-limit",
+                "300",
+                "--epochs",
+                "1",
+                "--finetune-epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "every test accuracy below is on the first 300 test images only" in out
     assert "test accuracy (on the first 300 test images only): dense" in out
@@ -124,8 +156,23 @@ def assert_no_nan_or_inf_in(out):
 
 @pytest.mark.slow
 def test_diverging_training_stops_naming_epoch_and_step(tmp_path, capsys):
-    assert main(["--lr", "1e6", "--limit", "500", "--epochs", "1", "--finetune-epochs", "1",
-                 "--out", str(tmp_path)]) == 1
+    assert (
+        main(
+            [
+                "--lr",
+                "1e6",
+                "--limit",
+                "500",
+                "--epochs",
+                "1",
+                "--finetune-epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: train: the loss became ")
     assert "at epoch 1, step " in error and "too high" in error
@@ -135,8 +182,23 @@ def test_diverging_training_stops_naming_epoch_and_step(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_diverging_fine_tuning_stops_and_leaves_no_checkpoint(tmp_path, capsys):
-    assert main(["--finetune-lr", "1e6", "--limit", "500", "--epochs", "1",
-                 "--finetune-epochs", "1", "--out", str(tmp_path)]) == 1
+    assert (
+        main(
+            [
+                "--finetune-lr",
+                "1e6",
+                "--limit",
+                "500",
+                "--epochs",
+                "1",
+                "--finetune-epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: fine-tune") and "at epoch 1, step " in error
     # Training's results stay; resuming would only diverge again, so no checkpoint stays.
@@ -154,8 +216,15 @@ def test_resume_without_a_run_to_resume_exits_2(tmp_path, capsys):
 
 def saved_checkpoint(out, **options):
     model = lenet5()
-    save_checkpoint(out / CHECKPOINT, model, MaskedSGD(model.params(), 0.05), "train", 1,
-                    [], {**run_config(parse_args(["--out", str(out)])).resume_options(), **options})
+    save_checkpoint(
+        out / CHECKPOINT,
+        model,
+        MaskedSGD(model.params(), 0.05),
+        "train",
+        1,
+        [],
+        {**run_config(parse_args(["--out", str(out)])).resume_options(), **options},
+    )
 
 
 def test_a_checkpoint_is_not_overwritten_without_resume(tmp_path, capsys):
@@ -164,7 +233,8 @@ def test_a_checkpoint_is_not_overwritten_without_resume(tmp_path, capsys):
         main(["--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "holds an interrupted run (train epoch 1 done); continue it by adding --resume" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert (tmp_path / CHECKPOINT).exists()
 
 

@@ -1,4 +1,5 @@
 """Schedules: the sparsity each reaches, when, and that masks only lose ones on the way."""
+
 import json
 
 import numpy as np
@@ -32,21 +33,24 @@ def test_agp_rises_fast_then_slow_and_stops_at_the_target():
     assert s[0] == 0 and s[100] == pytest.approx(0.9) and agp_sparsity(150, 100, 0.9) == s[100]
     rise = np.diff(s)
     assert np.all(rise >= 0) and np.all(np.diff(rise) <= 1e-12)  # concave: fast, then slow
-    assert s[50] == pytest.approx(0.9 * (1 - 0.5 ** 3))
+    assert s[50] == pytest.approx(0.9 * (1 - 0.5**3))
 
 
-@pytest.mark.parametrize("epochs, rounds, expected", [(7, 3, [2, 2, 3]), (4, 4, [1, 1, 1, 1]),
-                                                      (5, 1, [5]), (0, 1, [0])])
+@pytest.mark.parametrize(
+    "epochs, rounds, expected", [(7, 3, [2, 2, 3]), (4, 4, [1, 1, 1, 1]), (5, 1, [5]), (0, 1, [0])]
+)
 def test_epochs_are_shared_among_rounds(epochs, rounds, expected):
     assert split_epochs(epochs, rounds) == expected
 
 
 def tiny_data(n=48):
     rng = np.random.default_rng(0)
-    return Mnist(rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
-                 rng.integers(0, 10, n).astype(np.uint8),
-                 rng.integers(0, 256, (16, 28, 28)).astype(np.uint8),
-                 rng.integers(0, 10, 16).astype(np.uint8))
+    return Mnist(
+        rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
+        rng.integers(0, 10, n).astype(np.uint8),
+        rng.integers(0, 256, (16, 28, 28)).astype(np.uint8),
+        rng.integers(0, 10, 16).astype(np.uint8),
+    )
 
 
 @pytest.mark.parametrize("schedule", schedules.SCHEDULES)
@@ -58,11 +62,21 @@ def test_schedule_reaches_the_target_with_masks_only_losing_ones(schedule, metho
     def recording_prune(model, sparsity, method, rng=None):
         real_prune(model, sparsity, method, rng)
         seen.append({n: p.mask.copy() for n, p in model.prunable().items()})
+
     monkeypatch.setattr(schedules, "prune", recording_prune)
 
     model = lenet5(seed=1)
-    result = prune_and_finetune(model, tiny_data(), 0.75, epochs=2, method=method,
-                                schedule=schedule, rounds=2, batch_size=16, seed=3)
+    result = prune_and_finetune(
+        model,
+        tiny_data(),
+        0.75,
+        epochs=2,
+        method=method,
+        schedule=schedule,
+        rounds=2,
+        batch_size=16,
+        seed=3,
+    )
     expected_steps = {"oneshot": 1, "iterative": 2, "agp": 4}[schedule]  # agp: steps 1..4 of 6
     assert len(seen) == expected_steps
     for before, after in zip(seen, seen[1:]):
@@ -93,8 +107,7 @@ class Stop(Exception):
 @pytest.mark.parametrize("schedule", schedules.SCHEDULES)
 @pytest.mark.parametrize("method", ["layerwise", "random", "filter"])
 @pytest.mark.parametrize("stop_after", [1, 2])
-def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, method,
-                                                                     stop_after):
+def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, method, stop_after):
     """Stopped after epoch 1 (iterative: the end of round 1) or 2 (inside round 2), saved as
     run.py saves a checkpoint, and resumed in a new model: the same weights, masks and report
     to the last bit as a run never stopped."""
@@ -106,19 +119,22 @@ def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, m
 
     def save_then_stop(so_far, optimizer):
         if len(so_far["history"]) == stop_after:
-            saved.update(state=interrupted.state(with_masks=True),
-                         velocity={k: v.copy() for k, v in optimizer.velocity.items()},
-                         done=json.loads(json.dumps(so_far)))  # as a checkpoint stores it
+            saved.update(
+                state=interrupted.state(with_masks=True),
+                velocity={k: v.copy() for k, v in optimizer.velocity.items()},
+                done=json.loads(json.dumps(so_far)),
+            )  # as a checkpoint stores it
             raise Stop
+
     interrupted = lenet5(seed=1)
     with pytest.raises(Stop):
-        prune_and_finetune(interrupted, tiny_data(), 0.75, 3, after_epoch=save_then_stop,
-                           **options)
+        prune_and_finetune(interrupted, tiny_data(), 0.75, 3, after_epoch=save_then_stop, **options)
 
     resumed = lenet5(seed=99)  # its own initial weights are all replaced
     resumed.load_state(saved["state"])
-    result = prune_and_finetune(resumed, tiny_data(), 0.75, 3, done=saved["done"],
-                                velocity=saved["velocity"], **options)
+    result = prune_and_finetune(
+        resumed, tiny_data(), 0.75, 3, done=saved["done"], velocity=saved["velocity"], **options
+    )
     assert without_seconds(result) == without_seconds(expected)
     for name, array in whole.state(with_masks=True).items():
         np.testing.assert_array_equal(resumed.state(with_masks=True)[name], array, err_msg=name)

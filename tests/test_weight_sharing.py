@@ -1,5 +1,6 @@
 """Weight sharing: k-means by hand, pruned weights stay 0 and take no shared value, at most 2^b
 values per layer, and the shared-value gradient is the sum of its members' (finite differences)."""
+
 import numpy as np
 import pytest
 from helpers import numerical_gradient
@@ -27,15 +28,16 @@ def test_kmeans_by_hand():
     np.testing.assert_array_equal(labels, [0, 0, 1, 1])
     assert kmeans_1d(np.zeros(0), 4)[0].size == 0
     np.testing.assert_array_equal(kmeans_1d(np.full(5, 0.3), 4)[1], 0)  # one value, one centroid
-    np.testing.assert_array_equal(nearest(np.array([-1.0, 0.4, 0.6, 9.0]),
-                                          np.array([0.0, 1.0])), [0, 0, 1, 1])
+    np.testing.assert_array_equal(
+        nearest(np.array([-1.0, 0.4, 0.6, 9.0]), np.array([0.0, 1.0])), [0, 0, 1, 1]
+    )
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 5, 8])
 def test_kmeans_is_a_fixed_point_within_2_to_the_bits(bits):
     x = np.random.default_rng(bits).normal(size=3000)
-    centroids, labels = kmeans_1d(x, 2 ** bits)
-    assert 1 <= len(centroids) <= 2 ** bits and np.all(np.diff(centroids) > 0)
+    centroids, labels = kmeans_1d(x, 2**bits)
+    assert 1 <= len(centroids) <= 2**bits and np.all(np.diff(centroids) > 0)
     np.testing.assert_array_equal(labels, nearest(x, centroids.astype(np.float64)))
     for c in range(len(centroids)):  # each centroid is its members' mean (float32)
         assert abs(centroids[c] - x[labels == c].mean()) < 1e-6
@@ -64,7 +66,7 @@ def test_pruned_weights_stay_zero_and_at_most_2_to_the_bits_values(bits):
         for name, p in model.prunable().items():
             s = shared[name]
             assert np.all(p.value[zeros[name]] == 0) and np.all(s.index[zeros[name]] == -1)
-            assert np.all(s.index[~zeros[name]] >= 0)   # every kept weight has a shared value
+            assert np.all(s.index[~zeros[name]] >= 0)  # every kept weight has a shared value
             assert len(s.codebook) <= 2 ** per_layer[name.split(".")[0]]
             assert len(np.unique(p.value[~zeros[name]])) <= len(s.codebook)
             np.testing.assert_array_equal(p.value, s.weight())
@@ -74,8 +76,10 @@ def test_pruned_weights_stay_zero_and_at_most_2_to_the_bits_values(bits):
 def test_shared_value_gradient_is_the_sum_of_its_members_finite_differences():
     model = lenet_300_100(seed=0, dtype=np.float64)
     prune(model, 0.9, "global")
-    shared = {n: SharedWeight(s.codebook.astype(np.float64), s.index)
-              for n, s in share_weights(model, {"fc1": 3, "fc2": 2, "fc3": 2}).items()}
+    shared = {
+        n: SharedWeight(s.codebook.astype(np.float64), s.index)
+        for n, s in share_weights(model, {"fc1": 3, "fc2": 2, "fc3": 2}).items()
+    }
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(6, 1, 28, 28)), rng.integers(0, 10, 6)
     loss_fn = SoftmaxCrossEntropy()
@@ -109,10 +113,20 @@ def test_one_step_by_hand():
 def test_parse_bits():
     model = lenet5()
     assert parse_bits("5", model) == dict.fromkeys(["conv1", "conv2", "fc1", "fc2", "fc3"], 5)
-    assert parse_bits("conv=8,fc=5", model) == {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5,
-                                                "fc3": 5}
+    assert parse_bits("conv=8,fc=5", model) == {
+        "conv1": 8,
+        "conv2": 8,
+        "fc1": 5,
+        "fc2": 5,
+        "fc3": 5,
+    }
     assert parse_bits("fc1=3,conv=6,fc=4", model)["fc1"] == 3
-    for bad, words in [("conv=8", "fc1 gets no bits"), ("9", "1 to 8"), ("fc9=3", "not N"),
-                       ("x", "not N"), ("conv=8,fc=0", "gets 0 bits")]:
+    for bad, words in [
+        ("conv=8", "fc1 gets no bits"),
+        ("9", "1 to 8"),
+        ("fc9=3", "not N"),
+        ("x", "not N"),
+        ("conv=8,fc=0", "gets 0 bits"),
+    ]:
         with pytest.raises(ValueError, match=words):
             parse_bits(bad, model)

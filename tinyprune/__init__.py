@@ -1,4 +1,5 @@
 """tinyprune: LeNet-5 trained, pruned and fine-tuned with hand-written NumPy and numba."""
+
 import os
 
 # numba runs its parallel kernels (sparse inference, kernels/sparse.py; the training kernels

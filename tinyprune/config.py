@@ -6,6 +6,7 @@
 
 Frozen, so no stage can change what a later stage (or a resumed run) reads.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -84,6 +85,11 @@ class RunConfig:
     def resume_options(self) -> dict:
         """The options a resumed run must share with the interrupted one: all that can change
         its numbers (not where the files are)."""
-        return {**asdict(self.train), **asdict(self.prune), "limit": self.data.limit,
-                "dataset": self.data.dataset, "test_limit": self.data.test_limit,
-                "validation": self.data.validation}
+        return {
+            **asdict(self.train),
+            **asdict(self.prune),
+            "limit": self.data.limit,
+            "dataset": self.data.dataset,
+            "test_limit": self.data.test_limit,
+            "validation": self.data.validation,
+        }

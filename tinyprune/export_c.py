@@ -8,6 +8,7 @@ only, activation scales calibrated on training images (deploy/c_int8.py); from a
 (python -m tinyprune.deep_compress), DIR/lenet5_shared.c, which keeps each layer's codebook and
 packed indices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,28 +29,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.export_c",
         description="Write a pruned model as one C99 source file and header, weights in "
-                    "sparse (CSR) form.")
-    parser.add_argument("model_file", type=Path,
-                        help="pruned.npz (as python -m tinyprune.run writes) or a .tpz")
+        "sparse (CSR) form.",
+    )
+    parser.add_argument(
+        "model_file", type=Path, help="pruned.npz (as python -m tinyprune.run writes) or a .tpz"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for <model>.c and .h")
     kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--quantize", action="store_true",
-                      help="store weights as int8 with one float scale per layer")
-    kind.add_argument("--int8", action="store_true",
-                      help="integers only: int8 weights (or shared values) and activations")
-    parser.add_argument("--calibration", type=positive_int, default=2000,
-                        help="--int8: the first N training images set the activation scales")
-    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist",
-                        help="the data set the model was trained on (its pixel normalisation)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="--int8: folder with the training images; default: "
-                             "$TINYPRUNE_DATA_DIR/<dataset>, else data/<dataset>")
-    parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
-                        help="the model an .npz holds (a .tpz names its own)")
+    kind.add_argument(
+        "--quantize",
+        action="store_true",
+        help="store weights as int8 with one float scale per layer",
+    )
+    kind.add_argument(
+        "--int8",
+        action="store_true",
+        help="integers only: int8 weights (or shared values) and activations",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=positive_int,
+        default=2000,
+        help="--int8: the first N training images set the activation scales",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=list(DATASETS),
+        default="mnist",
+        help="the data set the model was trained on (its pixel normalisation)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="--int8: folder with the training images; default: "
+        "$TINYPRUNE_DATA_DIR/<dataset>, else data/<dataset>",
+    )
+    parser.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="lenet5",
+        help="the model an .npz holds (a .tpz names its own)",
+    )
     args = parser.parse_args(argv)
     if not args.model_file.is_file():
-        parser.error(f"{args.model_file} does not exist; train and prune one with "
-                     f"python -m tinyprune.run --out DIR, then pass DIR/pruned.npz")
+        parser.error(
+            f"{args.model_file} does not exist; train and prune one with "
+            f"python -m tinyprune.run --out DIR, then pass DIR/pruned.npz"
+        )
     check_data_dir(parser, args)
     if args.int8 and args.dataset != "mnist":
         # int8_model.py's input quantisation is derived from MNIST's mean and std
@@ -66,16 +93,19 @@ def main(argv: list[str] | None = None) -> int:
             data = load_data_or_say_why(DataConfig(data_dir=args.data_dir))
             if data is None:
                 return 1
-            q = Int8Model(model, data.train_images[:args.calibration], shared)
+            q = Int8Model(model, data.train_images[: args.calibration], shared)
             written = export_c_int8(q, args.out, source=source)
         else:
-            written = export_c(model, args.out, args.quantize, source=source,
-                               dataset=DATASETS[args.dataset])
+            written = export_c(
+                model, args.out, args.quantize, source=source, dataset=DATASETS[args.dataset]
+            )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {written['c']} ({written['c'].stat().st_size:,} bytes, of which the weight "
-          f"arrays take {written['weight_bytes']:,} bytes once compiled) and {written['h']}")
+    print(
+        f"wrote {written['c']} ({written['c'].stat().st_size:,} bytes, of which the weight "
+        f"arrays take {written['weight_bytes']:,} bytes once compiled) and {written['h']}"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Writing files so that a crash leaves the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], compressed: bool = False,
-              durable: bool = False) -> None:
+def write_npz(
+    path: str | os.PathLike,
+    arrays: dict[str, np.ndarray],
+    compressed: bool = False,
+    durable: bool = False,
+) -> None:
     """Write arrays to path as an .npz (zip-compressed if `compressed`), atomically; `durable`
     also waits until the bytes and the new name are on disk, so a power cut keeps them."""
     save: Any = np.savez_compressed if compressed else np.savez

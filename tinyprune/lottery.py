@@ -11,6 +11,7 @@ early-stopping iteration (lowest validation loss) and test accuracy, mean ± std
 Each training is saved in --out/points/ as it finishes: run the same command again after an
 interruption and it goes on where it stopped. Writes lottery.json and lottery.png to --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,31 +27,60 @@ from tinyprune.report.tables import print_lottery, print_ticket
 
 
 def parse_args(argv: list[str] | None) -> LotteryConfig:
-    parser = argparse.ArgumentParser(prog="python -m tinyprune.lottery",
-                                     description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyprune.lottery",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add = parser.add_argument
     add("--seeds", type=seed_list, default=(0, 1, 2), help="comma-separated")
     add("--rounds", type=positive_int, default=12, help="pruning rounds after the dense one")
     add("--iterations", type=positive_int, default=5000, help="training iterations per round")
     add("--batch-size", type=positive_int, default=60)
     add("--lr", type=positive_float, default=1.2e-3, help="Adam's constant learning rate")
-    add("--eval-every", type=positive_int, default=100,
-        help="iterations between two measurements of the validation loss")
-    add("--rewind-iteration", type=non_negative_int, default=0,
-        help="rewind survivors to their values after this many iterations (0: to the init)")
-    add("--no-reinit", dest="reinit", action="store_false",
-        help="skip the random-reinitialisation control")
-    add("--validation", type=positive_int, default=5000,
-        help="the last N training images, held out to find the early-stopping iteration")
-    add("--limit", type=positive_int, default=None,
-        help="train on the first N of the other training images only (quick looks)")
-    add("--data-dir", type=Path, default=None,
-        help="folder with the MNIST files; default: $TINYPRUNE_DATA_DIR, else data/mnist")
+    add(
+        "--eval-every",
+        type=positive_int,
+        default=100,
+        help="iterations between two measurements of the validation loss",
+    )
+    add(
+        "--rewind-iteration",
+        type=non_negative_int,
+        default=0,
+        help="rewind survivors to their values after this many iterations (0: to the init)",
+    )
+    add(
+        "--no-reinit",
+        dest="reinit",
+        action="store_false",
+        help="skip the random-reinitialisation control",
+    )
+    add(
+        "--validation",
+        type=positive_int,
+        default=5000,
+        help="the last N training images, held out to find the early-stopping iteration",
+    )
+    add(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="train on the first N of the other training images only (quick looks)",
+    )
+    add(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with the MNIST files; default: $TINYPRUNE_DATA_DIR, else data/mnist",
+    )
     add("--out", type=Path, default=Path("runs/lottery"))
     add("--jobs", type=positive_int, default=1, help="local worker processes")
-    add("--scheduler", default=None,
-        help="address of a Dask scheduler (tcp://host:8786) whose workers run the trainings")
+    add(
+        "--scheduler",
+        default=None,
+        help="address of a Dask scheduler (tcp://host:8786) whose workers run the trainings",
+    )
     args = parser.parse_args(argv)
     if args.rewind_iteration >= args.iterations:
         parser.error(f"--rewind-iteration must be below --iterations ({args.iterations})")
@@ -64,23 +94,35 @@ def parse_args(argv: list[str] | None) -> LotteryConfig:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    print(f"lottery tickets, lenet-300-100: seeds {config.seeds}, {config.rounds} rounds, "
-          f"{config.iterations} iterations each; results in {config.out}/", flush=True)
+    print(
+        f"lottery tickets, lenet-300-100: seeds {config.seeds}, {config.rounds} rounds, "
+        f"{config.iterations} iterations each; results in {config.out}/",
+        flush=True,
+    )
     try:
         run = run_lottery(config, report=print_ticket)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the trainings finished are saved in {config.out / 'points'} and "
-              f"the same command goes on from there", file=sys.stderr)
+        print(
+            f"\ninterrupted; the trainings finished are saved in {config.out / 'points'} and "
+            f"the same command goes on from there",
+            file=sys.stderr,
+        )
         return 130
     rows = summary(run.results)
     record = {k: v for k, v in asdict(config).items() if k not in ("out", "scheduler")}
-    write_json(config.out / "lottery.json", {"config": record, "summary": rows,
-                                             "points": run.results})
+    write_json(
+        config.out / "lottery.json", {"config": record, "summary": rows, "points": run.results}
+    )
     print_lottery(rows)
-    print(f"\nresults: {config.out / 'lottery.json'} ({run.ran} trainings run now, "
-          f"{len(run.results) - run.ran} read from {config.out / 'points'})")
-    lottery_plot(rows, config.out / "lottery.png",
-                 f"lenet-300-100 lottery tickets, {len(config.seeds)} seeds")
+    print(
+        f"\nresults: {config.out / 'lottery.json'} ({run.ran} trainings run now, "
+        f"{len(run.results) - run.ran} read from {config.out / 'points'})"
+    )
+    lottery_plot(
+        rows,
+        config.out / "lottery.png",
+        f"lenet-300-100 lottery tickets, {len(config.seeds)} seeds",
+    )
     for failure in run.failures:
         print(f"error: {failure.describe()}", file=sys.stderr)
     if run.skipped:

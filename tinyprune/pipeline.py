@@ -11,6 +11,7 @@ After every epoch, of training and of fine-tuning, RunState saves the run to
 interrupted. Nothing here prints but the progress of the work itself; the command prints the
 report (run.py).
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,13 +60,17 @@ def out_folder_problem(out: Path, resume: bool) -> str | None:
         return f"--out {out} cannot be written: {error.strerror}"
     checkpoint = out / CHECKPOINT
     if resume and not checkpoint.exists() and not (out / "results.json").exists():
-        return (f"--resume: there is no interrupted run in --out {out} (no {CHECKPOINT}); "
-                f"leave --resume out to start one")
+        return (
+            f"--resume: there is no interrupted run in --out {out} (no {CHECKPOINT}); "
+            f"leave --resume out to start one"
+        )
     found = checkpoint_phase(checkpoint)  # a checkpoint exists only while a run is unfinished
     if found and not resume:
-        return (f"--out {out} holds an interrupted run ({found[0]} epoch {found[1]} done); "
-                f"continue it by adding --resume, or start over in another --out or after "
-                f"deleting {checkpoint}")
+        return (
+            f"--out {out} holds an interrupted run ({found[0]} epoch {found[1]} done); "
+            f"continue it by adding --resume, or start over in another --out or after "
+            f"deleting {checkpoint}"
+        )
     return None
 
 
@@ -79,26 +84,47 @@ class RunState:
         self.saved = saved  # the checkpoint resumed from, if any
         self.finetuning = saved is not None and saved.phase == "fine-tune"
         self.train_history: list[dict] = (
-            [] if saved is None else saved.results["train_history"] if self.finetuning
-            else saved.history)
+            []
+            if saved is None
+            else saved.results["train_history"]
+            if self.finetuning
+            else saved.history
+        )
 
     @classmethod
     def open(cls, config: RunConfig, model: Sequential, resume: bool) -> RunState:
         """A new run's state, or (resume) the saved one, its weights and masks loaded into
         model. CheckpointError if the checkpoint does not fit model and options."""
-        saved = (load_checkpoint(config.out / CHECKPOINT, model, config.resume_options())
-                 if resume else None)
+        saved = (
+            load_checkpoint(config.out / CHECKPOINT, model, config.resume_options())
+            if resume
+            else None
+        )
         return cls(config, model, saved)
 
     def save_train_epoch(self, optimizer: MaskedSGD, entry: dict) -> None:
         self.train_history.append(entry)
-        save_checkpoint(self.path, self.model, optimizer, "train", entry["epoch"],
-                        self.train_history, self.options)
+        save_checkpoint(
+            self.path,
+            self.model,
+            optimizer,
+            "train",
+            entry["epoch"],
+            self.train_history,
+            self.options,
+        )
 
     def save_finetune_epoch(self, so_far: dict, optimizer: MaskedSGD) -> None:
-        save_checkpoint(self.path, self.model, optimizer, "fine-tune", len(so_far["history"]),
-                        so_far["history"], self.options,
-                        {"train_history": self.train_history, "rounds": so_far["rounds"]})
+        save_checkpoint(
+            self.path,
+            self.model,
+            optimizer,
+            "fine-tune",
+            len(so_far["history"]),
+            so_far["history"],
+            self.options,
+            {"train_history": self.train_history, "rounds": so_far["rounds"]},
+        )
 
     def finetune_done(self) -> dict | None:
         """The fine-tuning rounds and history saved, for prune_and_finetune(done=...)."""
@@ -144,21 +170,42 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         velocity = state.velocity()
         if velocity is not None:
             optimizer.velocity = velocity
-        fit(model, data, optimizer, t.epochs, t.batch_size, t.seed, max_shift=t.shift,
+        fit(
+            model,
+            data,
+            optimizer,
+            t.epochs,
+            t.batch_size,
+            t.seed,
+            max_shift=t.shift,
             start_epoch=len(state.train_history) + 1,
-            after_epoch=lambda entry: state.save_train_epoch(optimizer, entry))
+            after_epoch=lambda entry: state.save_train_epoch(optimizer, entry),
+        )
         trained = model
     history = state.train_history
     test_loss, test_accuracy = last_test_metrics(trained, data, history)
     if not state.finetuning:
         model.save(out / "model.npz")
-        write_json(out / "result.json", {
-            "model": t.model, "epochs": t.epochs, "batch_size": t.batch_size, "seed": t.seed,
-            "lr": t.lr, "momentum": t.momentum, "weight_decay": t.weight_decay,
-            "shift": t.shift, "dataset": data.dataset.key,
-            "train_images": len(data.train_images), "test_images": len(data.test_images),
-            "test_limit": config.data.test_limit,
-            "test_loss": test_loss, "test_accuracy": test_accuracy, "history": history})
+        write_json(
+            out / "result.json",
+            {
+                "model": t.model,
+                "epochs": t.epochs,
+                "batch_size": t.batch_size,
+                "seed": t.seed,
+                "lr": t.lr,
+                "momentum": t.momentum,
+                "weight_decay": t.weight_decay,
+                "shift": t.shift,
+                "dataset": data.dataset.key,
+                "train_images": len(data.train_images),
+                "test_images": len(data.test_images),
+                "test_limit": config.data.test_limit,
+                "test_loss": test_loss,
+                "test_accuracy": test_accuracy,
+                "history": history,
+            },
+        )
     weights = {name: p.value.copy() for name, p in trained.prunable().items()}
     return Trained(trained, history, test_loss, test_accuracy, weights)
 
@@ -171,27 +218,43 @@ def load_trained(config: RunConfig) -> Sequential:
     try:
         trained.load(path)
     except Exception as error:  # missing, truncated, not an .npz, another model's
-        raise RunError(f"the trained model {path} cannot be read ({error}); it is needed to "
-                       f"finish fine-tuning: start over in another --out") from None
+        raise RunError(
+            f"the trained model {path} cannot be read ({error}); it is needed to "
+            f"finish fine-tuning: start over in another --out"
+        ) from None
     return trained
 
 
-def prune_phase(model: Sequential, trained: Trained, data: Mnist, config: RunConfig,
-                state: RunState) -> dict:
+def prune_phase(
+    model: Sequential, trained: Trained, data: Mnist, config: RunConfig, state: RunState
+) -> dict:
     """Prune and fine-tune model on config.prune's schedule -> prune_and_finetune's result,
     with the target sparsity (set by --quality for method std)."""
     p, t = config.prune, config.train
     sparsity = p.sparsity
     if p.quality is not None:
         sparsity = std_sparsity(trained.model.prunable(), p.quality)
-        print(f"--quality {p.quality:g}: |w| < {p.quality:g} x std is {sparsity:.2%} of the "
-              f"weights")
+        print(
+            f"--quality {p.quality:g}: |w| < {p.quality:g} x std is {sparsity:.2%} of the weights"
+        )
     pruning = prune_and_finetune(
-        model, data, sparsity, p.finetune_epochs, method=p.method, schedule=p.schedule,
-        rounds=p.rounds, lr=p.finetune_lr, momentum=t.momentum, weight_decay=t.weight_decay,
-        batch_size=t.batch_size, max_shift=t.shift, seed=t.seed,
-        after_epoch=state.save_finetune_epoch, done=state.finetune_done(),
-        velocity=state.velocity() if state.finetuning else None)
+        model,
+        data,
+        sparsity,
+        p.finetune_epochs,
+        method=p.method,
+        schedule=p.schedule,
+        rounds=p.rounds,
+        lr=p.finetune_lr,
+        momentum=t.momentum,
+        weight_decay=t.weight_decay,
+        batch_size=t.batch_size,
+        max_shift=t.shift,
+        seed=t.seed,
+        after_epoch=state.save_finetune_epoch,
+        done=state.finetune_done(),
+        velocity=state.velocity() if state.finetuning else None,
+    )
     return {**pruning, "target_sparsity": sparsity}
 
 
@@ -200,12 +263,17 @@ def share_phase(model: Sequential, data: Mnist, config: RunConfig) -> dict:
     as shared.tpz (format version 2) -> write_and_measure's results and the phase's."""
     shared_model = copy.deepcopy(model)
     shared, sharing = share_and_finetune(shared_model, data, config.share, config.train)
-    return {**sharing, **write_and_measure(shared_model, shared, data,
-                                           config.out / "shared.tpz")}
+    return {**sharing, **write_and_measure(shared_model, shared, data, config.out / "shared.tpz")}
 
 
-def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Trained,
-                  pruning: dict, shared: dict | None = None) -> dict:
+def package_phase(
+    model: Sequential,
+    data: Mnist,
+    config: RunConfig,
+    trained: Trained,
+    pruning: dict,
+    shared: dict | None = None,
+) -> dict:
     """Write the pruned model as pruned.npz and as it ships (compressed, float32 and int8),
     results.json (with share_phase's results under "shared") and weights.png -> the
     results."""
@@ -213,37 +281,62 @@ def package_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Tr
     layers = sparsity_report(model.params(), weight_uses(model))
     model.save(out / "pruned.npz", with_masks=True)
     model_bytes = write_compressed(model, out)  # zeros not stored (deploy/compress.py)
-    _, int8_accuracy = evaluate(load_copy(model, out / "pruned-int8.tpz"),
-                                data.test_images, data.test_labels, dataset=data.dataset)
+    _, int8_accuracy = evaluate(
+        load_copy(model, out / "pruned-int8.tpz"),
+        data.test_images,
+        data.test_labels,
+        dataset=data.dataset,
+    )
     test_loss, test_accuracy = last_test_metrics(model, data, pruning["history"])
     # agp prunes a little at a time while it trains: there is no moment "just pruned".
-    after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None,
-                                                          "test_accuracy": None}
+    after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None, "test_accuracy": None}
     results = {
-        "bytes": model_bytes, "int8_test_accuracy": int8_accuracy,
-        "model": model.name, "method": p.method, "schedule": p.schedule,
-        "quality": p.quality, "target_sparsity": pruning["target_sparsity"],
-        "sparsity": (sum(r["weights"] - r["nonzero"] for r in layers)
-                     / sum(r["weights"] for r in layers)),
-        "after_prune": after_prune, "test_loss": test_loss, "test_accuracy": test_accuracy,
-        "finetune_epochs": p.finetune_epochs, "finetune_lr": p.finetune_lr,
-        "rounds": pruning["rounds"], "history": pruning["history"], "layers": layers,
-        "shared": shared}
+        "bytes": model_bytes,
+        "int8_test_accuracy": int8_accuracy,
+        "model": model.name,
+        "method": p.method,
+        "schedule": p.schedule,
+        "quality": p.quality,
+        "target_sparsity": pruning["target_sparsity"],
+        "sparsity": (
+            sum(r["weights"] - r["nonzero"] for r in layers) / sum(r["weights"] for r in layers)
+        ),
+        "after_prune": after_prune,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "finetune_epochs": p.finetune_epochs,
+        "finetune_lr": p.finetune_lr,
+        "rounds": pruning["rounds"],
+        "history": pruning["history"],
+        "layers": layers,
+        "shared": shared,
+    }
     if p.method == "filter":
         results["filters_removed"] = filters_removed(model, data)
     write_json(out / "results.json", results)
-    weight_histograms(trained.weights, {n: q.value for n, q in model.prunable().items()},
-                      out / "weights.png", f"{model.name}: weights before and after "
-                      f"{p.method} pruning ({p.schedule})")
+    weight_histograms(
+        trained.weights,
+        {n: q.value for n, q in model.prunable().items()},
+        out / "weights.png",
+        f"{model.name}: weights before and after {p.method} pruning ({p.schedule})",
+    )
     return results
 
 
-def report_phase(model: Sequential, data: Mnist, config: RunConfig, trained: Trained,
-                 results: dict) -> Path:
+def report_phase(
+    model: Sequential, data: Mnist, config: RunConfig, trained: Trained, results: dict
+) -> Path:
     """The run's pictures and report.html in --out -> the page's path."""
     limited = config.data.test_limit is not None
-    return draw_run(model, trained.weights, data, trained.history, results, config.out,
-                    f"test (first {len(data.test_labels):,})" if limited else "test")
+    return draw_run(
+        model,
+        trained.weights,
+        data,
+        trained.history,
+        results,
+        config.out,
+        f"test (first {len(data.test_labels):,})" if limited else "test",
+    )
 
 
 def filters_removed(model: Sequential, data: Mnist) -> dict:
@@ -251,8 +344,14 @@ def filters_removed(model: Sequential, data: Mnist) -> dict:
     its inference time over the test set beside the masked model's."""
     small = shrink(model)
     x = to_input(data.test_images, data.dataset)
-    return {"params": model.num_params(), "params_after": small.num_params(),
-            "inference_seconds_masked": inference_seconds(model, x),
-            "inference_seconds_smaller": inference_seconds(small, x),
-            "layers": {name: list(layer.params["weight"].value.shape) for name, layer in
-                       small.layers.items() if "weight" in layer.params}}
+    return {
+        "params": model.num_params(),
+        "params_after": small.num_params(),
+        "inference_seconds_masked": inference_seconds(model, x),
+        "inference_seconds_smaller": inference_seconds(small, x),
+        "layers": {
+            name: list(layer.params["weight"].value.shape)
+            for name, layer in small.layers.items()
+            if "weight" in layer.params
+        },
+    }

@@ -7,6 +7,7 @@ if it is interrupted (Ctrl-C, a crash, a closed laptop), the same command with -
 on from there and ends with the same numbers. The checkpoint is deleted when the run
 completes. The work itself is in pipeline.py; this module reads the options and prints.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,40 +56,76 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.run",
         description="Train LeNet-5 on MNIST, prune the smallest weights of each layer, "
-                    "fine-tune the rest, and report accuracy and sparsity.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "fine-tune the rest, and report accuracy and sparsity.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_data_options(parser)
-    parser.add_argument("--out", type=Path, default=Path("runs/latest"),
-                        help="folder for result.json, results.json, model.npz, pruned.npz")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/latest"),
+        help="folder for result.json, results.json, model.npz, pruned.npz",
+    )
     add_training_options(parser)
-    parser.add_argument("--finetune-epochs", type=non_negative_int, default=5,
-                        help="fine-tuning epochs after pruning")
-    parser.add_argument("--sparsity", type=fraction, default=0.5,
-                        help="fraction of each layer's weights to prune (biases are kept)")
-    parser.add_argument("--method", choices=METHODS, default="layerwise",
-                        help="pruning criterion (see tinyprune/prune/criteria.py); filter "
-                             "removes whole filters and neurons, and --sparsity is then their "
-                             "share")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="oneshot",
-                        help="oneshot: prune, then fine-tune; iterative: --rounds rounds of "
-                             "prune and fine-tune; agp: prune gradually while fine-tuning")
-    parser.add_argument("--rounds", type=positive_int, default=4,
-                        help="rounds of the iterative schedule; --finetune-epochs are shared "
-                             "among them")
-    parser.add_argument("--quality", type=positive_float, default=None,
-                        help="--method std only: prune |w| < quality x std of its layer, "
-                             "measured on the trained model (Han et al.); replaces --sparsity")
-    parser.add_argument("--finetune-lr", type=positive_float, default=0.01,
-                        help="initial learning rate of fine-tuning (cosine decay to 0)")
+    parser.add_argument(
+        "--finetune-epochs",
+        type=non_negative_int,
+        default=5,
+        help="fine-tuning epochs after pruning",
+    )
+    parser.add_argument(
+        "--sparsity",
+        type=fraction,
+        default=0.5,
+        help="fraction of each layer's weights to prune (biases are kept)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="layerwise",
+        help="pruning criterion (see tinyprune/prune/criteria.py); filter "
+        "removes whole filters and neurons, and --sparsity is then their "
+        "share",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="oneshot",
+        help="oneshot: prune, then fine-tune; iterative: --rounds rounds of "
+        "prune and fine-tune; agp: prune gradually while fine-tuning",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=4,
+        help="rounds of the iterative schedule; --finetune-epochs are shared among them",
+    )
+    parser.add_argument(
+        "--quality",
+        type=positive_float,
+        default=None,
+        help="--method std only: prune |w| < quality x std of its layer, "
+        "measured on the trained model (Han et al.); replaces --sparsity",
+    )
+    parser.add_argument(
+        "--finetune-lr",
+        type=positive_float,
+        default=0.01,
+        help="initial learning rate of fine-tuning (cosine decay to 0)",
+    )
     add_share_options(parser)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in --out from its last completed "
-                             "epoch (same options), ending exactly as if never interrupted")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out from its last completed "
+        "epoch (same options), ending exactly as if never interrupted",
+    )
     return parser
 
 
-def parse_args(argv: list[str] | None = None,
-               parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
     """The options, checked one by one (exit status 2 and one line on a bad one)."""
     parser = parser or build_parser()
     args = parser.parse_args(argv)
@@ -100,9 +137,15 @@ def parse_args(argv: list[str] | None = None,
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
-    prune = PruneConfig(sparsity=args.sparsity, method=args.method, schedule=args.schedule,
-                        rounds=args.rounds, quality=args.quality,
-                        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr)
+    prune = PruneConfig(
+        sparsity=args.sparsity,
+        method=args.method,
+        schedule=args.schedule,
+        rounds=args.rounds,
+        quality=args.quality,
+        finetune_epochs=args.finetune_epochs,
+        finetune_lr=args.finetune_lr,
+    )
     return RunConfig(data_config(args), train_config(args), prune, args.out, share_config(args))
 
 
@@ -115,9 +158,11 @@ def run(config: RunConfig, resume: bool) -> int:
     if data is None:
         return 1
     model = MODELS[config.train.model](config.train.seed)
-    print(f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
-          f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
-          f"results in {config.out}/")
+    print(
+        f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
+        f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
+        f"results in {config.out}/"
+    )
     jit_off = numba.config.DISABLE_JIT  # type: ignore[attr-defined]  # set from the environment
     print(kernels_ready(warm_up(model, None if jit_off else print_progress)))
     try:
@@ -126,9 +171,11 @@ def run(config: RunConfig, resume: bool) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if state.saved is not None:
-        print(f"resuming from {state.path}: {state.saved.epoch} of "
-              f"{phase_epochs(config, state.saved.phase)} {PHASE_NAMES[state.saved.phase]} "
-              f"epochs done")
+        print(
+            f"resuming from {state.path}: {state.saved.epoch} of "
+            f"{phase_epochs(config, state.saved.phase)} {PHASE_NAMES[state.saved.phase]} "
+            f"epochs done"
+        )
     try:
         trained = train_phase(model, data, config, state)
         pruning = prune_phase(model, trained, data, config, state)
@@ -152,10 +199,14 @@ def kernels_ready(seconds: float) -> str:
     """What warm_up did: compiled (or loaded) the numba kernels, or, with NUMBA_DISABLE_JIT=1,
     nothing: the kernels then run as plain Python, which a debugger can step through."""
     if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]  # set from the environment
-        return ("numba's JIT is off (NUMBA_DISABLE_JIT=1): the kernels run as plain Python, "
-                "slowly; keep --limit and --test-limit small")
-    return (f"numba kernels ready in {seconds:.1f}s (compiled on the first run, then loaded "
-            f"from numba's cache)")
+        return (
+            "numba's JIT is off (NUMBA_DISABLE_JIT=1): the kernels run as plain Python, "
+            "slowly; keep --limit and --test-limit small"
+        )
+    return (
+        f"numba kernels ready in {seconds:.1f}s (compiled on the first run, then loaded "
+        f"from numba's cache)"
+    )
 
 
 def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
@@ -163,33 +214,44 @@ def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
     accuracy before and after."""
     size = results["bytes"]
     dense, tpz, int8 = (size[k] for k in ("dense_float32", "compressed", "compressed_int8"))
-    print(f"model size: dense float32 {dense:,} bytes; pruned.tpz {tpz:,} ({dense / tpz:.1f}x "
-          f"smaller); pruned-int8.tpz {int8:,} ({dense / int8:.1f}x smaller, test accuracy "
-          f"{results['int8_test_accuracy']:.2%})")
+    print(
+        f"model size: dense float32 {dense:,} bytes; pruned.tpz {tpz:,} ({dense / tpz:.1f}x "
+        f"smaller); pruned-int8.tpz {int8:,} ({dense / int8:.1f}x smaller, test accuracy "
+        f"{results['int8_test_accuracy']:.2%})"
+    )
     if "filters_removed" in results:
         f = results["filters_removed"]
         masked_s, small_s = f["inference_seconds_masked"], f["inference_seconds_smaller"]
-        print(f"filters removed: {f['params']:,} -> {f['params_after']:,} parameters; "
-              f"inference over the test images {masked_s:.3f}s (masked) -> {small_s:.3f}s "
-              f"(smaller model), {masked_s / small_s:.1f}x faster")
+        print(
+            f"filters removed: {f['params']:,} -> {f['params_after']:,} parameters; "
+            f"inference over the test images {masked_s:.3f}s (masked) -> {small_s:.3f}s "
+            f"(smaller model), {masked_s / small_s:.1f}x faster"
+        )
     print()
     print_layers(results["layers"])
     after = results["after_prune"]["test_accuracy"]
     pruned = "n/a (agp prunes while it trains)" if after is None else f"{after:.2%}"
-    where = ("" if config.data.test_limit is None
-             else f" (on the first {config.data.test_limit:,} test images only)")
-    print(f"\ntest accuracy{where}: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
-          f"fine-tuned {results['test_accuracy']:.2%}")
+    where = (
+        ""
+        if config.data.test_limit is None
+        else f" (on the first {config.data.test_limit:,} test images only)"
+    )
+    print(
+        f"\ntest accuracy{where}: dense {trained.test_accuracy:.2%}, pruned {pruned}, "
+        f"fine-tuned {results['test_accuracy']:.2%}"
+    )
     print_shared(results["shared"], size["dense_float32"], config.out)
 
 
 def print_shared(shared: dict, dense: int, out: Path) -> None:
     """share_phase's results: the file's bytes layer by layer, and its own accuracy."""
-    print(f"\n{out / shared['file']} (pruned, weights shared, Huffman-coded): "
-          f"{shared['file_bytes']:,} bytes, {dense / shared['file_bytes']:.1f}x smaller than "
-          f"dense float32; test accuracy {shared['file_accuracy']:.2%} (of the model decoded "
-          f"from the file; {shared['clustered_accuracy']:.2%} before fine-tuning the shared "
-          f"values)")
+    print(
+        f"\n{out / shared['file']} (pruned, weights shared, Huffman-coded): "
+        f"{shared['file_bytes']:,} bytes, {dense / shared['file_bytes']:.1f}x smaller than "
+        f"dense float32; test accuracy {shared['file_accuracy']:.2%} (of the model decoded "
+        f"from the file; {shared['clustered_accuracy']:.2%} before fine-tuning the shared "
+        f"values)"
+    )
     print(format_size_table(shared["layers"]))
 
 

@@ -11,6 +11,7 @@ on the Dask cluster at --scheduler) and the table shows mean ± std over them. W
 sensitivity.json and sensitivity.png (if matplotlib is there) into --out, and prints the
 table. The trained dense models are cached (see train/dense_cache.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,12 +39,15 @@ DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tinyprune.sensitivity", description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python -m tinyprune.sensitivity",
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_dense_cache_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/sensitivity"))
-    parser.add_argument("--sparsities", type=sparsity_list,
-                        default=list(DEFAULT_SPARSITIES), help="comma-separated")
+    parser.add_argument(
+        "--sparsities", type=sparsity_list, default=list(DEFAULT_SPARSITIES), help="comma-separated"
+    )
     add_parallel_options(parser)
     args = parser.parse_args(argv)
     check_folders(parser, args, args.out, args.cache_dir)
@@ -54,11 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     config = seeds_config(args)
     dense, per_seed, failures = run_sensitivity(config, data, args.sparsities)
     layers = next(iter(per_seed.values()), {})
-    result = {"model": args.model, "seeds": list(config.seeds), **dense_summary(dense),
-              "dense": dense_options(args),
-              "layers": {layer: over_seeds([p for points in per_seed.values()
-                                            for p in points[layer]]) for layer in layers},
-              "per_seed": [{"seed": seed, "layers": points} for seed, points in per_seed.items()]}
+    result = {
+        "model": args.model,
+        "seeds": list(config.seeds),
+        **dense_summary(dense),
+        "dense": dense_options(args),
+        "layers": {
+            layer: over_seeds([p for points in per_seed.values() for p in points[layer]])
+            for layer in layers
+        },
+        "per_seed": [{"seed": seed, "layers": points} for seed, points in per_seed.items()],
+    }
     write_json(args.out / "sensitivity.json", result)
     print_sensitivity(result)
     print(f"\nresults: {args.out / 'sensitivity.json'}")

@@ -13,6 +13,7 @@ on a Dask cluster, with the same results to the last bit. Each point is saved in
 as it finishes: the same command after an interruption runs only the points still missing.
 Writes sweep.json and sweep.png (if matplotlib is there) into --out, and prints the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,26 +46,36 @@ def schedule_list(text: str) -> list[str]:
     names = text.split(",")
     unknown = [n for n in names if n not in SCHEDULES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown schedule {', '.join(unknown)}; choose from "
-                                         f"{', '.join(SCHEDULES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown schedule {', '.join(unknown)}; choose from {', '.join(SCHEDULES)}"
+        )
     return names
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tinyprune.sweep", description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python -m tinyprune.sweep",
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_dense_cache_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
-    parser.add_argument("--sparsities", type=sparsity_list, default=list(DEFAULT_SPARSITIES),
-                        help="comma-separated")
-    parser.add_argument("--schedules", type=schedule_list, default=list(SCHEDULES),
-                        help="comma-separated")
+    parser.add_argument(
+        "--sparsities", type=sparsity_list, default=list(DEFAULT_SPARSITIES), help="comma-separated"
+    )
+    parser.add_argument(
+        "--schedules", type=schedule_list, default=list(SCHEDULES), help="comma-separated"
+    )
     parser.add_argument("--method", choices=METHODS, default="layerwise")
-    parser.add_argument("--finetune-epochs", type=non_negative_int, default=2,
-                        help="fine-tuning epochs of every point, whatever its schedule")
-    parser.add_argument("--rounds", type=positive_int, default=2,
-                        help="rounds of the iterative schedule")
+    parser.add_argument(
+        "--finetune-epochs",
+        type=non_negative_int,
+        default=2,
+        help="fine-tuning epochs of every point, whatever its schedule",
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, default=2, help="rounds of the iterative schedule"
+    )
     parser.add_argument("--finetune-lr", type=positive_float, default=0.01)
     add_parallel_options(parser)
     args = parser.parse_args(argv)
@@ -81,23 +92,42 @@ def main(argv: list[str] | None = None) -> int:
     if data is None:
         return 1
     config = seeds_config(args)
-    prunes = [PruneConfig(sparsity=sparsity, method=args.method, schedule=schedule,
-                          rounds=args.rounds, finetune_epochs=args.finetune_epochs,
-                          finetune_lr=args.finetune_lr)
-              for schedule in args.schedules for sparsity in args.sparsities]
+    prunes = [
+        PruneConfig(
+            sparsity=sparsity,
+            method=args.method,
+            schedule=schedule,
+            rounds=args.rounds,
+            finetune_epochs=args.finetune_epochs,
+            finetune_lr=args.finetune_lr,
+        )
+        for schedule in args.schedules
+        for sparsity in args.sparsities
+    ]
     try:
         dense, points, failures = run_sweep(config, prunes, len(data.train_images))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the points finished are saved in {args.out / 'points'} and the "
-              f"same command goes on from there", file=sys.stderr)
+        print(
+            f"\ninterrupted; the points finished are saved in {args.out / 'points'} and the "
+            f"same command goes on from there",
+            file=sys.stderr,
+        )
         return 130
-    result = {"model": args.model, "method": args.method, "seeds": list(config.seeds),
-              **dense_summary(dense), "finetune_epochs": args.finetune_epochs,
-              "finetune_lr": args.finetune_lr, "rounds": args.rounds,
-              "train_images": len(data.train_images), "dense": dense_options(args),
-              "schedules": {s: over_seeds([p for p in points if p["schedule"] == s])
-                            for s in args.schedules},
-              "points": points}
+    result = {
+        "model": args.model,
+        "method": args.method,
+        "seeds": list(config.seeds),
+        **dense_summary(dense),
+        "finetune_epochs": args.finetune_epochs,
+        "finetune_lr": args.finetune_lr,
+        "rounds": args.rounds,
+        "train_images": len(data.train_images),
+        "dense": dense_options(args),
+        "schedules": {
+            s: over_seeds([p for p in points if p["schedule"] == s]) for s in args.schedules
+        },
+        "points": points,
+    }
     write_json(args.out / "sweep.json", result)
     print_sweep(result)
     print(f"\nresults: {args.out / 'sweep.json'} (each point also in {args.out / 'points'})")

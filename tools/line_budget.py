@@ -6,6 +6,7 @@ A line of code is a line that is not blank and not only a comment; docstrings co
 read as much as the code). The library is everything in tinyprune/ but the commands, which are
 the modules run as `python -m tinyprune.<name>`. Exit status 1 if either is over its budget.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def lines_of_code(path: Path) -> int:
-    return sum(1 for line in path.read_text().splitlines()
-               if line.strip() and not line.strip().startswith("#"))
+    return sum(
+        1
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    )
 
 
 def is_command(path: Path) -> bool:
@@ -35,7 +39,8 @@ def main() -> int:
         kind = "commands" if is_command(path) else "library"
         folder = path.parent.relative_to(ROOT).as_posix()
         sizes[f"{folder}/{path.name}" if kind == "commands" else folder + "/"] += lines_of_code(
-            path)
+            path
+        )
         totals[kind] += lines_of_code(path)
     for name, n in sizes.items():
         print(f"{name:32} {n:6,}")

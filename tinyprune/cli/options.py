@@ -4,6 +4,7 @@ Each command adds the groups it needs (`add_data_options`, `add_training_options
 them, builds its configs once (`data_config`, `train_config`) and passes those on: below the
 commands nothing reads an argparse Namespace.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,73 +31,133 @@ from tinyprune.nn.model import MODELS
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """--dataset, --data-dir, --limit and --test-limit."""
-    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist",
-                        help="mnist: digits; fashion-mnist: clothes (Zalando); kmnist: "
-                             "cursive Japanese characters. All 28x28 grey, 10 classes")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with the data set's four files (downloaded there if "
-                             "missing); default: $TINYPRUNE_DATA_DIR/<dataset>, else "
-                             "data/<dataset> (see data/README.md)")
-    parser.add_argument("--limit", type=positive_int, default=None,
-                        help="train on the first N training images only (for quick looks)")
-    parser.add_argument("--test-limit", type=positive_int, default=None,
-                        help="measure on the first N test images only (for quick looks and "
-                             "debugging; every accuracy printed is then on those N only)")
-    parser.add_argument("--validation", action="store_true",
-                        help=f"train on the first {VALIDATION_IMAGES:,} training images and "
-                             f"measure on the other {60_000 - VALIDATION_IMAGES:,} instead of "
-                             f"the test set (to choose a recipe)")
+    parser.add_argument(
+        "--dataset",
+        choices=list(DATASETS),
+        default="mnist",
+        help="mnist: digits; fashion-mnist: clothes (Zalando); kmnist: "
+        "cursive Japanese characters. All 28x28 grey, 10 classes",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with the data set's four files (downloaded there if "
+        "missing); default: $TINYPRUNE_DATA_DIR/<dataset>, else "
+        "data/<dataset> (see data/README.md)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="train on the first N training images only (for quick looks)",
+    )
+    parser.add_argument(
+        "--test-limit",
+        type=positive_int,
+        default=None,
+        help="measure on the first N test images only (for quick looks and "
+        "debugging; every accuracy printed is then on those N only)",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help=f"train on the first {VALIDATION_IMAGES:,} training images and "
+        f"measure on the other {60_000 - VALIDATION_IMAGES:,} instead of "
+        f"the test set (to choose a recipe)",
+    )
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options that shape the trained dense model."""
-    parser.add_argument("--model", choices=sorted(MODELS), default="lenet5",
-                        help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.); "
-                             "lenet-300-100: 266,610, fully connected")
+    parser.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="lenet5",
+        help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.); "
+        "lenet-300-100: 266,610, fully connected",
+    )
     parser.add_argument("--epochs", type=non_negative_int, default=10, help="training epochs")
-    parser.add_argument("--lr", type=positive_float, default=DEFAULT_LR,
-                        help="initial learning rate of training (cosine decay to 0)")
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=DEFAULT_LR,
+        help="initial learning rate of training (cosine decay to 0)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--momentum", type=fraction, default=0.9)
     parser.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
-    parser.add_argument("--shift", type=non_negative_int, default=0,
-                        help="shift each training image at random by up to this many pixels "
-                             "(data augmentation; 0 turns it off)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the initial weights and the order of the batches")
+    parser.add_argument(
+        "--shift",
+        type=non_negative_int,
+        default=0,
+        help="shift each training image at random by up to this many pixels "
+        "(data augmentation; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the initial weights and the order of the batches"
+    )
 
 
 def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with one line (status 2) if --data-dir names no folder."""
     if args.data_dir is not None and not args.data_dir.is_dir():
-        parser.error(f"--data-dir {args.data_dir} does not exist; create it (the data set is "
-                     f"downloaded into it) or leave the option out")
+        parser.error(
+            f"--data-dir {args.data_dir} does not exist; create it (the data set is "
+            f"downloaded into it) or leave the option out"
+        )
 
 
 def data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(data_dir=args.data_dir, limit=args.limit, dataset=args.dataset,
-                      test_limit=args.test_limit, validation=args.validation)
+    return DataConfig(
+        data_dir=args.data_dir,
+        limit=args.limit,
+        dataset=args.dataset,
+        test_limit=args.test_limit,
+        validation=args.validation,
+    )
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(model=args.model, epochs=args.epochs, lr=args.lr,
-                       batch_size=args.batch_size, momentum=args.momentum,
-                       weight_decay=args.weight_decay, shift=args.shift, seed=args.seed)
+    return TrainConfig(
+        model=args.model,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        shift=args.shift,
+        seed=args.seed,
+    )
 
 
 def add_share_options(parser: argparse.ArgumentParser) -> None:
     """Weight sharing after pruning, and the compressed file it is written to."""
-    parser.add_argument("--bits", default=ShareConfig.bits,
-                        help="bits per shared-value index: N for every layer, conv=N,fc=M, or "
-                             "per layer (conv1=6,fc1=4,...); conv=8,fc=5 is Deep Compression's")
-    parser.add_argument("--bias-bits", type=positive_int, default=None,
-                        help="share each layer's biases too, in this many bits (default: "
-                             "biases stay float32)")
-    parser.add_argument("--share-epochs", type=non_negative_int, default=ShareConfig.epochs,
-                        help="epochs fine-tuning the shared values")
-    parser.add_argument("--share-lr", type=positive_float, default=ShareConfig.lr,
-                        help="learning rate of the shared values (cosine decay to 0); their "
-                             "gradient sums those of all their weights, hence small")
+    parser.add_argument(
+        "--bits",
+        default=ShareConfig.bits,
+        help="bits per shared-value index: N for every layer, conv=N,fc=M, or "
+        "per layer (conv1=6,fc1=4,...); conv=8,fc=5 is Deep Compression's",
+    )
+    parser.add_argument(
+        "--bias-bits",
+        type=positive_int,
+        default=None,
+        help="share each layer's biases too, in this many bits (default: biases stay float32)",
+    )
+    parser.add_argument(
+        "--share-epochs",
+        type=non_negative_int,
+        default=ShareConfig.epochs,
+        help="epochs fine-tuning the shared values",
+    )
+    parser.add_argument(
+        "--share-lr",
+        type=positive_float,
+        default=ShareConfig.lr,
+        help="learning rate of the shared values (cosine decay to 0); their "
+        "gradient sums those of all their weights, hence small",
+    )
 
 
 def check_bits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -108,8 +169,9 @@ def check_bits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def share_config(args: argparse.Namespace) -> ShareConfig:
-    return ShareConfig(bits=args.bits, bias_bits=args.bias_bits, epochs=args.share_epochs,
-                       lr=args.share_lr)
+    return ShareConfig(
+        bits=args.bits, bias_bits=args.bias_bits, epochs=args.share_epochs, lr=args.share_lr
+    )
 
 
 def load_data_or_say_why(config: DataConfig) -> Mnist | None:
@@ -121,8 +183,10 @@ def load_data_or_say_why(config: DataConfig) -> Mnist | None:
         print(f"error: {error}", file=sys.stderr)
         return None
     if config.test_limit is not None:
-        print(f"--test-limit {config.test_limit}: every test accuracy below is on the first "
-              f"{len(data.test_images):,} test images only")
+        print(
+            f"--test-limit {config.test_limit}: every test accuracy below is on the first "
+            f"{len(data.test_images):,} test images only"
+        )
     return data
 
 
@@ -131,12 +195,17 @@ def add_dense_cache_options(parser: argparse.ArgumentParser) -> None:
     start from (train/dense_cache.py)."""
     add_data_options(parser)
     add_training_options(parser)
-    parser.add_argument("--cache-dir", type=Path, default=Path("runs/dense-cache"),
-                        help="where trained dense models are kept for reuse")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("runs/dense-cache"),
+        help="where trained dense models are kept for reuse",
+    )
 
 
-def check_folders(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                  *folders: Path) -> None:
+def check_folders(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *folders: Path
+) -> None:
     """--data-dir must exist; the given output folders are created (one line and exit
     status 2 if one cannot be)."""
     check_data_dir(parser, args)
@@ -149,20 +218,32 @@ def check_folders(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 def dense_options(args: argparse.Namespace) -> dict:
     """The options the dense model was trained with, for the JSON that reports on it."""
-    return {**asdict(train_config(args)), "limit": args.limit, "dataset": args.dataset,
-            "validation": args.validation}
+    return {
+        **asdict(train_config(args)),
+        "limit": args.limit,
+        "dataset": args.dataset,
+        "validation": args.validation,
+    }
 
 
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     """--seeds, --jobs and --scheduler: several seeds, their points on several workers."""
-    parser.add_argument("--seeds", type=seed_list, default=None,
-                        help="comma-separated seeds, each its own dense model and points; "
-                             "tables show mean ± std over them (default: --seed alone)")
-    parser.add_argument("--jobs", type=positive_int, default=1,
-                        help="local worker processes that run the points")
-    parser.add_argument("--scheduler", default=None,
-                        help="address of a Dask scheduler (tcp://host:8786) whose workers run "
-                             "the points instead (pip install -e '.[cluster]')")
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="comma-separated seeds, each its own dense model and points; "
+        "tables show mean ± std over them (default: --seed alone)",
+    )
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="local worker processes that run the points"
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a Dask scheduler (tcp://host:8786) whose workers run "
+        "the points instead (pip install -e '.[cluster]')",
+    )
 
 
 def check_parallel(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -171,5 +252,12 @@ def check_parallel(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def seeds_config(args: argparse.Namespace) -> SeedsConfig:
-    return SeedsConfig(data_config(args), train_config(args), args.seeds or (args.seed,),
-                       args.out, args.cache_dir, args.jobs, args.scheduler)
+    return SeedsConfig(
+        data_config(args),
+        train_config(args),
+        args.seeds or (args.seed,),
+        args.out,
+        args.cache_dir,
+        args.jobs,
+        args.scheduler,
+    )

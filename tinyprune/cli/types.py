@@ -1,4 +1,5 @@
 """Types for argparse options that reject a bad value with one line (exit status 2)."""
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,8 @@ def sparsity_list(text: str) -> list[float]:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}") from None
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
     if not all(0 <= v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"each sparsity must be in [0, 1), got {text}")
     return values
@@ -58,7 +60,8 @@ def seed_list(text: str) -> tuple[int, ...]:
         seeds = tuple(int(s) for s in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected whole numbers separated by commas, got {text!r}") from None
+            f"expected whole numbers separated by commas, got {text!r}"
+        ) from None
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"a seed is repeated in {text}")
     return seeds

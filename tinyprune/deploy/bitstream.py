@@ -3,6 +3,7 @@
 The compressed format (compress_v2.py) is one stream of such fields; a BitWriter builds it, a
 BitReader reads it back in the same order. Bits are held one per uint8 element while in memory.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,9 +63,10 @@ class BitReader:
 
     def bits(self, n: int) -> np.ndarray:
         if self.position + n > len(self.data):
-            raise BitStreamError(f"the data ends {self.position + n - len(self.data)} bits "
-                                 f"too soon")
-        out = self.data[self.position:self.position + n]
+            raise BitStreamError(
+                f"the data ends {self.position + n - len(self.data)} bits too soon"
+            )
+        out = self.data[self.position : self.position + n]
         self.position += n
         return out
 
@@ -76,7 +78,7 @@ class BitReader:
 
     def rest(self) -> np.ndarray:
         """The bits not read yet (without moving)."""
-        return self.data[self.position:]
+        return self.data[self.position :]
 
     def skip(self, n: int) -> None:
         self.bits(n)

@@ -16,6 +16,7 @@ layer. No malloc, no globals written, only <stdint.h> included: activations live
 (about 14 KB for LeNet-5), so predict is re-entrant. Compiles cleanly with gcc -std=c99 -Wall
 -Wextra.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,9 +33,14 @@ from tinyprune.files import write_text
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.model import MODELS, Sequential
 
-C_TYPES = {np.dtype(np.float32): ("float", 4), np.dtype(np.int8): ("int8_t", 1),
-           np.dtype(np.uint16): ("uint16_t", 2), np.dtype(np.uint32): ("uint32_t", 4),
-           np.dtype(np.int32): ("int32_t", 4), np.dtype(np.uint8): ("uint8_t", 1)}
+C_TYPES = {
+    np.dtype(np.float32): ("float", 4),
+    np.dtype(np.int8): ("int8_t", 1),
+    np.dtype(np.uint16): ("uint16_t", 2),
+    np.dtype(np.uint32): ("uint32_t", 4),
+    np.dtype(np.int32): ("int32_t", 4),
+    np.dtype(np.uint8): ("uint8_t", 1),
+}
 
 # The two layer functions of the exports (a model without convs needs only the second);
 # weight_t and index_t are set per model.
@@ -102,22 +108,25 @@ def c_array(name: str, values: np.ndarray) -> tuple[str, int]:
     """-> (a `static const` C definition of the 1-D array, its size in bytes)."""
     ctype, size = C_TYPES[values.dtype]
     items = [c_float(v) for v in values] if ctype == "float" else [str(int(v)) for v in values]
-    lines = [", ".join(items[i:i + 12]) for i in range(0, len(items), 12)] or ["0"]
+    lines = [", ".join(items[i : i + 12]) for i in range(0, len(items), 12)] or ["0"]
     # C99 forbids an empty initialiser and a zero-length array: give those one dummy element.
     body = ",\n    ".join(lines)
     count = max(len(values), 1)
     return f"static const {ctype} {name}[{count}] = {{\n    {body}\n}};\n", count * size
 
 
-def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
-                 input_shape: tuple[int, int, int]) -> tuple[list[str], int, list[str], list[str]]:
+def float_layers(
+    sparse: SparseModel, quantize: bool, index_dtype: type, input_shape: tuple[int, int, int]
+) -> tuple[list[str], int, list[str], list[str]]:
     """-> (the C arrays of every layer, their bytes, predict's buffers, its calls)."""
     C, H, W = input_shape
     weights, arrays, calls, buffers = 0, [], [], []
     pad0 = getattr(sparse.stages[0].layer, "padding", 0)  # 0 for a first fc layer
-    shape = (C, H + 2 * pad0, W + 2 * pad0)                    # the current input, padded
-    buffers.append(f"float input[{np.prod(shape)}] = {{0}};  /* ({C}, {shape[1]}, {shape[2]}), "
-                   f"image in a border of {pad0} zeros */")
+    shape = (C, H + 2 * pad0, W + 2 * pad0)  # the current input, padded
+    buffers.append(
+        f"float input[{np.prod(shape)}] = {{0}};  /* ({C}, {shape[1]}, {shape[2]}), "
+        f"image in a border of {pad0} zeros */"
+    )
     current, plane = "input", 1
     for i, (stage, (ptr, index, values, b)) in enumerate(zip(sparse.stages, sparse.csr)):
         name = stage.name
@@ -125,14 +134,19 @@ def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
         if quantize:
             values, q_scale = quantize_int8(values)
             scale = float(q_scale)  # exact: a float32 is a double
-        for suffix, array in (("ptr", ptr.astype(index_dtype)),
-                              ("index", index.astype(index_dtype)),
-                              ("values", values), ("bias", b.astype(np.float32))):
+        for suffix, array in (
+            ("ptr", ptr.astype(index_dtype)),
+            ("index", index.astype(index_dtype)),
+            ("values", values),
+            ("bias", b.astype(np.float32)),
+        ):
             text, size = c_array(f"{name}_{suffix}", array)
             arrays.append(text)
             weights += size
-        args = (f"{name}_ptr, {name}_index, {name}_values, {c_float(scale)}, {name}_bias, "
-                f"{int(stage.relu)}")
+        args = (
+            f"{name}_ptr, {name}_index, {name}_values, {c_float(scale)}, {name}_bias, "
+            f"{int(stage.relu)}"
+        )
         rows = len(ptr) - 1
         if isinstance(stage.layer, Conv2d):
             K = stage.layer.weight.value.shape[2]
@@ -142,8 +156,10 @@ def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
             opad = nxt.padding if isinstance(nxt, Conv2d) else 0
             out_shape = (rows, Ho // 2 + 2 * opad, Wo // 2 + 2 * opad)
             buffers.append(f"float {name}_out[{np.prod(out_shape)}] = {{0}};  /* {out_shape} */")
-            calls.append(f"conv_pool({current}, {shape[1]}, {shape[2]}, {K}, {rows}, {args}, "
-                         f"plane, {opad}, {name}_out);")
+            calls.append(
+                f"conv_pool({current}, {shape[1]}, {shape[2]}, {K}, {rows}, {args}, "
+                f"plane, {opad}, {name}_out);"
+            )
             shape = out_shape
             current = f"{name}_out"
         elif i + 1 < len(sparse.stages):
@@ -157,8 +173,14 @@ def float_layers(sparse: SparseModel, quantize: bool, index_dtype: type,
     return arrays, weights, buffers, calls
 
 
-def float_header(prefix: str, model_name: str, source: str, input_shape: tuple[int, int, int],
-                 classes: int, dataset: Dataset) -> str:
+def float_header(
+    prefix: str,
+    model_name: str,
+    source: str,
+    input_shape: tuple[int, int, int],
+    classes: int,
+    dataset: Dataset,
+) -> str:
     """The header of a float export: its two predict functions."""
     macro = prefix.upper()
     C, H, W = input_shape
@@ -176,26 +198,35 @@ int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}
 
 /* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
 int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
-{' ' * len(prefix)}                float logits[{macro}_CLASSES]);
+{" " * len(prefix)}                float logits[{macro}_CLASSES]);
 
 #endif
 """
 
 
-def generate_c(model: Sequential, quantize: bool = False, dataset: Dataset = MNIST,
-               input_shape: tuple[int, int, int] = (1, 28, 28),
-               source: str = "a tinyprune model") -> tuple[str, str, int]:
+def generate_c(
+    model: Sequential,
+    quantize: bool = False,
+    dataset: Dataset = MNIST,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    source: str = "a tinyprune model",
+) -> tuple[str, str, int]:
     """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
     sparse = SparseModel(model, input_shape)
     prefix = re.sub(r"\W", "_", model.name).lower()
     macro = prefix.upper()
-    index_dtype = np.uint16 if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16 \
-        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16 else np.uint32
+    index_dtype = (
+        np.uint16
+        if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16
+        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16
+        else np.uint32
+    )
     C, H, W = input_shape
     pad0 = getattr(sparse.stages[0].layer, "padding", 0)
     arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
-    header = float_header(prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1,
-                          dataset)
+    header = float_header(
+        prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1, dataset
+    )
     kept = sparse.nonzero
     total = sum(p.value.size for p in model.prunable().values())
     weight_type = "int8_t" if quantize else "float"
@@ -232,7 +263,7 @@ int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}
 }}
 
 int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
-{' ' * len(prefix)}                float logits[{macro}_CLASSES])
+{" " * len(prefix)}                float logits[{macro}_CLASSES])
 {{
     float image[{macro}_INPUT_SIZE];
     for (int i = 0; i < {macro}_INPUT_SIZE; i++)
@@ -243,8 +274,13 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
     return source_text, header, weights
 
 
-def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
-             source: str = "a tinyprune model", dataset: Dataset = MNIST) -> dict:
+def export_c(
+    model: Sequential,
+    out_dir: str | Path,
+    quantize: bool = False,
+    source: str = "a tinyprune model",
+    dataset: Dataset = MNIST,
+) -> dict:
     """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes. dataset:
     the one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
     out_dir = Path(out_dir)
@@ -254,8 +290,13 @@ def export_c(model: Sequential, out_dir: str | Path, quantize: bool = False,
     c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
     write_text(h_path, h_text)
     write_text(c_path, c_text)
-    return {"c": c_path, "h": h_path, "weight_bytes": weights,
-            "c_bytes": c_path.stat().st_size, "h_bytes": h_path.stat().st_size}
+    return {
+        "c": c_path,
+        "h": h_path,
+        "weight_bytes": weights,
+        "c_bytes": c_path.stat().st_size,
+        "h_bytes": h_path.stat().st_size,
+    }
 
 
 def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, SharedWeight]]:
@@ -266,8 +307,10 @@ def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, Share
         meta, state, shared = compress_v2.read(path)
         model_name = meta["model"]
         if model_name not in MODELS:
-            raise CompressedFormatError(f"{path} holds a {model_name!r}, which this tinyprune "
-                                        f"does not know ({', '.join(MODELS)})")
+            raise CompressedFormatError(
+                f"{path} holds a {model_name!r}, which this tinyprune "
+                f"does not know ({', '.join(MODELS)})"
+            )
         model = MODELS[model_name]()
         model.load_state(state, source=str(path))
         return model, shared

@@ -21,6 +21,7 @@ Activations are int8 and live on the stack; a conv block is computed two conv ro
 pooled at once, so no whole conv output plane is ever held: LeNet-5 needs about 3 KB of them
 (a float32 conv1 output alone would be 18.8 KB).
 """
+
 from __future__ import annotations
 
 import re
@@ -43,7 +44,7 @@ def gap_encode(ptr: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.nda
     new_ptr, gaps = [0], []
     for r in range(len(ptr) - 1):
         previous = 0
-        for column in columns[ptr[r]:ptr[r + 1]]:
+        for column in columns[ptr[r] : ptr[r + 1]]:
             gap = int(column) - previous
             gaps += [SKIP] * (gap // SKIP) + [gap % SKIP]
             previous = int(column)
@@ -106,8 +107,10 @@ def layer_arrays(q: Int8Model, input_shape: tuple[int, int, int]) -> tuple[list[
             parts.append(("values", stored.astype(np.int8)))
             weights = f"{{{n}_values}}"
         else:
-            parts += [("codebook", stage.codebook), ("index", pack_indices(stored,
-                                                                           index_bits(stage)))]
+            parts += [
+                ("codebook", stage.codebook),
+                ("index", pack_indices(stored, index_bits(stage))),
+            ]
             weights = f"{{{n}_codebook, {n}_index, {index_bits(stage)}}}"
         for suffix, array in parts:
             text, nbytes = c_array(f"{n}_{suffix}", array)
@@ -124,8 +127,7 @@ def stage_output_shape(stage: IntStage, shape: tuple[int, int, int]) -> tuple[in
         return len(stage.weight), 1, 1
     K = stage.weight.shape[2]
     _, H, W = shape
-    return (len(stage.weight), (H + 2 * stage.pad - K + 1) // 2,
-            (W + 2 * stage.pad - K + 1) // 2)
+    return (len(stage.weight), (H + 2 * stage.pad - K + 1) // 2, (W + 2 * stage.pad - K + 1) // 2)
 
 
 def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
@@ -133,35 +135,46 @@ def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
     C, H, W = input_shape
     pad = q.stages[0].pad
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    lines = [(f"int8_t input[{C * Hp * Wp}];  /* ({C}, {Hp}, {Wp}): pixel - 128, in a border "
-              f"of {pad} zero points ({INPUT_ZERO}) */")]
+    lines = [
+        (
+            f"int8_t input[{C * Hp * Wp}];  /* ({C}, {Hp}, {Wp}): pixel - 128, in a border "
+            f"of {pad} zero points ({INPUT_ZERO}) */"
+        )
+    ]
     if pad:
         lines.append(f"for (int j = 0; j < {C * Hp * Wp}; j++) input[j] = {INPUT_ZERO};")
-    lines.append(f"for (int c = 0; c < {C}; c++) for (int h = 0; h < {H}; h++) "
-                 f"for (int w = 0; w < {W}; w++)\n        "
-                 f"input[(c * {Hp} + h + {pad}) * {Wp} + w + {pad}] = "
-                 f"(int8_t)(pixels[(c * {H} + h) * {W} + w] - 128);")
+    lines.append(
+        f"for (int c = 0; c < {C}; c++) for (int h = 0; h < {H}; h++) "
+        f"for (int w = 0; w < {W}; w++)\n        "
+        f"input[(c * {Hp} + h + {pad}) * {Wp} + w + {pad}] = "
+        f"(int8_t)(pixels[(c * {H} + h) * {W} + w] - 128);"
+    )
     current, shape = "input", (C, Hp, Wp)
     row_room, unpadded = 0, input_shape
     for stage in q.stages:
-        if stage.is_conv:     # two rows of conv output: 2 * Wo accumulators
+        if stage.is_conv:  # two rows of conv output: 2 * Wo accumulators
             row_room = max(row_room, 2 * (unpadded[2] + 2 * stage.pad - stage.weight.shape[2] + 1))
         unpadded = stage_output_shape(stage, unpadded)
     if row_room:
         lines.append(f"int32_t rows[{row_room}];  /* two conv output rows before pooling */")
     for i, stage in enumerate(q.stages):
         n, last = stage.name, i == len(q.stages) - 1
-        args = (f"{n}_ptr, {n}_gap, &{n}_weights, {n}_bias, {stage.mult}, {stage.shift}, "
-                f"{stage.zero}, {stage.lo}")
-        F, Hq, Wq = stage_output_shape(stage, (shape[0], shape[1] - 2 * stage.pad,
-                                               shape[2] - 2 * stage.pad))
+        args = (
+            f"{n}_ptr, {n}_gap, &{n}_weights, {n}_bias, {stage.mult}, {stage.shift}, "
+            f"{stage.zero}, {stage.lo}"
+        )
+        F, Hq, Wq = stage_output_shape(
+            stage, (shape[0], shape[1] - 2 * stage.pad, shape[2] - 2 * stage.pad)
+        )
         if stage.is_conv:
             nxt = q.stages[i + 1] if not last else None
             opad = nxt.pad if nxt is not None and nxt.is_conv else 0
             out = (F, Hq + 2 * opad, Wq + 2 * opad)
             lines.append(f"int8_t {n}_out[{int(np.prod(out))}];  /* {out} */")
-            lines.append(f"conv_pool({current}, {shape[1]}, {shape[2]}, "
-                         f"{stage.weight.shape[2]}, {F}, {args}, {opad}, rows, {n}_out);")
+            lines.append(
+                f"conv_pool({current}, {shape[1]}, {shape[2]}, "
+                f"{stage.weight.shape[2]}, {F}, {args}, {opad}, rows, {n}_out);"
+            )
             current, shape = f"{n}_out", out
         elif not last:
             lines.append(f"int8_t {n}_out[{F}];")
@@ -172,8 +185,9 @@ def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
     return lines
 
 
-def generate_c_int8(q: Int8Model, input_shape: tuple[int, int, int] = (1, 28, 28),
-                    source: str = "a tinyprune model") -> tuple[str, str, int]:
+def generate_c_int8(
+    q: Int8Model, input_shape: tuple[int, int, int] = (1, 28, 28), source: str = "a tinyprune model"
+) -> tuple[str, str, int]:
     """-> (C source, header, bytes of the weight arrays) of the integer-only model."""
     prefix, shared = c_prefix(q), any(s.codebook is not None for s in q.stages)
     macro = prefix.upper()
@@ -182,8 +196,10 @@ def generate_c_int8(q: Int8Model, input_shape: tuple[int, int, int] = (1, 28, 28
     kept = sum(int(s.kept.sum()) for s in q.stages)
     how = "shared values (an int8 codebook per layer, packed indices)" if shared else "int8"
     C, H, W = input_shape
-    signature = (f"int {prefix}_predict(const uint8_t pixels[{macro}_INPUT_SIZE], "
-                 f"int32_t logits[{macro}_CLASSES])")
+    signature = (
+        f"int {prefix}_predict(const uint8_t pixels[{macro}_INPUT_SIZE], "
+        f"int32_t logits[{macro}_CLASSES])"
+    )
     header = f"""/* {prefix}.h: {q.name} in integers only, exported by tinyprune from {source}. */
 #ifndef {macro}_H
 #define {macro}_H

@@ -17,6 +17,7 @@ a small weight rounded to 0 stays "kept" and the mask comes back exactly.
 The file is an .npz (zip, deflated) whose `meta` record, a JSON string, names the format, its
 version, the model and each parameter's shape; loading refuses any other file with a message.
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,8 +75,12 @@ def compressed_bytes(model: Sequential, quantize: bool = False) -> int:
 
 def compressed_arrays(model: Sequential, quantize: bool = False) -> dict[str, np.ndarray]:
     """The records of the compressed file: bits and values per prunable weight, biases, meta."""
-    meta = {"format": FORMAT, "version": VERSION, "model": model.name,
-            "quantize": "int8" if quantize else None}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.name,
+        "quantize": "int8" if quantize else None,
+    }
     params: list[dict] = []
     arrays = {}
     for name, p in model.params().items():
@@ -110,27 +115,32 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             if path.read_bytes()[:4] == b"TPZ2":
                 raise CompressedFormatError(
                     f"{path} is a version 2 file: read it with "
-                    f"tinyprune.deploy.compress_v2.read, which reads both versions")
+                    f"tinyprune.deploy.compress_v2.read, which reads both versions"
+                )
             raise ValueError("it is not an .npz (zip) file")
         with np.load(path, allow_pickle=False) as npz:
             files = dict(npz)
     except CompressedFormatError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise CompressedFormatError(f"{path} is not a tinyprune compressed model: {error}; "
-                                    f"{how}") from None
+        raise CompressedFormatError(
+            f"{path} is not a tinyprune compressed model: {error}; {how}"
+        ) from None
     if "meta" not in files:
         raise CompressedFormatError(
             f"{path} is an .npz but not a tinyprune compressed model (no 'meta' record); a "
-            f"model.npz or pruned.npz is read with Sequential.load; {how}")
+            f"model.npz or pruned.npz is read with Sequential.load; {how}"
+        )
     meta = json.loads(str(files["meta"]))
     if meta.get("format") != FORMAT:
-        raise CompressedFormatError(f"{path} is not a tinyprune compressed model (format "
-                                    f"{meta.get('format')!r}); {how}")
+        raise CompressedFormatError(
+            f"{path} is not a tinyprune compressed model (format {meta.get('format')!r}); {how}"
+        )
     if meta.get("version") != VERSION:
         raise CompressedFormatError(
             f"{path} has format version {meta.get('version')}, this tinyprune reads version "
-            f"{VERSION}; write it again with this version, or use the tinyprune that wrote it")
+            f"{VERSION}; write it again with this version, or use the tinyprune that wrote it"
+        )
     state = {}
     for entry in meta["params"]:
         name, shape = entry["name"], tuple(entry["shape"])
@@ -141,8 +151,10 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         kept = np.unpackbits(files[f"{name}.bits"], count=size).astype(bool)
         values = files[f"{name}.values"]
         if values.size != kept.sum():
-            raise CompressedFormatError(f"{path} is damaged: {name} has {kept.sum()} kept "
-                                        f"weights but {values.size} values; {how}")
+            raise CompressedFormatError(
+                f"{path} is damaged: {name} has {kept.sum()} kept "
+                f"weights but {values.size} values; {how}"
+            )
         if meta["quantize"] == "int8":
             values = dequantize_int8(values, np.float32(entry["scale"]))
         weight = np.zeros(size, np.float32)
@@ -158,8 +170,10 @@ def load_compressed(path: str | Path, model: Sequential) -> dict:
     Refuses a file written for another model."""
     meta, state = read_compressed(path)
     if meta["model"] != model.name:
-        raise CompressedFormatError(f"{path} holds a {meta['model']!r} model, not a "
-                                    f"{model.name!r}; build a {meta['model']} to load it into")
+        raise CompressedFormatError(
+            f"{path} holds a {meta['model']!r} model, not a "
+            f"{model.name!r}; build a {meta['model']} to load it into"
+        )
     model.load_state(state, source=str(path))
     return meta
 
@@ -168,9 +182,11 @@ def write_compressed(model: Sequential, folder: str | Path, stem: str = "pruned"
     """Write folder/<stem>.tpz (float32 values) and folder/<stem>-int8.tpz; -> their sizes and
     the dense float32 size, in bytes: {"dense_float32", "compressed", "compressed_int8"}."""
     folder = Path(folder)
-    return {"dense_float32": dense_float32_bytes(model),
-            "compressed": save_compressed(model, folder / f"{stem}.tpz"),
-            "compressed_int8": save_compressed(model, folder / f"{stem}-int8.tpz", quantize=True)}
+    return {
+        "dense_float32": dense_float32_bytes(model),
+        "compressed": save_compressed(model, folder / f"{stem}.tpz"),
+        "compressed_int8": save_compressed(model, folder / f"{stem}-int8.tpz", quantize=True),
+    }
 
 
 def load_copy(model: Sequential, path: str | Path) -> Sequential:

@@ -24,6 +24,7 @@ the model's order, which says what the payload holds for it, in this order:
 Code lengths are canonical Huffman codes' (huffman.py). Per weight, positions are stored as a
 bitmask or as gaps, whichever is smaller; `encode` says, per layer, what each part cost.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,15 +47,15 @@ from tinyprune.nn.model import Sequential, layer_of, mask_name
 
 VERSION = 2
 MAGIC = b"TPZ2"
-LENGTH_BITS = 5      # a Huffman code length, 0..31, is stored in 5 bits
-MAX_GAP_BITS = 8     # gap codings tried: 1..8 bits
+LENGTH_BITS = 5  # a Huffman code length, 0..31, is stored in 5 bits
+MAX_GAP_BITS = 8  # gap codings tried: 1..8 bits
 VALUE_KINDS = ("float32", "int8", "shared")
 
 
 def write_table(out: BitWriter, counts: np.ndarray) -> tuple[np.ndarray, int]:
     """Write the code lengths for these symbol counts; -> (lengths, bits the stream takes)."""
     lengths = huffman.code_lengths(counts)
-    if lengths.max(initial=0) >= 2 ** LENGTH_BITS:
+    if lengths.max(initial=0) >= 2**LENGTH_BITS:
         raise ValueError(f"a Huffman code of {lengths.max()} bits does not fit the format")
     out.uints(lengths, LENGTH_BITS)
     return lengths, huffman.total_bits(counts)
@@ -66,8 +67,7 @@ def best_gap_bits(kept: np.ndarray) -> int | None:
     best, cost = None, kept.size
     for bits in range(1, MAX_GAP_BITS + 1):
         symbols = gap_symbols(kept, bits)
-        total = 2 ** bits * LENGTH_BITS + huffman.total_bits(np.bincount(symbols,
-                                                                          minlength=2 ** bits))
+        total = 2**bits * LENGTH_BITS + huffman.total_bits(np.bincount(symbols, minlength=2**bits))
         if total < cost:
             best, cost = bits, total
     return best
@@ -80,19 +80,26 @@ def write_positions(out: BitWriter, kept: np.ndarray, entry: dict) -> dict:
     if bits is None:
         entry["positions"] = "bitmask"
         out.bits(kept.astype(np.uint8))
-        return {"positions": "mask", "position_bits": kept.size / n,
-                "position_bits_coded": kept.size / n}
+        return {
+            "positions": "mask",
+            "position_bits": kept.size / n,
+            "position_bits_coded": kept.size / n,
+        }
     symbols = gap_symbols(kept, bits)
     entry["positions"], entry["gap_symbols"] = bits, len(symbols)
-    lengths, _ = write_table(out, np.bincount(symbols, minlength=2 ** bits))
+    lengths, _ = write_table(out, np.bincount(symbols, minlength=2**bits))
     coded = huffman.encode(symbols, lengths)
     out.bits(coded)
-    return {"positions": f"gaps{bits}", "position_bits": bits * len(symbols) / n,
-            "position_bits_coded": len(coded) / n}
+    return {
+        "positions": f"gaps{bits}",
+        "position_bits": bits * len(symbols) / n,
+        "position_bits_coded": len(coded) / n,
+    }
 
 
-def write_values(out: BitWriter, values: np.ndarray, kind: str, entry: dict,
-                 shared: SharedWeight | None) -> dict:
+def write_values(
+    out: BitWriter, values: np.ndarray, kind: str, entry: dict, shared: SharedWeight | None
+) -> dict:
     """The kept weights' values (row-major) as `kind`; -> its part of the report."""
     n = max(len(values), 1)
     entry["values"] = kind
@@ -111,35 +118,43 @@ def write_values(out: BitWriter, values: np.ndarray, kind: str, entry: dict,
     lengths, _ = write_table(out, np.bincount(index, minlength=len(shared.codebook)))
     coded = huffman.encode(index, lengths)
     out.bits(coded)
-    return {"value_bits": int(np.ceil(np.log2(max(len(shared.codebook), 2)))),
-            "value_bits_coded": len(coded) / n}
+    return {
+        "value_bits": int(np.ceil(np.log2(max(len(shared.codebook), 2)))),
+        "value_bits_coded": len(coded) / n,
+    }
 
 
 def check_shared(name: str, value: np.ndarray, kept: np.ndarray, s: SharedWeight) -> None:
     """Refuse to write a shared weight the model does not hold exactly."""
     if not (np.array_equal(s.kept, kept) and np.array_equal(s.weight(), value)):
-        raise ValueError(f"{name}: the model's weights are not codebook[index] of its shared "
-                         f"weight; write them back (SharedWeight.weight) before saving")
+        raise ValueError(
+            f"{name}: the model's weights are not codebook[index] of its shared "
+            f"weight; write them back (SharedWeight.weight) before saving"
+        )
 
 
-def write_param(out: BitWriter, name: str, p: Param, values: str, shared: SharedWeight | None,
-                entry: dict) -> dict:
+def write_param(
+    out: BitWriter, name: str, p: Param, values: str, shared: SharedWeight | None, entry: dict
+) -> dict:
     """A weight (or a shared bias): its positions, then its values; -> its report row."""
     kept = shared.kept if shared is not None else kept_pattern(p)
-    kind = "shared" if shared is not None and values == "shared" else (
-        "float32" if values == "shared" else values)
+    kind = (
+        "shared"
+        if shared is not None and values == "shared"
+        else ("float32" if values == "shared" else values)
+    )
     if shared is not None:
         check_shared(name, p.value, kept, shared)
     entry.update(masked=p.prunable and p.mask is not None, kept=int(kept.sum()))
-    row = {"name": layer_of(name), "weights": p.value.size, "kept": entry["kept"],
-           "values": kind}
+    row = {"name": layer_of(name), "weights": p.value.size, "kept": entry["kept"], "values": kind}
     row.update(write_positions(out, kept.ravel(), entry))
     row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry, shared))
     return row
 
 
-def encode(model: Sequential, values: str = "float32",
-           shared: dict[str, SharedWeight] | None = None) -> tuple[bytes, list[dict]]:
+def encode(
+    model: Sequential, values: str = "float32", shared: dict[str, SharedWeight] | None = None
+) -> tuple[bytes, list[dict]]:
     """The model as a version 2 file -> (its bytes, report rows: one per weighted layer, see
     size_report.py, then one "header" row for the rest of the file).
 
@@ -181,8 +196,7 @@ def read_huffman(bits: BitReader, count: int, lengths: np.ndarray) -> np.ndarray
     return symbols
 
 
-def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray,
-                                                        SharedWeight | None]:
+def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, SharedWeight | None]:
     """One weight's fields -> (weight float32, kept bool, its SharedWeight or None)."""
     shape, n = tuple(entry["shape"]), entry["kept"]
     size = int(np.prod(shape))
@@ -190,7 +204,7 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray,
         kept = bits.bits(size).astype(bool)
     else:
         g = entry["positions"]
-        lengths = read_table(bits, 2 ** g)
+        lengths = read_table(bits, 2**g)
         kept = gap_positions(read_huffman(bits, entry["gap_symbols"], lengths), g, size)
     if kept.sum() != n:
         raise CompressedFormatError(f"{entry['name']} has {kept.sum()} kept weights, not {n}")
@@ -211,8 +225,9 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray,
     return weight.reshape(shape), kept.reshape(shape), shared
 
 
-def decode(data: bytes, source: str = "the data"
-           ) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
+def decode(
+    data: bytes, source: str = "the data"
+) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
     """A version 2 file's bytes -> (meta, state, shared): state as Sequential.load_state takes
     it (weights with their zeros, '<layer>.mask' for masked weights), shared the SharedWeight
     of each shared weight. Raises CompressedFormatError on a damaged or truncated file."""
@@ -223,8 +238,8 @@ def decode(data: bytes, source: str = "the data"
         raise CompressedFormatError(f"{damaged} (its checksum does not match); write it again")
     (size,) = struct.unpack("<I", data[4:8])
     try:
-        meta = json.loads(zlib.decompress(data[8:8 + size]))
-        bits = BitReader(data[8 + size:-4])
+        meta = json.loads(zlib.decompress(data[8 : 8 + size]))
+        bits = BitReader(data[8 + size : -4])
         state, shared = {}, {}
         for entry in meta["params"]:
             name = entry["name"]
@@ -236,16 +251,27 @@ def decode(data: bytes, source: str = "the data"
                 state[mask_name(name)] = kept.astype(np.uint8)
             if s is not None:
                 shared[name] = s
-    except (zlib.error, ValueError, KeyError, TypeError, BitStreamError, PositionsError,
-            huffman.HuffmanError) as error:
+    except (
+        zlib.error,
+        ValueError,
+        KeyError,
+        TypeError,
+        BitStreamError,
+        PositionsError,
+        huffman.HuffmanError,
+    ) as error:
         raise CompressedFormatError(f"{damaged}: {error}; write it again") from None
     if len(bits.rest()) >= 8 or bits.rest().any():
         raise CompressedFormatError(f"{damaged}: {len(bits.rest())} bits are left over")
     return meta, state, shared
 
 
-def save(model: Sequential, path: str | Path, values: str = "float32",
-         shared: dict[str, SharedWeight] | None = None) -> list[dict]:
+def save(
+    model: Sequential,
+    path: str | Path,
+    values: str = "float32",
+    shared: dict[str, SharedWeight] | None = None,
+) -> list[dict]:
     """Write the model to path (.tpz) atomically, as `encode` does; -> encode's report."""
     data, report = encode(model, values, shared)
     with atomic_write(path) as tmp:
@@ -270,8 +296,7 @@ def decoded_model(model: Sequential, path: str | Path) -> Sequential:
     e.g. to measure the accuracy of the file itself; the model is left as it is."""
     meta, state, _ = read(path)
     if meta["model"] != model.name:
-        raise CompressedFormatError(f"{path} holds a {meta['model']!r} model, not a "
-                                    f"{model.name!r}")
+        raise CompressedFormatError(f"{path} holds a {meta['model']!r} model, not a {model.name!r}")
     twin = copy.deepcopy(model)
     for p in twin.params().values():
         p.mask = None

@@ -10,6 +10,7 @@ per symbol) instead of a tree. Unused symbols get length 0. A lone used symbol g
 that the stored lengths name it, but its stream is empty: it is the only thing the stream can
 say, so it costs no bits at all (the decoder is told how many symbols to produce).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -55,7 +56,7 @@ def encode(symbols: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     if np.count_nonzero(lengths) == 1:
         return np.zeros(0, np.uint8)
     codes, sizes = canonical(lengths)[symbols], lengths[symbols]
-    owner = np.repeat(np.arange(len(symbols)), sizes)       # which symbol each bit belongs to
+    owner = np.repeat(np.arange(len(symbols)), sizes)  # which symbol each bit belongs to
     place = np.arange(len(owner)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     return ((codes[owner] >> (sizes[owner] - 1 - place)) & 1).astype(np.uint8)
 
@@ -80,7 +81,7 @@ def decode(bits: np.ndarray, count: int, lengths: np.ndarray) -> tuple[np.ndarra
     padded = np.concatenate([bits[:span], np.zeros(longest, np.uint8)]).astype(np.int64)
     window = np.zeros(span + 1, np.int64)
     for j in range(longest):
-        window = (window << 1) | padded[j:j + span + 1]
+        window = (window << 1) | padded[j : j + span + 1]
     # A code of length l is a number in [first[l], first[l] + number[l]) (canonical order).
     order = sorted(used, key=lambda s: (lengths[s], s))
     number = np.bincount(lengths[used], minlength=longest + 1)

@@ -28,6 +28,7 @@ No float appears after construction. The reference computes each accumulator as 
 matrix product of integers: every product and partial sum is an integer below 2^31 (checked
 when the model is built), so float64 holds it exactly and the order of the sum does not matter.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,16 +73,19 @@ class IntStage:
         return self.weight.ndim == 4
 
 
-def int8_weight(weight: np.ndarray, shared: SharedWeight | None
-                ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray | None]:
+def int8_weight(
+    weight: np.ndarray, shared: SharedWeight | None
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray | None]:
     """-> (int8 weight, its scale, kept (bool), int8 codebook or None): the weight quantised,
     or, for a shared weight, its codebook quantised and indexed."""
     if shared is None:
         w, scale = quantize_int8(weight)
         return w, float(scale), w != 0, None
     if not np.array_equal(shared.weight(), weight):
-        raise ValueError("the model's weight is not its shared values: share_weights (and "
-                         "SharedSGD) keep them equal; load the model from the same file")
+        raise ValueError(
+            "the model's weight is not its shared values: share_weights (and "
+            "SharedSGD) keep them equal; load the model from the same file"
+        )
     codebook, scale = quantize_int8(shared.codebook)
     w = np.where(shared.kept, codebook[np.maximum(shared.index, 0)], 0).astype(np.int8)
     return w, float(scale), shared.kept, codebook
@@ -89,14 +93,16 @@ def int8_weight(weight: np.ndarray, shared: SharedWeight | None
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """real > 0 -> (m, n) with real ~ m / 2^n, m in [2^30, 2^31), 1 <= n <= 62."""
-    fraction, exponent = math.frexp(real)                 # real = fraction * 2^exponent
+    fraction, exponent = math.frexp(real)  # real = fraction * 2^exponent
     m = round(fraction * 2**31)
     if m == 2**31:
         m, exponent = m // 2, exponent + 1
     n = 31 - exponent
     if not 1 <= n <= 62:
-        raise ValueError(f"requantisation multiplier {real:.3g} is out of range: the layer's "
-                         f"scales are degenerate (a layer pruned away, or dead activations?)")
+        raise ValueError(
+            f"requantisation multiplier {real:.3g} is out of range: the layer's "
+            f"scales are degenerate (a layer pruned away, or dead activations?)"
+        )
     return m, n
 
 
@@ -124,8 +130,12 @@ def activation_range(a: np.ndarray) -> tuple[float, int]:
 class Int8Model:
     """A model that sparse_stages accepts, in int8 weights and activations (see the module)."""
 
-    def __init__(self, model: Sequential, calibration_images: np.ndarray,
-                 shared: dict[str, SharedWeight] | None = None):
+    def __init__(
+        self,
+        model: Sequential,
+        calibration_images: np.ndarray,
+        shared: dict[str, SharedWeight] | None = None,
+    ):
         """shared: {'<layer>.weight': SharedWeight} for layers stored as codebook + indices
         (the model must hold their shared values, as share_weights leaves it)."""
         stages = sparse_stages(model)
@@ -141,44 +151,59 @@ class Int8Model:
             w, s_w, kept, codebook = int8_weight(stage.layer.weight.value, sharing)
             s_out, z_out = activation_range(out) if not last else (1.0, 0)
             rows = w.reshape(len(w), -1).astype(np.int64)
-            bias = (np.rint(stage.layer.bias.value / (s_in * s_w)).astype(np.int64)
-                    - z_in * rows.sum(axis=1))
+            bias = np.rint(stage.layer.bias.value / (s_in * s_w)).astype(
+                np.int64
+            ) - z_in * rows.sum(axis=1)
             if int((np.abs(bias) + 128 * np.abs(rows).sum(axis=1)).max()) >= 2**31:
                 raise ValueError(f"{stage.name}: an int32 accumulator could overflow")
             m, n = (0, 1) if last else quantize_multiplier(s_in * s_w / s_out)
             pad = stage.layer.padding if isinstance(stage.layer, Conv2d) else 0
-            self.stages.append(IntStage(
-                stage.name, w, bias.astype(np.int32), pad, m, n, z_out,
-                z_out if stage.relu else -128, kept, codebook,
-                None if sharing is None else sharing.index))
-            if last:       # real logits = int32 logits * logit_scale (never used on device)
+            self.stages.append(
+                IntStage(
+                    stage.name,
+                    w,
+                    bias.astype(np.int32),
+                    pad,
+                    m,
+                    n,
+                    z_out,
+                    z_out if stage.relu else -128,
+                    kept,
+                    codebook,
+                    None if sharing is None else sharing.index,
+                )
+            )
+            if last:  # real logits = int32 logits * logit_scale (never used on device)
                 self.logit_scale = s_in * s_w
             s_in, z_in = s_out, z_out
 
     def forward(self, pixels: np.ndarray, batch: int = 256) -> np.ndarray:
         """pixels uint8 (N, H, W) -> int32 logits (N, classes), in batches of `batch` images."""
         if pixels.dtype != np.uint8 or pixels.ndim != 3:
-            raise ValueError(f"Int8Model.forward takes uint8 images (N, H, W), got "
-                             f"{pixels.dtype} {pixels.shape}")
-        return np.concatenate([self._forward(pixels[i:i + batch])
-                               for i in range(0, len(pixels), batch)] or
-                              [np.zeros((0, len(self.stages[-1].bias)), np.int32)])
+            raise ValueError(
+                f"Int8Model.forward takes uint8 images (N, H, W), got {pixels.dtype} {pixels.shape}"
+            )
+        return np.concatenate(
+            [self._forward(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
+            or [np.zeros((0, len(self.stages[-1].bias)), np.int32)]
+        )
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """-> the class of each image (the first largest logit), int64 (N,)."""
         return self.forward(pixels).argmax(axis=1)
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
-        a = pixels[:, None].astype(np.int64) - 128                   # (N, 1, H, W), int8 values
+        a = pixels[:, None].astype(np.int64) - 128  # (N, 1, H, W), int8 values
         z = INPUT_ZERO
         for i, stage in enumerate(self.stages):
             if stage.is_conv:
-                a = np.pad(a, ((0, 0), (0, 0), (stage.pad,) * 2, (stage.pad,) * 2),
-                           constant_values=z)
-                acc = conv_accumulate(a, stage.weight, stage.bias)    # (N, F, Ho, Wo)
+                a = np.pad(
+                    a, ((0, 0), (0, 0), (stage.pad,) * 2, (stage.pad,) * 2), constant_values=z
+                )
+                acc = conv_accumulate(a, stage.weight, stage.bias)  # (N, F, Ho, Wo)
                 Hq, Wq = acc.shape[2] // 2, acc.shape[3] // 2
-                acc = acc[:, :, :2 * Hq, :2 * Wq].reshape(len(a), -1, Hq, 2, Wq, 2)
-                acc = acc.max(axis=(3, 5))                            # 2x2 max pool
+                acc = acc[:, :, : 2 * Hq, : 2 * Wq].reshape(len(a), -1, Hq, 2, Wq, 2)
+                acc = acc.max(axis=(3, 5))  # 2x2 max pool
             else:
                 rows = stage.weight.astype(np.float64)
                 acc = np.rint(a.reshape(len(a), -1) @ rows.T).astype(np.int64) + stage.bias

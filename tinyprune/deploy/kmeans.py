@@ -9,6 +9,7 @@ In one dimension the nearest centroid is found by binary search among the midpoi
 sorted centroids, and a centroid that loses all its members is dropped, so the result may have
 fewer than k values, never more.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ def nearest(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.searchsorted(midpoints, values, side="left")
 
 
-def kmeans_1d(values: np.ndarray, k: int, max_iterations: int = 100
-              ) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_1d(
+    values: np.ndarray, k: int, max_iterations: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """values (n,) float -> (centroids (m,) float32 sorted ascending, m <= k; labels (n,) int64
     in 0..m-1). Values are clustered in float64; no values gives no centroids."""
     if k < 1:
@@ -36,7 +38,7 @@ def kmeans_1d(values: np.ndarray, k: int, max_iterations: int = 100
         members = np.bincount(labels, minlength=len(centroids))
         sums = np.bincount(labels, weights=x, minlength=len(centroids))
         used = members > 0
-        centroids = sums[used] / members[used]   # means of contiguous ranges: still sorted
+        centroids = sums[used] / members[used]  # means of contiguous ranges: still sorted
         new_labels = nearest(x, centroids)
         if np.array_equal(new_labels, np.cumsum(used)[labels] - 1):  # relabelled old labels
             labels = new_labels

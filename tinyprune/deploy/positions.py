@@ -12,6 +12,7 @@ A layer's kept pattern (bool, flattened row-major) can be stored two ways:
 Gaps are Huffman-coded in the file (short gaps are common), so a very sparse layer's positions
 cost a few bits per kept weight, where a bitmask costs 1/density bits per kept weight.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +20,10 @@ import numpy as np
 
 def gap_symbols(kept: np.ndarray, bits: int) -> np.ndarray:
     """kept (size,) bool -> the gap symbols (int64, each < 2^bits), fillers included."""
-    filler = 2 ** bits - 1
+    filler = 2**bits - 1
     where = np.flatnonzero(kept)
     gaps = np.diff(where, prepend=-1) - 1
-    per_weight = gaps // filler + 1               # fillers, then the gap that is left
+    per_weight = gaps // filler + 1  # fillers, then the gap that is left
     symbols = np.full(int(per_weight.sum()), filler, np.int64)
     symbols[np.cumsum(per_weight) - 1] = gaps % filler
     return symbols
@@ -34,7 +35,7 @@ class PositionsError(ValueError):
 
 def gap_positions(symbols: np.ndarray, bits: int, size: int) -> np.ndarray:
     """The inverse of gap_symbols: symbols -> kept (size,) bool."""
-    filler = 2 ** bits - 1
+    filler = 2**bits - 1
     symbols = np.asarray(symbols, np.int64)
     is_filler = symbols == filler
     ends = np.cumsum(np.where(is_filler, filler, symbols + 1))  # position after each symbol

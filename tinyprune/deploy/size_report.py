@@ -13,6 +13,7 @@ Per weighted layer (its bias included in its bytes):
 A "header" row holds the rest (magic, header, padding, checksum), so the bytes add up to the
 file's size.
 """
+
 from __future__ import annotations
 
 from tinyprune.nn.model import Sequential, layer_of
@@ -26,9 +27,15 @@ def size_rows(report: list[dict], model: Sequential) -> list[dict]:
         dense[layer_of(name)] = dense.get(layer_of(name), 0) + 4 * p.value.size
     rows = [{**r, "dense_bytes": dense.get(r["name"], 0)} for r in report]
     total_bytes = sum(r["bytes"] for r in rows)
-    rows.append({"name": "total", "weights": sum(r.get("weights", 0) for r in rows),
-                 "kept": sum(r.get("kept", 0) for r in rows), "bytes": total_bytes,
-                 "dense_bytes": 4 * model.num_params()})
+    rows.append(
+        {
+            "name": "total",
+            "weights": sum(r.get("weights", 0) for r in rows),
+            "kept": sum(r.get("kept", 0) for r in rows),
+            "bytes": total_bytes,
+            "dense_bytes": 4 * model.num_params(),
+        }
+    )
     for r in rows:
         r["ratio"] = r["dense_bytes"] / r["bytes"] if r["dense_bytes"] else None
     return rows
@@ -36,10 +43,12 @@ def size_rows(report: list[dict], model: Sequential) -> list[dict]:
 
 def format_size_table(rows: list[dict]) -> str:
     """The rows of size_rows as a table to print."""
-    lines = [f"{'layer':8} {'weights':>8} {'kept':>7} {'value bits':>15} {'position bits':>22}"
-             f" {'bytes':>9} {'smaller':>8}",
-             f"{'':8} {'':>8} {'':>7} {'fixed':>7} {'Huffman':>7} {'fixed':>7} {'Huffman':>7}"
-             f" {'':>6} {'':>9} {'':>8}"]
+    lines = [
+        f"{'layer':8} {'weights':>8} {'kept':>7} {'value bits':>15} {'position bits':>22}"
+        f" {'bytes':>9} {'smaller':>8}",
+        f"{'':8} {'':>8} {'':>7} {'fixed':>7} {'Huffman':>7} {'fixed':>7} {'Huffman':>7}"
+        f" {'':>6} {'':>9} {'':>8}",
+    ]
     for r in rows:
         line = f"{r['name']:8} "
         if "weights" in r:
@@ -47,9 +56,11 @@ def format_size_table(rows: list[dict]) -> str:
         else:
             line += f"{'':8} {'':7} "
         if "value_bits" in r:
-            line += (f"{r['value_bits']:7d} {r['value_bits_coded']:7.2f} "
-                     f"{r['position_bits']:7.2f} {r['position_bits_coded']:7.2f} "
-                     f"{r['positions']:>6} ")
+            line += (
+                f"{r['value_bits']:7d} {r['value_bits_coded']:7.2f} "
+                f"{r['position_bits']:7.2f} {r['position_bits_coded']:7.2f} "
+                f"{r['positions']:>6} "
+            )
         else:
             line += f"{'':7} {'':7} {'':7} {'':7} {'':>6} "
         ratio = f"{r['ratio']:7.1f}x" if r["ratio"] else ""

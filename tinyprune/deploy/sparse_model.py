@@ -6,6 +6,7 @@
 The weights are copied out of the model once, into the CSR arrays of `kernels/sparse.py`; the
 model can then be trained or pruned further without changing this one.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -35,8 +36,10 @@ class Stage(NamedTuple):
     relu: bool
 
 
-LAYOUT_HELP = ("conv blocks (Conv2d, then MaxPool2d and an optional ReLU in either order), "
-               "a Flatten, then Linear layers each with an optional ReLU")
+LAYOUT_HELP = (
+    "conv blocks (Conv2d, then MaxPool2d and an optional ReLU in either order), "
+    "a Flatten, then Linear layers each with an optional ReLU"
+)
 
 
 def sparse_stages(model: Sequential) -> list[Stage]:
@@ -46,8 +49,9 @@ def sparse_stages(model: Sequential) -> list[Stage]:
     stages: list[Stage] = []
 
     def refuse(reason: str):
-        raise ValueError(f"sparse inference runs {LAYOUT_HELP}; model {model.name!r} has "
-                         f"{kinds}: {reason}")
+        raise ValueError(
+            f"sparse inference runs {LAYOUT_HELP}; model {model.name!r} has {kinds}: {reason}"
+        )
 
     i, flat = 0, False
     while i < len(items):
@@ -85,7 +89,7 @@ class SparseModel:
         self.input_shape = input_shape
         self.dtype = self.stages[0].layer.weight.value.dtype
         convs = [s for s in self.stages if isinstance(s.layer, Conv2d)]
-        fcs = self.stages[len(convs):]
+        fcs = self.stages[len(convs) :]
         csr = []
         C, H, W = input_shape
         # The kernels trust these sizes (an index past the input reads memory out of bounds):
@@ -99,19 +103,25 @@ class SparseModel:
                 raise ValueError(f"{stage.name} takes {w.shape[1]} channels, gets {C}")
             csr.append(conv_taps(w, H, W, pad))
             # the next block sees this one's output after 2x2 pooling
-            C, H, W = (w.shape[0], (H + 2 * pad - w.shape[2] + 1) // 2,
-                       (W + 2 * pad - w.shape[3] + 1) // 2)
+            C, H, W = (
+                w.shape[0],
+                (H + 2 * pad - w.shape[2] + 1) // 2,
+                (W + 2 * pad - w.shape[3] + 1) // 2,
+            )
         size = C * H * W
         for stage in fcs:
             rows, cols = stage.layer.weight.value.shape
             if cols != size:
-                raise ValueError(f"{stage.name} takes {cols} inputs, gets {size} (for inputs "
-                                 f"of shape {input_shape})")
+                raise ValueError(
+                    f"{stage.name} takes {cols} inputs, gets {size} (for inputs "
+                    f"of shape {input_shape})"
+                )
             size = rows
         csr += [csr_from_dense(stage.layer.weight.value) for stage in fcs]
-        self.csr = [(ptr, index, values.astype(self.dtype),
-                     stage.layer.bias.value.astype(self.dtype))
-                    for (ptr, index, values), stage in zip(csr, self.stages)]
+        self.csr = [
+            (ptr, index, values.astype(self.dtype), stage.layer.bias.value.astype(self.dtype))
+            for (ptr, index, values), stage in zip(csr, self.stages)
+        ]
         self.packed = pack_layers([c[:3] for c in self.csr], [c[3] for c in self.csr])
         self.conv_geometry = np.array(geometry, np.int64).reshape(len(convs), 3)
         self.fc_relu = np.array([s.relu for s in fcs], np.int64)
@@ -124,8 +134,10 @@ class SparseModel:
     def _check(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 4 or x.shape[1:] != self.input_shape:
             shape = ", ".join(map(str, self.input_shape))
-            raise ValueError(f"SparseModel expects x of shape (N, {shape}), got {x.shape}; "
-                             f"normalise uint8 images with tinyprune.data.transforms.to_input")
+            raise ValueError(
+                f"SparseModel expects x of shape (N, {shape}), got {x.shape}; "
+                f"normalise uint8 images with tinyprune.data.transforms.to_input"
+            )
         return np.ascontiguousarray(x, self.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -139,8 +151,9 @@ class SparseModel:
         x = self._check(x)
         for stage, (ptr, index, values, b) in zip(self.stages, self.csr):
             if isinstance(stage.layer, Conv2d):
-                x = sparse_conv2d_numpy(x, ptr, index, values, b, stage.layer.weight.value.shape[2],
-                                        stage.layer.padding)
+                x = sparse_conv2d_numpy(
+                    x, ptr, index, values, b, stage.layer.weight.value.shape[2], stage.layer.padding
+                )
                 x, _ = maxpool2x2_forward_numpy(x)
             else:
                 x = sparse_linear_numpy(x.reshape(len(x), -1), ptr, index, values, b)

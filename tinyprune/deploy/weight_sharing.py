@@ -14,6 +14,7 @@ chain rule dL/dcodebook[c] = sum of dL/dw_i over its members (codebook_grad). Sh
 the codebook with that gradient and momentum, and writes the weights back as codebook[index];
 the index and the pruned pattern never change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ MAX_BITS = 8  # indices are stored in at most 8 bits (and kept in memory as int1
 @dataclass
 class SharedWeight:
     """One layer's weight as a codebook and an index per weight (-1: pruned); see above."""
+
     codebook: np.ndarray  # (k,) float32
-    index: np.ndarray     # shaped like the weight, int16, -1 or 0..k-1
+    index: np.ndarray  # shaped like the weight, int16, -1 or 0..k-1
 
     @property
     def kept(self) -> np.ndarray:
@@ -56,14 +58,15 @@ def share(weight: np.ndarray, kept: np.ndarray, bits: int) -> SharedWeight:
     """Cluster weight[kept] into at most 2^bits shared values (k-means, linear start)."""
     if not 1 <= bits <= MAX_BITS:
         raise ValueError(f"weight sharing takes 1 to {MAX_BITS} bits per index, got {bits}")
-    codebook, labels = kmeans_1d(weight[kept], 2 ** bits)
+    codebook, labels = kmeans_1d(weight[kept], 2**bits)
     index = np.full(weight.shape, -1, np.int16)
     index[kept] = labels
     return SharedWeight(codebook, index)
 
 
-def share_weights(model: Sequential, bits: dict[str, int],
-                  bias_bits: int | None = None) -> dict[str, SharedWeight]:
+def share_weights(
+    model: Sequential, bits: dict[str, int], bias_bits: int | None = None
+) -> dict[str, SharedWeight]:
     """Share the weights of each layer named in bits ({'conv1': 8, ...}): cluster its kept
     weights, set the weights to their shared values and the mask to the kept pattern. With
     bias_bits, share each such layer's bias too (all of it kept). -> {'conv1.weight':
@@ -94,14 +97,16 @@ def parse_bits(spec: str, model: Sequential) -> dict[str, int]:
         if key not in (*layers, "conv", "fc", "all") or not value.strip().isdigit():
             raise ValueError(
                 f"bits {spec!r}: {part!r} is not N or NAME=N with NAME one of conv, fc, "
-                f"{', '.join(layers)} (e.g. '5' or 'conv=8,fc=5')")
+                f"{', '.join(layers)} (e.g. '5' or 'conv=8,fc=5')"
+            )
         given[key] = int(value)
-    bits = {name: given.get(name, given.get(kinds[name], given.get("all", -1)))
-            for name in layers}
+    bits = {name: given.get(name, given.get(kinds[name], given.get("all", -1))) for name in layers}
     for name, b in bits.items():
         if not 1 <= b <= MAX_BITS:
-            raise ValueError(f"bits {spec!r}: layer {name} gets {'no' if b < 0 else b} bits; "
-                             f"give every layer 1 to {MAX_BITS} (e.g. 'conv=8,fc=5')")
+            raise ValueError(
+                f"bits {spec!r}: layer {name} gets {'no' if b < 0 else b} bits; "
+                f"give every layer 1 to {MAX_BITS} (e.g. 'conv=8,fc=5')"
+            )
     return bits
 
 
@@ -121,10 +126,17 @@ class SharedSGD(MaskedSGD):
     with the strength of all its members at once, hundreds of times a single weight's.
     """
 
-    def __init__(self, params: dict[str, Param], shared: dict[str, SharedWeight], lr: float,
-                 momentum: float = 0.9, weight_decay: float = 0.0):
-        super().__init__({n: p for n, p in params.items() if n not in shared}, lr, momentum,
-                         weight_decay)
+    def __init__(
+        self,
+        params: dict[str, Param],
+        shared: dict[str, SharedWeight],
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(
+            {n: p for n, p in params.items() if n not in shared}, lr, momentum, weight_decay
+        )
         self.shared = shared
         self.shared_params = {name: params[name] for name in shared}
         self.codebook_velocity = {name: np.zeros(len(s.codebook)) for name, s in shared.items()}

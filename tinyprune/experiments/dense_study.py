@@ -4,6 +4,7 @@ Each seed has its own trained dense model (a point of its own, then kept in the 
 before); each (seed, schedule, sparsity) of a sweep is a point that prunes and fine-tunes a copy
 of it. The dense weights travel with the point, so a worker needs only the MNIST files.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def data_options(data: DataConfig) -> dict:
 
 @lru_cache(maxsize=2)
 def _load(data_dir: str | None, options: str) -> Mnist:
-    return load_data(DataConfig(None if data_dir is None else Path(data_dir),
-                                **json.loads(options)))
+    return load_data(
+        DataConfig(None if data_dir is None else Path(data_dir), **json.loads(options))
+    )
 
 
 def _data(data_dir: str | None, options: dict) -> Mnist:
@@ -69,12 +71,16 @@ def sweep_task(options: dict, dense: dict, data_dir: str | None = None) -> dict:
     """Point: prune a copy of the dense weights as options["prune"] says, fine-tune, measure."""
     data = _data(data_dir, options["data"])
     train, prune = TrainConfig(**options["train"]), PruneConfig(**options["prune"])
-    return {"seed": train.seed, "schedule": prune.schedule,
-            **sweep_point(_model(options, dense), data, train, prune)}
+    return {
+        "seed": train.seed,
+        "schedule": prune.schedule,
+        **sweep_point(_model(options, dense), data, train, prune),
+    }
 
 
-def dense_models(config: SeedsConfig, workers: Workers, train_images: int,
-                 failures: list[Failure]) -> dict[int, tuple[dict, float]]:
+def dense_models(
+    config: SeedsConfig, workers: Workers, train_images: int, failures: list[Failure]
+) -> dict[int, tuple[dict, float]]:
     """Seed -> (dense weights, test accuracy): from the cache, else trained by the workers
     (all missing seeds at once) and then cached."""
     models, todo, paths = {}, [], {}
@@ -91,41 +97,64 @@ def dense_models(config: SeedsConfig, workers: Workers, train_images: int,
             models[seed] = (model.state(), accuracy)
             print(f"dense {train.model} seed {seed} loaded from {paths[seed]}: {accuracy:.2%}")
         else:
-            print(f"training dense {train.model} seed {seed} ({train.epochs} epochs); it is "
-                  f"cached in {paths[seed]}", flush=True)
+            print(
+                f"training dense {train.model} seed {seed} ({train.epochs} epochs); it is "
+                f"cached in {paths[seed]}",
+                flush=True,
+            )
             todo.append(Point(f"dense-seed{seed}", options))
-    outcome = workers.run(dense_task, todo, PointStore(config.out / "points"),
-                          {"data_dir": data_dir})
+    outcome = workers.run(
+        dense_task, todo, PointStore(config.out / "points"), {"data_dir": data_dir}
+    )
     failures += outcome.failures
     for p in todo:
         if p.name in outcome.results:
             seed, result = p.options["train"]["seed"], outcome.results[p.name]
             _model(p.options, result["arrays"]).save(paths[seed])
             models[seed] = (result["arrays"], result["test_accuracy"])
-            print(f"dense {p.options['train']['model']} seed {seed}: test accuracy "
-                  f"{result['test_accuracy']:.2%}")
+            print(
+                f"dense {p.options['train']['model']} seed {seed}: test accuracy "
+                f"{result['test_accuracy']:.2%}"
+            )
     return models
 
 
-def sweep_points(config: SeedsConfig, prunes: list[PruneConfig],
-                 dense: dict[int, tuple[dict, float]]) -> list[Point]:
+def sweep_points(
+    config: SeedsConfig, prunes: list[PruneConfig], dense: dict[int, tuple[dict, float]]
+) -> list[Point]:
     """A point per seed (that has a dense model) and pruning."""
-    return [Point(f"seed{seed}-{p.schedule}-{p.sparsity:g}",
-                  {"train": asdict(replace(config.train, seed=seed)), "prune": asdict(p),
-                   "data": data_options(config.data)}, (dense[seed][0],))
-            for seed in config.seeds if seed in dense for p in prunes]
+    return [
+        Point(
+            f"seed{seed}-{p.schedule}-{p.sparsity:g}",
+            {
+                "train": asdict(replace(config.train, seed=seed)),
+                "prune": asdict(p),
+                "data": data_options(config.data),
+            },
+            (dense[seed][0],),
+        )
+        for seed in config.seeds
+        if seed in dense
+        for p in prunes
+    ]
 
 
-def run_sweep(config: SeedsConfig, prunes: list[PruneConfig], train_images: int
-              ) -> tuple[dict[int, float], list[dict], list[Failure]]:
+def run_sweep(
+    config: SeedsConfig, prunes: list[PruneConfig], train_images: int
+) -> tuple[dict[int, float], list[dict], list[Failure]]:
     """-> (dense test accuracy per seed, every point's result in point order, failures)."""
     failures: list[Failure] = []
     data_dir = None if config.data.data_dir is None else str(config.data.data_dir)
     with Workers(config.jobs, config.scheduler) as workers:
         dense = dense_models(config, workers, train_images, failures)
         points = sweep_points(config, prunes, dense)
-        outcome = workers.run(sweep_task, points, PointStore(config.out / "points"),
-                              {"data_dir": data_dir}, report=_report)
+        outcome = workers.run(
+            sweep_task,
+            points,
+            PointStore(config.out / "points"),
+            {"data_dir": data_dir},
+            report=_report,
+        )
     failures += outcome.failures
     results = [outcome.results[p.name] for p in points if p.name in outcome.results]
     return {seed: acc for seed, (_, acc) in dense.items()}, results, failures
@@ -149,8 +178,9 @@ def over_seeds(points: list[dict], key: str = "test_accuracy") -> list[dict]:
     return rows
 
 
-def run_sensitivity(config: SeedsConfig, data: Mnist, sparsities: list[float]
-                    ) -> tuple[dict[int, float], dict[int, dict[str, list[dict]]], list[Failure]]:
+def run_sensitivity(
+    config: SeedsConfig, data: Mnist, sparsities: list[float]
+) -> tuple[dict[int, float], dict[int, dict[str, list[dict]]], list[Failure]]:
     """-> (dense test accuracy per seed, each seed's layer_sensitivity, failures). The dense
     models train on the workers; pruning one layer and evaluating is quick, so it runs here."""
     failures: list[Failure] = []
@@ -168,6 +198,10 @@ def run_sensitivity(config: SeedsConfig, data: Mnist, sparsities: list[float]
 def dense_summary(accuracies: dict[int, float]) -> dict:
     """The dense models' test accuracies for the JSON: mean, std and each seed's."""
     s = mean_std(list(accuracies.values()))
-    return {"dense_accuracy": s["mean"], "dense_accuracy_std": s["std"],
-            "dense_accuracies": [{"seed": k, "test_accuracy": v}
-                                 for k, v in sorted(accuracies.items())]}
+    return {
+        "dense_accuracy": s["mean"],
+        "dense_accuracy_std": s["std"],
+        "dense_accuracies": [
+            {"seed": k, "test_accuracy": v} for k, v in sorted(accuracies.items())
+        ],
+    }

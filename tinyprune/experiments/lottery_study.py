@@ -5,6 +5,7 @@ Round r of a seed needs the masks that round r - 1 of its rewound chain left, so
 in waves: wave r holds round r of every seed, rewound and reinitialised, and those trainings
 are independent of each other (2 x seeds of them per wave for the workers to share).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -50,8 +51,9 @@ class LotteryRun:
     ran: int
 
 
-def run_lottery(config: LotteryConfig,
-                report: Callable[[Point, dict], None] | None = None) -> LotteryRun:
+def run_lottery(
+    config: LotteryConfig, report: Callable[[Point, dict], None] | None = None
+) -> LotteryRun:
     """Run (or resume: finished trainings are read from out/points) the whole study."""
     store = PointStore(config.out / "points")
     run = LotteryRun({}, [], [], 0)
@@ -85,9 +87,16 @@ def summary(results: dict[str, dict]) -> list[dict]:
         groups.setdefault((r["options"]["kind"], r["options"]["round"]), []).append(r)
     rows = []
     for (kind, round_no), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        rows.append({"kind": kind, "round": round_no,
-                     "remaining": group[0]["remaining"]["total"],
-                     "seeds": sorted(r["options"]["seed"] for r in group),
-                     **{key: mean_std([r[key] for r in group]) for key in
-                        ("test_accuracy", "early_stop_test_accuracy", "early_stop_iteration")}})
+        rows.append(
+            {
+                "kind": kind,
+                "round": round_no,
+                "remaining": group[0]["remaining"]["total"],
+                "seeds": sorted(r["options"]["seed"] for r in group),
+                **{
+                    key: mean_std([r[key] for r in group])
+                    for key in ("test_accuracy", "early_stop_test_accuracy", "early_stop_iteration")
+                },
+            }
+        )
     return rows

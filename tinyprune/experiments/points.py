@@ -5,6 +5,7 @@ bit for bit, in any process on any machine. So a point's result is saved under a
 its options as soon as it arrives, and a point found saved is never run again: an interrupted
 experiment resumes where it stopped, and one rerun with more seeds runs only the new ones.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,9 @@ class PointStore:
             with atomic_write(self._npz(point)) as tmp, open(tmp, "wb") as f:
                 np.savez(f, **arrays)
         record = {k: v for k, v in result.items() if k != "arrays"}
-        write_json(self._json(point), {"name": point.name, "options": point.options,
-                                       "result": record})
+        write_json(
+            self._json(point), {"name": point.name, "options": point.options, "result": record}
+        )
 
     def load(self, point: Point) -> dict | None:
         """The saved result of point (its arrays under "arrays"), or None if not done."""

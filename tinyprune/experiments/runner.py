@@ -11,6 +11,7 @@ arguments. Each result is saved by the calling process the moment it arrives; po
 saved are not run again. A point that fails is reported with its options and does not stop the
 others. We schedule nothing ourselves: concurrent.futures or Dask hands out the points.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -62,6 +63,7 @@ def limit_threads(threads: int | None) -> None:
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     if "numba" in sys.modules:
         import numba
+
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
@@ -78,8 +80,10 @@ def _dask_threads(client) -> int:
     workers = client.scheduler_info()["workers"]
     for info in workers.values():
         slots[info["host"]] += info["nthreads"]
-    return min((max(1, cores[a] // slots[info["host"]]) for a, info in workers.items()
-                if a in cores), default=1)
+    return min(
+        (max(1, cores[a] // slots[info["host"]]) for a, info in workers.items() if a in cores),
+        default=1,
+    )
 
 
 class Workers:
@@ -98,17 +102,22 @@ class Workers:
                 from dask.distributed import Client
             except ImportError:
                 raise RuntimeError(
-                    f"--scheduler needs dask.distributed: {HOW_TO_GET_DASK}") from None
-            self.client = (self.scheduler if isinstance(self.scheduler, Client)
-                           else Client(self.scheduler))
+                    f"--scheduler needs dask.distributed: {HOW_TO_GET_DASK}"
+                ) from None
+            self.client = (
+                self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+            )
             self.threads = _dask_threads(self.client)
         elif self.jobs > 1:
             # Fresh processes ("spawn"): a fork would copy this process's numba and OpenMP
             # threads; each starts with its share of the cores.
             self.threads = threads_per_worker(self.jobs)
             self.pool = ProcessPoolExecutor(
-                self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                initializer=limit_threads, initargs=(self.threads,))
+                self.jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=limit_threads,
+                initargs=(self.threads,),
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -121,8 +130,11 @@ class Workers:
         """(point, done future) pairs in the order the points finish."""
         if self.client is not None:
             from dask.distributed import as_completed as dask_completed
-            futures = {self.client.submit(_call, fn, p, context, self.threads, pure=False): p
-                       for p in points}
+
+            futures = {
+                self.client.submit(_call, fn, p, context, self.threads, pure=False): p
+                for p in points
+            }
             for future in dask_completed(futures):
                 yield futures[future], future
         elif self.pool is not None:
@@ -138,9 +150,14 @@ class Workers:
                     done.set_exception(error)
                 yield p, done
 
-    def run(self, fn: Callable[..., dict], points: list[Point], store: PointStore,
-            context: dict | None = None,
-            report: Callable[[Point, dict], None] | None = None) -> Outcome:
+    def run(
+        self,
+        fn: Callable[..., dict],
+        points: list[Point],
+        store: PointStore,
+        context: dict | None = None,
+        report: Callable[[Point, dict], None] | None = None,
+    ) -> Outcome:
         """Run the points not yet in `store`, saving each as it finishes; -> every point's
         result (saved before or new) and the failures. context: keyword arguments for fn that
         do not change its result (where the data is). report(point, result): on each new one."""

@@ -1,4 +1,5 @@
 """Summaries over seeds: the mean and the spread of one number measured once per seed."""
+
 from __future__ import annotations
 
 import math

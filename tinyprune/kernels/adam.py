@@ -6,6 +6,7 @@ LeNet-300-100 at batch 60 it took 2.5x as long as the forward and backward passe
 Fused into one loop it reads and writes each element once. Both versions work in place (an
 optimizer must not allocate new weights every step) on C-contiguous arrays of one float dtype.
 """
+
 import numpy as np
 from numba import njit, prange
 
@@ -16,9 +17,17 @@ from numba import njit, prange
 # m / sqrt(v) blows such last-bit differences up within a few dozen steps. Plain IEEE
 # arithmetic vectorises here just as well, and gives the twin's bits exactly.
 @njit(cache=True, parallel=True)
-def masked_adam_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
-                     keep: np.ndarray, b1: float, b2: float, step_size: float,
-                     eps: float) -> None:
+def masked_adam_step(
+    w: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    keep: np.ndarray,
+    b1: float,
+    b2: float,
+    step_size: float,
+    eps: float,
+) -> None:
     """w, g, m, v: arrays of one shape and float dtype; keep: bool, same shape (True keeps).
     step_size = lr sqrt(1 - b2^t) / (1 - b1^t) and eps = eps sqrt(1 - b2^t) fold in Adam's
     bias corrections. In place, constants cast to the arrays' dtype:
@@ -30,8 +39,13 @@ def masked_adam_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
             else:
                 m[i] = v[i] = w[i] = 0
     """
-    if not (w.flags.c_contiguous and g.flags.c_contiguous and m.flags.c_contiguous
-            and v.flags.c_contiguous and keep.flags.c_contiguous):
+    if not (
+        w.flags.c_contiguous
+        and g.flags.c_contiguous
+        and m.flags.c_contiguous
+        and v.flags.c_contiguous
+        and keep.flags.c_contiguous
+    ):
         raise ValueError("masked_adam_step: arrays must be C-contiguous")  # else reshape copies
     wf, gf, kf = w.reshape(-1), g.reshape(-1), keep.reshape(-1)
     mf, vf = m.reshape(-1), v.reshape(-1)
@@ -52,9 +66,17 @@ def masked_adam_step(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
         wf[i] = wi
 
 
-def masked_adam_step_numpy(w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
-                           keep: np.ndarray, b1: float, b2: float, step_size: float,
-                           eps: float) -> None:
+def masked_adam_step_numpy(
+    w: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    keep: np.ndarray,
+    b1: float,
+    b2: float,
+    step_size: float,
+    eps: float,
+) -> None:
     """NumPy twin: the same step as whole-array expressions."""
     t = w.dtype.type
     g = np.where(keep, g, t(0))

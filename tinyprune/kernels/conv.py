@@ -37,6 +37,7 @@ Inner loops index a slice, `x_tap[j]`, rather than `x_c[j + shift]`: numba would
 Copies are written as plain loops, not slice assignments (`a[i:j] = b`): numba compiles its
 general slice assignment slowly, and a first run compiles every kernel before its first step.
 """
+
 import numpy as np
 from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
@@ -67,11 +68,12 @@ def _tap_offsets(C: int, K: int, plane: int, Wp: int, groups: int) -> np.ndarray
     < C*K*K, and 0 for the padding taps that fill the last group of 4."""
     c, kh, kw = np.meshgrid(np.arange(C), np.arange(K), np.arange(K), indexing="ij")
     offs = np.zeros(groups * 4, dtype=np.int64)
-    offs[:C * K * K] = (c * plane + kh * Wp + kw).reshape(-1)
+    offs[: C * K * K] = (c * plane + kh * Wp + kw).reshape(-1)
     return offs
 
 
 # --- forward -----------------------------------------------------------------------------------
+
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
     """out = conv(x, w) + b.
@@ -99,9 +101,16 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     wt = np.zeros((F, groups * 4), dtype=x.dtype)
     wt[:, :T] = w.reshape(F, T)
     out = np.empty((N, F, Hp - K + 1, Wp - K + 1), dtype=x.dtype)
-    over_images(_forward_images, N, np.ascontiguousarray(x), wt,
-                np.ascontiguousarray(b, dtype=x.dtype), _tap_offsets(C, K, Hp * Wp, Wp, groups),
-                pad, out)
+    over_images(
+        _forward_images,
+        N,
+        np.ascontiguousarray(x),
+        wt,
+        np.ascontiguousarray(b, dtype=x.dtype),
+        _tap_offsets(C, K, Hp * Wp, Wp, groups),
+        pad,
+        out,
+    )
     return out
 
 
@@ -120,15 +129,15 @@ def _forward_images(x, wt, b, offs, pad, out, lo, hi):
     for n in range(lo, hi):
         _fill_wide(x[n], pad, Wp, xw)
         for f in range(0, F, 2):
-            g = min(f + 1, F - 1)               # an odd F computes its last filter twice
+            g = min(f + 1, F - 1)  # an odd F computes its last filter twice
             for j in range(L):
                 acc_f[j] = b[f]
                 acc_g[j] = b[g]
             for t in range(0, G, 4):
-                x0 = xw[offs[t]:offs[t] + L]
-                x1 = xw[offs[t + 1]:offs[t + 1] + L]
-                x2 = xw[offs[t + 2]:offs[t + 2] + L]
-                x3 = xw[offs[t + 3]:offs[t + 3] + L]
+                x0 = xw[offs[t] : offs[t] + L]
+                x1 = xw[offs[t + 1] : offs[t + 1] + L]
+                x2 = xw[offs[t + 2] : offs[t + 2] + L]
+                x3 = xw[offs[t + 3] : offs[t + 3] + L]
                 f0, f1, f2, f3 = wt[f, t], wt[f, t + 1], wt[f, t + 2], wt[f, t + 3]
                 g0, g1, g2, g3 = wt[g, t], wt[g, t + 1], wt[g, t + 2], wt[g, t + 3]
                 for j in range(L):
@@ -144,11 +153,12 @@ def conv2d_forward_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) 
     """NumPy twin of conv2d_forward: im2col by sliding_window_view, then one tensordot (GEMM)."""
     K = w.shape[2]
     windows = sliding_window_view(_pad_planes(x, pad), (K, K), axis=(2, 3))  # (N, C, Ho, Wo, K, K)
-    out = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))              # (N, Ho, Wo, F)
+    out = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, F)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2)) + b[:, None, None]
 
 
 # --- backward to the input ---------------------------------------------------------------------
+
 
 def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: int) -> np.ndarray:
     """dx = d(sum(out * dout)) / dx for out = conv2d_forward(x, w, b, pad).
@@ -179,8 +189,15 @@ def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: 
     wt = np.zeros((T, F8), dtype=dout.dtype)
     wt[:, :F] = w.reshape(F, T).T
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    over_images(_backward_input_images, N, np.ascontiguousarray(dout), wt,
-                _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4), pad, dx)
+    over_images(
+        _backward_input_images,
+        N,
+        np.ascontiguousarray(dout),
+        wt,
+        _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4),
+        pad,
+        dx,
+    )
     return dx
 
 
@@ -192,32 +209,41 @@ def _backward_input_images(dout, wt, offs, pad, dx, lo, hi):
     Hp, Wp = H + 2 * pad, W + 2 * pad
     L, P = (Ho - 1) * Wp + Wo, Ho * Wp
     T, F8 = wt.shape[0], wt.shape[1]
-    gw = np.zeros(F8 * P, dtype=dx.dtype)      # planes F..F8-1 stay zero, as do junk columns
+    gw = np.zeros(F8 * P, dtype=dx.dtype)  # planes F..F8-1 stay zero, as do junk columns
     dxw = np.empty(C * Hp * Wp, dtype=dx.dtype)
     for n in range(lo, hi):
-        _fill_wide(dout[n], 0, Wp, gw[:F * P])
+        _fill_wide(dout[n], 0, Wp, gw[: F * P])
         for i in range(dxw.shape[0]):
             dxw[i] = 0
         for t in range(T):
-            dst = dxw[offs[t]:offs[t] + L]
+            dst = dxw[offs[t] : offs[t] + L]
             for f in range(0, F8, 8):
-                g0, g1 = gw[f * P:f * P + L], gw[(f + 1) * P:(f + 1) * P + L]
-                g2, g3 = gw[(f + 2) * P:(f + 2) * P + L], gw[(f + 3) * P:(f + 3) * P + L]
-                g4, g5 = gw[(f + 4) * P:(f + 4) * P + L], gw[(f + 5) * P:(f + 5) * P + L]
-                g6, g7 = gw[(f + 6) * P:(f + 6) * P + L], gw[(f + 7) * P:(f + 7) * P + L]
+                g0, g1 = gw[f * P : f * P + L], gw[(f + 1) * P : (f + 1) * P + L]
+                g2, g3 = gw[(f + 2) * P : (f + 2) * P + L], gw[(f + 3) * P : (f + 3) * P + L]
+                g4, g5 = gw[(f + 4) * P : (f + 4) * P + L], gw[(f + 5) * P : (f + 5) * P + L]
+                g6, g7 = gw[(f + 6) * P : (f + 6) * P + L], gw[(f + 7) * P : (f + 7) * P + L]
                 w0, w1, w2, w3 = wt[t, f], wt[t, f + 1], wt[t, f + 2], wt[t, f + 3]
                 w4, w5, w6, w7 = wt[t, f + 4], wt[t, f + 5], wt[t, f + 6], wt[t, f + 7]
                 for j in range(L):
-                    dst[j] += (w0 * g0[j] + w1 * g1[j] + w2 * g2[j] + w3 * g3[j]
-                               + w4 * g4[j] + w5 * g5[j] + w6 * g6[j] + w7 * g7[j])
+                    dst[j] += (
+                        w0 * g0[j]
+                        + w1 * g1[j]
+                        + w2 * g2[j]
+                        + w3 * g3[j]
+                        + w4 * g4[j]
+                        + w5 * g5[j]
+                        + w6 * g6[j]
+                        + w7 * g7[j]
+                    )
         for c in range(C):
             for i in range(H):
                 for j in range(W):
                     dx[n, c, i, j] = dxw[c * Hp * Wp + (i + pad) * Wp + pad + j]
 
 
-def conv2d_backward_input_numpy(dout: np.ndarray, w: np.ndarray, pad: int,
-                                H: int, W: int) -> np.ndarray:
+def conv2d_backward_input_numpy(
+    dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: int
+) -> np.ndarray:
     """NumPy twin: tap (kh, kw) of the forward read the padded input's window shifted by
     (kh, kw), so its gradient goes back to that same window; then crop the padding."""
     N, F, Ho, Wo = dout.shape
@@ -225,15 +251,18 @@ def conv2d_backward_input_numpy(dout: np.ndarray, w: np.ndarray, pad: int,
     dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dout.dtype)
     for kh in range(K):
         for kw in range(K):
-            dxp[:, :, kh:kh + Ho, kw:kw + Wo] += np.einsum("nfhw,fc->nchw", dout, w[:, :, kh, kw],
-                                                           optimize=True)
-    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + W])
+            dxp[:, :, kh : kh + Ho, kw : kw + Wo] += np.einsum(
+                "nfhw,fc->nchw", dout, w[:, :, kh, kw], optimize=True
+            )
+    return np.ascontiguousarray(dxp[:, :, pad : pad + H, pad : pad + W])
 
 
 # --- backward to the weights -------------------------------------------------------------------
 
-def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
-                           pad: int) -> tuple[np.ndarray, np.ndarray]:
+
+def conv2d_backward_weight(
+    x: np.ndarray, dout: np.ndarray, pad: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(dw, db) = d(sum(out * dout)) / (dw, db) for out = conv2d_forward(x, w, b, pad).
 
     x (N, C, H, W), dout (N, F, Ho, Wo), one float dtype; pad int -> dw (F, C, K, K) with
@@ -259,9 +288,16 @@ def conv2d_backward_weight(x: np.ndarray, dout: np.ndarray,
     T = C * K * K
     dw_n = np.empty((N, F * T), dtype=x.dtype)
     db_n = np.empty((N, F), dtype=x.dtype)
-    over_images(_backward_weight_images, N, np.ascontiguousarray(x),
-                np.ascontiguousarray(dout, dtype=x.dtype),
-                _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4), pad, dw_n, db_n)
+    over_images(
+        _backward_weight_images,
+        N,
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(dout, dtype=x.dtype),
+        _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4),
+        pad,
+        dw_n,
+        db_n,
+    )
     return _sum_rows(dw_n).reshape(F, C, K, K), _sum_rows(db_n)
 
 
@@ -290,21 +326,21 @@ def _backward_weight_images(x, dout, offs, pad, dw_n, db_n, lo, hi):
         _fill_wide(x[n], pad, Wp, xw)
         _fill_wide(dout[n], 0, Wp, gw)
         for f in range(F):
-            total = x.dtype.type(0)             # a loop, not .sum(): faster to compile
+            total = x.dtype.type(0)  # a loop, not .sum(): faster to compile
             for i in range(Ho):
                 for j in range(Wo):
                     total += dout[n, f, i, j]
             db_n[n, f] = total
         for f in range(0, F, 2):
-            h = min(f + 1, F - 1)               # an odd F computes its last filter twice
-            g_f, g_h = gw[f * Ho * Wp:f * Ho * Wp + L], gw[h * Ho * Wp:h * Ho * Wp + L]
+            h = min(f + 1, F - 1)  # an odd F computes its last filter twice
+            g_f, g_h = gw[f * Ho * Wp : f * Ho * Wp + L], gw[h * Ho * Wp : h * Ho * Wp + L]
             for t0 in range(0, T, 4):
                 # A short last group repeats tap T-1: the same sum, written twice.
                 t1, t2, t3 = min(t0 + 1, T - 1), min(t0 + 2, T - 1), min(t0 + 3, T - 1)
-                x0 = xw[offs[t0]:offs[t0] + L]
-                x1 = xw[offs[t1]:offs[t1] + L]
-                x2 = xw[offs[t2]:offs[t2] + L]
-                x3 = xw[offs[t3]:offs[t3] + L]
+                x0 = xw[offs[t0] : offs[t0] + L]
+                x1 = xw[offs[t1] : offs[t1] + L]
+                x2 = xw[offs[t2] : offs[t2] + L]
+                x3 = xw[offs[t3] : offs[t3] + L]
                 f0 = f1 = f2 = f3 = h0 = h1 = h2 = h3 = x.dtype.type(0)
                 for j in range(L):
                     f0 += g_f[j] * x0[j]
@@ -322,10 +358,11 @@ def _backward_weight_images(x, dout, offs, pad, dw_n, db_n, lo, hi):
                 dw_n[n, row_h + t2], dw_n[n, row_h + t3] = h2, h3
 
 
-def conv2d_backward_weight_numpy(x: np.ndarray, dout: np.ndarray,
-                                 pad: int) -> tuple[np.ndarray, np.ndarray]:
+def conv2d_backward_weight_numpy(
+    x: np.ndarray, dout: np.ndarray, pad: int
+) -> tuple[np.ndarray, np.ndarray]:
     """NumPy twin: dw[f, c, kh, kw] = sum over n, oh, ow of dout times that tap's input pixel."""
     K = x.shape[2] + 2 * pad - dout.shape[2] + 1
     windows = sliding_window_view(_pad_planes(x, pad), (K, K), axis=(2, 3))  # (N, C, Ho, Wo, K, K)
-    dw = np.tensordot(dout, windows, axes=([0, 2, 3], [0, 2, 3]))           # (F, C, K, K)
+    dw = np.tensordot(dout, windows, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, K, K)
     return dw, dout.sum(axis=(0, 2, 3))

@@ -25,6 +25,7 @@ im2col and col2im are numba kernels over a range of images, each with its NumPy 
 products run on BLAS (one thread each while training, see train/loop.py), one per thread's share
 of the images (threads.over_images), so both cores work.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,13 +41,14 @@ BLOCK = 16
 
 # --- im2col and col2im -------------------------------------------------------------------------
 
+
 def im2col(x: np.ndarray, K: int, pad: int) -> np.ndarray:
     """x (N, C, H, W) float, K, pad ints -> cols (C*K*K, N*Ho*Wo) of x's dtype (see above).
 
-        for n in 0..N-1, images split between threads:  # a thread writes cols[:, n*P:(n+1)*P]
-            xp = x[n] with a border of pad zeros
-            for c, kh, kw (t), oh:
-                cols[t, n*P + oh*Wo : n*P + (oh+1)*Wo] = xp[c, oh + kh, kw : kw + Wo]
+    for n in 0..N-1, images split between threads:  # a thread writes cols[:, n*P:(n+1)*P]
+        xp = x[n] with a border of pad zeros
+        for c, kh, kw (t), oh:
+            cols[t, n*P + oh*Wo : n*P + (oh+1)*Wo] = xp[c, oh + kh, kw : kw + Wo]
     """
     N, C, H, W = x.shape
     Ho, Wo = H + 2 * pad - K + 1, W + 2 * pad - K + 1
@@ -75,8 +77,8 @@ def _im2col_images(x, K, pad, Ho, Wo, cols, lo, hi):
                 for kw in range(K):
                     t = (c * K + kh) * K + kw
                     for oh in range(Ho):
-                        src = xp[c, oh + kh, kw:kw + Wo]
-                        dst = cols[t, n * P + oh * Wo:n * P + oh * Wo + Wo]
+                        src = xp[c, oh + kh, kw : kw + Wo]
+                        dst = cols[t, n * P + oh * Wo : n * P + oh * Wo + Wo]
                         for ow in range(Wo):
                             dst[ow] = src[ow]
 
@@ -85,7 +87,7 @@ def im2col_numpy(x: np.ndarray, K: int, pad: int) -> np.ndarray:
     """NumPy twin of im2col: the K x K windows of the padded input, one column per pixel."""
     N, C = x.shape[:2]
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = sliding_window_view(xp, (K, K), axis=(2, 3))          # (N, C, Ho, Wo, K, K)
+    windows = sliding_window_view(xp, (K, K), axis=(2, 3))  # (N, C, Ho, Wo, K, K)
     return np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(C * K * K, -1)
 
 
@@ -124,8 +126,8 @@ def _col2im_images(dcols, K, pad, Ho, Wo, dx, first, lo, hi):
                 for kw in range(K):
                     t = (c * K + kh) * K + kw
                     for oh in range(Ho):
-                        src = dcols[t, base + oh * Wo:base + oh * Wo + Wo]
-                        dst = dxp[c, oh + kh, kw:kw + Wo]
+                        src = dcols[t, base + oh * Wo : base + oh * Wo + Wo]
+                        dst = dxp[c, oh + kh, kw : kw + Wo]
                         for ow in range(Wo):
                             dst[ow] += src[ow]
         for c in range(C):
@@ -134,22 +136,23 @@ def _col2im_images(dcols, K, pad, Ho, Wo, dx, first, lo, hi):
                     dx[n, c, i, j] = dxp[c, pad + i, pad + j]
 
 
-def col2im_numpy(dcols: np.ndarray, N: int, C: int, H: int, W: int, K: int,
-                 pad: int) -> np.ndarray:
+def col2im_numpy(dcols: np.ndarray, N: int, C: int, H: int, W: int, K: int, pad: int) -> np.ndarray:
     """NumPy twin of col2im: tap (kh, kw) of every output pixel goes back to its window."""
     Ho, Wo = H + 2 * pad - K + 1, W + 2 * pad - K + 1
     d = dcols.reshape(C, K, K, N, Ho, Wo)
     dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
     for kh in range(K):
         for kw in range(K):
-            dxp[:, :, kh:kh + Ho, kw:kw + Wo] += d[:, kh, kw].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + W])
+            dxp[:, :, kh : kh + Ho, kw : kw + Wo] += d[:, kh, kw].transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(dxp[:, :, pad : pad + H, pad : pad + W])
 
 
 # --- the three passes --------------------------------------------------------------------------
 
-def conv2d_forward_gemm(x: np.ndarray, w: np.ndarray, b: np.ndarray,
-                        pad: int) -> tuple[np.ndarray, np.ndarray]:
+
+def conv2d_forward_gemm(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int
+) -> tuple[np.ndarray, np.ndarray]:
     """conv2d_forward by im2col and one product per thread.
 
     x (N, C, H, W), w (F, C, K, K), b (F,), one float dtype -> (out (N, F, Ho, Wo), cols), cols
@@ -167,20 +170,27 @@ def conv2d_forward_gemm(x: np.ndarray, w: np.ndarray, b: np.ndarray,
     cols = im2col(x, K, pad)
     Ho, Wo = H + 2 * pad - K + 1, W + 2 * pad - K + 1
     out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    over_images(_forward_part, N, cols, np.ascontiguousarray(w.reshape(F, -1)),
-                b.astype(x.dtype)[:, None], out)
+    over_images(
+        _forward_part,
+        N,
+        cols,
+        np.ascontiguousarray(w.reshape(F, -1)),
+        b.astype(x.dtype)[:, None],
+        out,
+    )
     return out, cols
 
 
 def _forward_part(cols, wm, b_col, out, lo, hi):
     N, F, Ho, Wo = out.shape
     n, P = hi - lo, Ho * Wo
-    y = wm @ cols[:, lo * P:hi * P]                                  # (F, n*P), BLAS
+    y = wm @ cols[:, lo * P : hi * P]  # (F, n*P), BLAS
     np.add(y.reshape(F, n, P).transpose(1, 0, 2), b_col, out=out[lo:hi].reshape(n, F, P))
 
 
-def conv2d_backward_weight_gemm(cols: np.ndarray, dout: np.ndarray,
-                                K: int) -> tuple[np.ndarray, np.ndarray]:
+def conv2d_backward_weight_gemm(
+    cols: np.ndarray, dout: np.ndarray, K: int
+) -> tuple[np.ndarray, np.ndarray]:
     """conv2d_backward_weight from the forward's cols.
 
     cols (C*K*K, N*P), dout (N, F, Ho, Wo) with P = Ho*Wo, one float dtype; K int
@@ -202,7 +212,7 @@ def conv2d_backward_weight_gemm(cols: np.ndarray, dout: np.ndarray,
     dw = parts[0].copy()
     for part in parts[1:]:
         dw += part
-    db = dout.sum(axis=(2, 3))                 # (N, F): per image, then added in image order
+    db = dout.sum(axis=(2, 3))  # (N, F): per image, then added in image order
     total = db[0].copy()
     for row in db[1:]:
         total += row
@@ -214,11 +224,12 @@ def _weight_part(cols, dout, parts, lo, hi):
     for blk in range(lo, hi):
         a, z = blk * BLOCK, min((blk + 1) * BLOCK, N)
         d = np.ascontiguousarray(dout[a:z].transpose(1, 0, 2)).reshape(F, (z - a) * P)
-        np.matmul(d, cols[:, a * P:z * P].T, out=parts[blk])
+        np.matmul(d, cols[:, a * P : z * P].T, out=parts[blk])
 
 
-def conv2d_backward_input_gemm(dout: np.ndarray, w: np.ndarray, pad: int,
-                               H: int, W: int) -> np.ndarray:
+def conv2d_backward_input_gemm(
+    dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: int
+) -> np.ndarray:
     """conv2d_backward_input by one product per thread and col2im.
 
     dout (N, F, Ho, Wo), w (F, C, K, K), one float dtype; pad, H, W ints -> dx (N, C, H, W).
@@ -232,13 +243,22 @@ def conv2d_backward_input_gemm(dout: np.ndarray, w: np.ndarray, pad: int,
     if w.shape[0] != F or Ho != H + 2 * pad - K + 1 or Wo != W + 2 * pad - K + 1:
         raise ValueError("conv2d_backward_input_gemm: dout, w, pad, H, W do not fit together")
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    over_images(_input_part, N, np.ascontiguousarray(dout).reshape(N, F, Ho * Wo),
-                np.ascontiguousarray(w.reshape(F, -1).T), K, pad, Ho, Wo, dx)
+    over_images(
+        _input_part,
+        N,
+        np.ascontiguousarray(dout).reshape(N, F, Ho * Wo),
+        np.ascontiguousarray(w.reshape(F, -1).T),
+        K,
+        pad,
+        Ho,
+        Wo,
+        dx,
+    )
     return dx
 
 
 def _input_part(dout, wm_t, K, pad, Ho, Wo, dx, lo, hi):
     F, P = dout.shape[1], dout.shape[2]
     d = np.ascontiguousarray(dout[lo:hi].transpose(1, 0, 2)).reshape(F, (hi - lo) * P)
-    dcols = wm_t @ d                                                 # (T, n*P), BLAS
+    dcols = wm_t @ d  # (T, n*P), BLAS
     _col2im_images(dcols, K, pad, Ho, Wo, dx, lo, lo, hi)

@@ -9,6 +9,7 @@ each maximum was, as argmax in 0..3 in row-major order inside the window:
 Ties go to the first maximum in that order. After a ReLU, all-zero windows are common, and the
 kernel and its twin must route their gradient to the same pixel.
 """
+
 import numpy as np
 from numba import njit
 
@@ -18,10 +19,10 @@ from tinyprune.kernels.threads import over_images
 def maxpool2x2_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x (N, C, H, W) float -> out (N, C, H//2, W//2) of x's dtype, argmax (same shape) uint8.
 
-        for n in 0..N-1, images split between threads:       # a thread writes out[n],
-            for c, oh, ow:                                   # argmax[n] only
-                k = first k in 0..3 with the largest x[n, c, 2*oh + k // 2, 2*ow + k % 2]
-                out[n, c, oh, ow] = that value; argmax[n, c, oh, ow] = k
+    for n in 0..N-1, images split between threads:       # a thread writes out[n],
+        for c, oh, ow:                                   # argmax[n] only
+            k = first k in 0..3 with the largest x[n, c, 2*oh + k // 2, 2*ow + k % 2]
+            out[n, c, oh, ow] = that value; argmax[n, c, oh, ow] = k
     """
     N, C, H, W = x.shape
     out = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
@@ -55,7 +56,7 @@ def _windows(x: np.ndarray) -> np.ndarray:
     """(N, C, H, W) -> (N, C, H//2, W//2, 4): each 2x2 window flattened in row-major order."""
     N, C, H, W = x.shape
     Ho, Wo = H // 2, W // 2
-    blocks = x[:, :, :2 * Ho, :2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
+    blocks = x[:, :, : 2 * Ho, : 2 * Wo].reshape(N, C, Ho, 2, Wo, 2)
     return blocks.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, 4)
 
 
@@ -79,8 +80,7 @@ def maxpool2x2_backward(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) ->
     if argmax.shape != dout.shape or Ho != H // 2 or Wo != W // 2:
         raise ValueError("maxpool2x2_backward: dout, argmax, H, W do not fit together")
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    over_images(_backward_images, N, np.ascontiguousarray(dout), np.ascontiguousarray(argmax),
-                dx)
+    over_images(_backward_images, N, np.ascontiguousarray(dout), np.ascontiguousarray(argmax), dx)
     return dx
 
 
@@ -90,7 +90,7 @@ def _backward_images(dout, argmax, dx, lo, hi):
     C, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
     H, W = dx.shape[2], dx.shape[3]
     for n in range(lo, hi):
-        for c in range(C):                  # loops, not dx[n] = 0: faster to compile
+        for c in range(C):  # loops, not dx[n] = 0: faster to compile
             for i in range(H):
                 for j in range(W):
                     dx[n, c, i, j] = 0
@@ -106,6 +106,7 @@ def maxpool2x2_backward_numpy(dout: np.ndarray, argmax: np.ndarray, H: int, W: i
     N, C, Ho, Wo = dout.shape
     routed = np.where(argmax[..., None] == np.arange(4), dout[..., None], 0)  # (N, C, Ho, Wo, 4)
     dx = np.zeros((N, C, H, W), dtype=dout.dtype)
-    dx[:, :, :2 * Ho, :2 * Wo] = (routed.reshape(N, C, Ho, Wo, 2, 2)
-                                  .transpose(0, 1, 2, 4, 3, 5).reshape(N, C, 2 * Ho, 2 * Wo))
+    dx[:, :, : 2 * Ho, : 2 * Wo] = (
+        routed.reshape(N, C, Ho, Wo, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, 2 * Ho, 2 * Wo)
+    )
     return dx

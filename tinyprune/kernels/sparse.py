@@ -21,6 +21,7 @@ overhead would be most of the time): the conv blocks image by image, each thread
 image's activations in its cache, then the fc layers on the whole batch.
 Its NumPy twin is the layer twins below run one after another (SparseModel.forward_numpy).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,7 @@ def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ptr, cols.astype(np.int32), np.ascontiguousarray(w[rows, cols])
 
 
-def conv_taps(w: np.ndarray, H: int, W: int,
-              pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv_taps(w: np.ndarray, H: int, W: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """w (F, C, K, K) for inputs (C, H, W) padded by pad -> CSR (ptr, index, values) whose index
     is each tap's start in the wide input, c * Hp * Wp + kh * Wp + kw."""
     F, C, K, _ = w.shape
@@ -50,6 +50,7 @@ def conv_taps(w: np.ndarray, H: int, W: int,
 
 
 # --- per-image building blocks (serial; called from the parallel loops below) -----------------
+
 
 @njit(cache=True, fastmath=True)
 def _conv_wide(xw, ptr, index, values, b, r0, L, acc):
@@ -66,7 +67,7 @@ def _conv_wide(xw, ptr, index, values, b, r0, L, acc):
         acc_f[:L] = b[r]
         for t in range(ptr[r], ptr[r + 1]):
             v = values[t]
-            x_tap = xw[index[t]:index[t] + L]
+            x_tap = xw[index[t] : index[t] + L]
             for j in range(L):
                 acc_f[j] += v * x_tap[j]
 
@@ -78,8 +79,8 @@ def _pool_wide(acc, Ho, Wo, Wp, relu, out):
     Hq, Wq = Ho // 2, Wo // 2
     for f in range(acc.shape[0]):
         for i in range(Hq):
-            top = acc[f, 2 * i * Wp:]
-            bottom = acc[f, (2 * i + 1) * Wp:]
+            top = acc[f, 2 * i * Wp :]
+            bottom = acc[f, (2 * i + 1) * Wp :]
             for k in range(Wq):
                 m = max(top[2 * k], top[2 * k + 1], bottom[2 * k], bottom[2 * k + 1])
                 out[f, i * Wq + k] = max(m, 0.0) if relu else m
@@ -97,6 +98,7 @@ def _linear(x, ptr, index, values, b, r0, relu, out):
 
 
 # --- layer twins: what sparse_forward computes, one layer at a time, in NumPy ---------------
+
 
 def sparse_conv2d_numpy(x, ptr, index, values, b, K, pad):
     """conv2d_forward with the weights as conv_taps(w, H, W, pad): only non-zero taps are run.
@@ -116,7 +118,7 @@ def sparse_conv2d_numpy(x, ptr, index, values, b, K, pad):
         for t in range(ptr[f], ptr[f + 1]):
             c, rest = divmod(int(index[t]), Hp * Wp)
             kh, kw = divmod(rest, Wp)
-            out[:, f] += values[t] * xp[:, c, kh:kh + Ho, kw:kw + Wo]
+            out[:, f] += values[t] * xp[:, c, kh : kh + Ho, kw : kw + Wo]
     return out
 
 
@@ -137,14 +139,20 @@ def sparse_linear_numpy(x, ptr, index, values, b):
 # layers' own arrays put end to end (pack_layers). Plain arrays rather than a tuple of
 # per-layer arrays, because numba's parallel loops cannot take tuples of arrays.
 
+
 def pack_layers(csr: list[tuple[np.ndarray, np.ndarray, np.ndarray]], biases: list[np.ndarray]):
     """Per-layer CSR (ptr, index, values) and biases -> (ptr, index, values, bias, rows) of the
     stacked matrix; rows (layers + 1,) int64."""
     nnz = np.cumsum([0] + [len(values) for _, _, values in csr])
     ptr = np.concatenate([p[:-1] + start for (p, _, _), start in zip(csr, nnz)] + [nnz[-1:]])
     rows = np.cumsum([0] + [len(p) - 1 for p, _, _ in csr])
-    return (ptr.astype(np.int32), np.concatenate([i for _, i, _ in csr]).astype(np.int32),
-            np.concatenate([v for _, _, v in csr]), np.concatenate(biases), rows.astype(np.int64))
+    return (
+        ptr.astype(np.int32),
+        np.concatenate([i for _, i, _ in csr]).astype(np.int32),
+        np.concatenate([v for _, _, v in csr]),
+        np.concatenate(biases),
+        rows.astype(np.int64),
+    )
 
 
 @njit(cache=True, fastmath=True)

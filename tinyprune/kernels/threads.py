@@ -12,6 +12,7 @@ spin while they wait unless told otherwise. Python threads cost some 20-50 us pe
 beside a kernel's 0.1-1 ms at batch 128. With NUMBA_DISABLE_JIT=1 the kernels are plain Python
 that holds the GIL: still correct, just serial in effect.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ A layer's `forward(x)` caches what `backward(dout)` needs; `backward` fills the
 gradients of its parameters and returns the gradient with respect to its input.
 The arithmetic lives in `tinyprune.kernels`; the optimizer lives in `optim.py`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,8 +66,16 @@ class Conv2d(Layer):
     layer's input is the image, and no one needs its gradient.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int,
-                 rng: np.random.Generator, dtype=np.float32, input_grad: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        padding: int,
+        rng: np.random.Generator,
+        dtype=np.float32,
+        input_grad: bool = True,
+    ):
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.weight = Param(_uniform(rng, fan_in, shape, dtype), prunable=True)
@@ -79,8 +88,9 @@ class Conv2d(Layer):
     def forward(self, x):
         self.x = x
         if self.gemm:
-            out, self.cols = conv2d_forward_gemm(x, self.weight.value, self.bias.value,
-                                                 self.padding)
+            out, self.cols = conv2d_forward_gemm(
+                x, self.weight.value, self.bias.value, self.padding
+            )
             return out
         return conv2d_forward(x, self.weight.value, self.bias.value, self.padding)
 
@@ -142,12 +152,17 @@ class Linear(Layer):
     backward pass.
     """
 
-    def __init__(self, in_features: int, out_features: int, rng: np.random.Generator,
-                 dtype=np.float32, input_grad: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rng: np.random.Generator,
+        dtype=np.float32,
+        input_grad: bool = True,
+    ):
         shape = (out_features, in_features)
         self.weight = Param(_uniform(rng, in_features, shape, dtype), prunable=True)
-        self.bias = Param(_uniform(rng, in_features, (out_features,), dtype),
-                          prunable=False)
+        self.bias = Param(_uniform(rng, in_features, (out_features,), dtype), prunable=False)
         self.params = {"weight": self.weight, "bias": self.bias}
         self.input_grad = input_grad
 

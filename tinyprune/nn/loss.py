@@ -1,4 +1,5 @@
 """Softmax cross-entropy: the loss and its gradient with respect to the logits."""
+
 from __future__ import annotations
 
 import numpy as np

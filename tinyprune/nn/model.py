@@ -1,4 +1,5 @@
 """Models: a named sequence of layers, LeNet-5, and saving/loading their weights."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,9 +44,11 @@ class Sequential:
 
     def params(self) -> dict[str, Param]:
         """'conv1.weight' -> Param, in layer order."""
-        return {f"{layer_name}.{param_name}": param
-                for layer_name, layer in self.layers.items()
-                for param_name, param in layer.params.items()}
+        return {
+            f"{layer_name}.{param_name}": param
+            for layer_name, layer in self.layers.items()
+            for param_name, param in layer.params.items()
+        }
 
     def prunable(self) -> dict[str, Param]:
         """The weights that pruning may zero: conv and fc weights, not biases."""
@@ -60,8 +63,9 @@ class Sequential:
         arrays = {name: p.value for name, p in self.params().items()}
         if with_masks:
             for name, p in self.prunable().items():
-                arrays[mask_name(name)] = (np.ones(p.value.shape, np.uint8) if p.mask is None
-                                           else p.mask.astype(np.uint8))
+                arrays[mask_name(name)] = (
+                    np.ones(p.value.shape, np.uint8) if p.mask is None else p.mask.astype(np.uint8)
+                )
             for name, p in self.params().items():
                 if not p.prunable and p.mask is not None:
                     arrays[mask_name(name, prunable=False)] = p.mask.astype(np.uint8)
@@ -75,18 +79,23 @@ class Sequential:
         if got != expected:
             raise ValueError(
                 f"{source} does not hold a {self.name}: it has {sorted(got - expected) or 'no'} "
-                f"unexpected and {sorted(expected - got) or 'no'} missing arrays")
+                f"unexpected and {sorted(expected - got) or 'no'} missing arrays"
+            )
         for name, p in params.items():
             if arrays[name].shape != p.value.shape:
-                raise ValueError(f"{source} does not hold a {self.name}: {name} is "
-                                 f"{arrays[name].shape}, expected {p.value.shape}")
+                raise ValueError(
+                    f"{source} does not hold a {self.name}: {name} is "
+                    f"{arrays[name].shape}, expected {p.value.shape}"
+                )
             p.value[...] = arrays[name]
         for name, p in params.items():
             key = mask_name(name, p.prunable)
             if key in arrays:
                 if arrays[key].shape != p.value.shape:
-                    raise ValueError(f"{source} does not hold a {self.name}: {key} is "
-                                     f"{arrays[key].shape}, expected {p.value.shape}")
+                    raise ValueError(
+                        f"{source} does not hold a {self.name}: {key} is "
+                        f"{arrays[key].shape}, expected {p.value.shape}"
+                    )
                 p.mask = arrays[key].astype(bool)
                 p.value *= p.mask
 
@@ -102,47 +111,61 @@ class Sequential:
 def lenet5(seed: int = 0, dtype=np.float32) -> Sequential:
     """LeNet-5 of the original project: 61,706 parameters; input (N, 1, 28, 28)."""
     rng = np.random.default_rng(seed)
-    return Sequential("lenet5", {
-        # ReLU after the pool, not before: max(relu(a), relu(b)) = relu(max(a, b)), for the
-        # gradients too, so the network is the same, and its ReLUs touch 4x fewer numbers.
-        "conv1": Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype, input_grad=False),
-        "pool1": MaxPool2d(),                              # (N, 6, 28, 28) -> (N, 6, 14, 14)
-        "relu1": ReLU(),
-        "conv2": Conv2d(6, 16, 5, padding=0, rng=rng, dtype=dtype),
-        "pool2": MaxPool2d(),                              # (N, 16, 10, 10) -> (N, 16, 5, 5)
-        "relu2": ReLU(),
-        "flatten": Flatten(),                              # -> (N, 400)
-        "fc1": Linear(400, 120, rng, dtype), "relu3": ReLU(),
-        "fc2": Linear(120, 84, rng, dtype), "relu4": ReLU(),
-        "fc3": Linear(84, 10, rng, dtype),                 # -> (N, 10) logits
-    })
+    return Sequential(
+        "lenet5",
+        {
+            # ReLU after the pool, not before: max(relu(a), relu(b)) = relu(max(a, b)), for the
+            # gradients too, so the network is the same, and its ReLUs touch 4x fewer numbers.
+            "conv1": Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype, input_grad=False),
+            "pool1": MaxPool2d(),  # (N, 6, 28, 28) -> (N, 6, 14, 14)
+            "relu1": ReLU(),
+            "conv2": Conv2d(6, 16, 5, padding=0, rng=rng, dtype=dtype),
+            "pool2": MaxPool2d(),  # (N, 16, 10, 10) -> (N, 16, 5, 5)
+            "relu2": ReLU(),
+            "flatten": Flatten(),  # -> (N, 400)
+            "fc1": Linear(400, 120, rng, dtype),
+            "relu3": ReLU(),
+            "fc2": Linear(120, 84, rng, dtype),
+            "relu4": ReLU(),
+            "fc3": Linear(84, 10, rng, dtype),  # -> (N, 10) logits
+        },
+    )
 
 
 def lenet5_caffe(seed: int = 0, dtype=np.float32) -> Sequential:
     """Caffe's LeNet-5, which Han et al. (2015) pruned 12x: 431,080 parameters; input
     (N, 1, 28, 28). Like Caffe's, it has no ReLU after its convolutions."""
     rng = np.random.default_rng(seed)
-    return Sequential("lenet5-caffe", {
-        "conv1": Conv2d(1, 20, 5, padding=0, rng=rng, dtype=dtype, input_grad=False),
-        "pool1": MaxPool2d(),                              # (N, 20, 24, 24) -> (N, 20, 12, 12)
-        "conv2": Conv2d(20, 50, 5, padding=0, rng=rng, dtype=dtype),
-        "pool2": MaxPool2d(),                              # (N, 50, 8, 8) -> (N, 50, 4, 4)
-        "flatten": Flatten(),                              # -> (N, 800)
-        "fc1": Linear(800, 500, rng, dtype), "relu1": ReLU(),
-        "fc2": Linear(500, 10, rng, dtype),                # -> (N, 10) logits
-    })
+    return Sequential(
+        "lenet5-caffe",
+        {
+            "conv1": Conv2d(1, 20, 5, padding=0, rng=rng, dtype=dtype, input_grad=False),
+            "pool1": MaxPool2d(),  # (N, 20, 24, 24) -> (N, 20, 12, 12)
+            "conv2": Conv2d(20, 50, 5, padding=0, rng=rng, dtype=dtype),
+            "pool2": MaxPool2d(),  # (N, 50, 8, 8) -> (N, 50, 4, 4)
+            "flatten": Flatten(),  # -> (N, 800)
+            "fc1": Linear(800, 500, rng, dtype),
+            "relu1": ReLU(),
+            "fc2": Linear(500, 10, rng, dtype),  # -> (N, 10) logits
+        },
+    )
 
 
 def lenet_300_100(seed: int = 0, dtype=np.float32) -> Sequential:
     """The fully connected LeNet-300-100 of Han et al. (2015) and of the lottery-ticket papers:
     266,610 parameters; input (N, 1, 28, 28)."""
     rng = np.random.default_rng(seed)
-    return Sequential("lenet-300-100", {
-        "flatten": Flatten(),                              # (N, 1, 28, 28) -> (N, 784)
-        "fc1": Linear(784, 300, rng, dtype, input_grad=False), "relu1": ReLU(),
-        "fc2": Linear(300, 100, rng, dtype), "relu2": ReLU(),
-        "fc3": Linear(100, 10, rng, dtype),                # -> (N, 10) logits
-    })
+    return Sequential(
+        "lenet-300-100",
+        {
+            "flatten": Flatten(),  # (N, 1, 28, 28) -> (N, 784)
+            "fc1": Linear(784, 300, rng, dtype, input_grad=False),
+            "relu1": ReLU(),
+            "fc2": Linear(300, 100, rng, dtype),
+            "relu2": ReLU(),
+            "fc3": Linear(100, 10, rng, dtype),  # -> (N, 10) logits
+        },
+    )
 
 
 # Name on the command line (--model) -> builder(seed, dtype).

@@ -1,4 +1,5 @@
 """SGD with momentum and weight decay that respects pruning masks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ class MaskedSGD:
     neither an old velocity nor the decay term can bring it back.
     """
 
-    def __init__(self, params: dict[str, Param], lr: float, momentum: float = 0.9,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params: dict[str, Param], lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+    ):
         self.params = params
         self.base_lr = lr
         self.lr = lr  # the rate of the next step; a schedule may change it
@@ -49,8 +51,13 @@ class MaskedAdam:
     (the lottery-ticket experiments use none). The arithmetic is kernels/adam.py.
     """
 
-    def __init__(self, params: dict[str, Param], lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: dict[str, Param],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         self.params = params
         self.base_lr = lr
         self.lr = lr
@@ -63,9 +70,18 @@ class MaskedAdam:
 
     def step(self) -> None:
         self.t += 1
-        correction = np.sqrt(1 - self.b2 ** self.t)
-        step_size = self.lr * correction / (1 - self.b1 ** self.t)
+        correction = np.sqrt(1 - self.b2**self.t)
+        step_size = self.lr * correction / (1 - self.b1**self.t)
         for name, p in self.params.items():
             keep = self.keep_all[name] if p.mask is None else p.mask
-            masked_adam_step(p.value, p.grad, self.m[name], self.v[name], keep, self.b1,
-                             self.b2, step_size, self.eps * correction)
+            masked_adam_step(
+                p.value,
+                p.grad,
+                self.m[name],
+                self.v[name],
+                keep,
+                self.b1,
+                self.b2,
+                step_size,
+                self.eps * correction,
+            )

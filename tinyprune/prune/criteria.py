@@ -13,6 +13,7 @@ the score and in where the count is taken:
 A weight pruned before scores -inf, so it is pruned again: masks only ever lose ones, which
 is what pruning in several rounds (schedules.py) relies on.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,12 @@ def std_scores(p: Param) -> np.ndarray:
     return np.abs(p.value) / max(float(np.std(alive)), np.finfo(np.float32).tiny)
 
 
-def weight_masks(params: dict[str, Param], sparsity: float, method: str = "layerwise",
-                 rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+def weight_masks(
+    params: dict[str, Param],
+    sparsity: float,
+    method: str = "layerwise",
+    rng: np.random.Generator | None = None,
+) -> dict[str, np.ndarray]:
     """Masks (bool, shaped like each weight) reaching `sparsity` for an unstructured method.
 
     params: the prunable weights, e.g. `model.prunable()`. Counts are rounded per layer
@@ -57,25 +62,31 @@ def weight_masks(params: dict[str, Param], sparsity: float, method: str = "layer
             masks[name] = keep_mask(_scores(p, score), int(round(sparsity * p.value.size)))
         return masks
     if method in ("global", "std"):
-        scores = [_scores(p, np.abs(p.value) if method == "global" else std_scores(p))
-                  for p in params.values()]
+        scores = [
+            _scores(p, np.abs(p.value) if method == "global" else std_scores(p))
+            for p in params.values()
+        ]
         flat = np.concatenate([s.ravel() for s in scores])
         keep = keep_mask(flat, int(round(sparsity * flat.size)))
         bounds = np.cumsum([0] + [s.size for s in scores])
-        return {name: keep[lo:hi].reshape(s.shape)
-                for name, s, lo, hi in zip(params, scores, bounds[:-1], bounds[1:])}
+        return {
+            name: keep[lo:hi].reshape(s.shape)
+            for name, s, lo, hi in zip(params, scores, bounds[:-1], bounds[1:])
+        }
     raise ValueError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def std_sparsity(params: dict[str, Param], quality: float) -> float:
     """The sparsity Han et al.'s rule gives: the share of weights with |w| < quality x std."""
-    pruned = sum(int(np.count_nonzero(_scores(p, std_scores(p)) < quality))
-                 for p in params.values())
+    pruned = sum(
+        int(np.count_nonzero(_scores(p, std_scores(p)) < quality)) for p in params.values()
+    )
     return pruned / sum(p.value.size for p in params.values())
 
 
-def prune(model, sparsity: float, method: str = "layerwise",
-          rng: np.random.Generator | None = None) -> None:
+def prune(
+    model, sparsity: float, method: str = "layerwise", rng: np.random.Generator | None = None
+) -> None:
     """Prune a Sequential model to `sparsity` of its prunable weights by `method`."""
     if method == "filter":
         apply_masks(model.params(), filter_masks(model, sparsity))

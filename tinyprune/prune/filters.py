@@ -7,6 +7,7 @@ While fine-tuning, that is all expressed as masks (so training code is unchanged
 then copies the surviving rows and columns into smaller layers, which compute the same outputs
 with fewer multiply-adds. The last layer's outputs are the classes and are never removed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ from tinyprune.prune.masks import keep_mask
 
 def weighted_layers(model: Sequential) -> dict[str, Conv2d | Linear]:
     """The conv and fc layers, by name, in order."""
-    return {name: layer for name, layer in model.layers.items()
-            if isinstance(layer, (Conv2d, Linear))}
+    return {
+        name: layer for name, layer in model.layers.items() if isinstance(layer, (Conv2d, Linear))
+    }
 
 
 def kept_units(layer) -> np.ndarray:
@@ -79,14 +81,24 @@ def shrink(model: Sequential) -> Sequential:
             layers[name] = type(layer)()  # ReLU, MaxPool2d, Flatten: no parameters
             continue
         out_keep = kept_units(layer)
-        in_keep = (np.ones(layer.weight.value.shape[1], bool) if kept_before is None
-                   else _input_keep(layer, kept_before))
+        in_keep = (
+            np.ones(layer.weight.value.shape[1], bool)
+            if kept_before is None
+            else _input_keep(layer, kept_before)
+        )
         w = layer.weight.value[out_keep][:, in_keep]
         dtype = w.dtype
         small: Conv2d | Linear
         if isinstance(layer, Conv2d):
-            small = Conv2d(w.shape[1], w.shape[0], w.shape[2], layer.padding, rng, dtype,
-                           input_grad=layer.input_grad)
+            small = Conv2d(
+                w.shape[1],
+                w.shape[0],
+                w.shape[2],
+                layer.padding,
+                rng,
+                dtype,
+                input_grad=layer.input_grad,
+            )
         else:
             small = Linear(w.shape[1], w.shape[0], rng, dtype)
         small.weight.value[...] = w

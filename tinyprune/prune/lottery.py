@@ -10,6 +10,7 @@ Round r's mask comes from the trained weights of round r - 1 of the rewound chai
 seed; everything else about a training is fixed by its TicketOptions, so a training is a pure
 function of (options, masks): ticket() gives the same bits in any process on any machine.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,13 +53,15 @@ class TicketOptions:
         if self.kind == "reinit" and self.round == 0:
             raise ValueError("round 0 is the dense network: there is no mask to reinitialise")
         if not 0 <= self.rewind_iteration < self.iterations:
-            raise ValueError(f"rewind_iteration must be in [0, iterations), got "
-                             f"{self.rewind_iteration}")
+            raise ValueError(
+                f"rewind_iteration must be in [0, iterations), got {self.rewind_iteration}"
+            )
 
 
 @lru_cache(maxsize=2)
-def lottery_data(data_dir: str | None, validation: int, limit: int | None
-                 ) -> tuple[Split, Split, Split]:
+def lottery_data(
+    data_dir: str | None, validation: int, limit: int | None
+) -> tuple[Split, Split, Split]:
     """(train, validation, test): the last `validation` training images are held out for
     the validation loss; the test set is complete. Loaded once per process."""
     data = load_mnist(data_dir)
@@ -66,13 +69,16 @@ def lottery_data(data_dir: str | None, validation: int, limit: int | None
     if n < 1:
         raise ValueError(f"validation {validation} leaves no training images")
     stop = n if limit is None else min(limit, n)
-    return (Split(data.train_images[:stop], data.train_labels[:stop]),
-            Split(data.train_images[n:], data.train_labels[n:]),
-            Split(data.test_images, data.test_labels))
+    return (
+        Split(data.train_images[:stop], data.train_labels[:stop]),
+        Split(data.train_images[n:], data.train_labels[n:]),
+        Split(data.test_images, data.test_labels),
+    )
 
 
-def next_masks(params: dict[str, Param], rates: dict[str, float] = PRUNE_RATES
-               ) -> dict[str, np.ndarray]:
+def next_masks(
+    params: dict[str, Param], rates: dict[str, float] = PRUNE_RATES
+) -> dict[str, np.ndarray]:
     """Masks (bool) that prune round(rate x remaining) more weights of each layer, those of
     smallest |w|; weights already pruned stay pruned."""
     masks = {}
@@ -91,8 +97,10 @@ def reinit_seed(seed: int, round_no: int) -> int:
 
 def remaining(model: Sequential) -> dict[str, float]:
     """Share of each prunable layer's weights that are not pruned, and "total"."""
-    counts = {name: (p.value.size if p.mask is None else int(p.mask.sum()), p.value.size)
-              for name, p in model.prunable().items()}
+    counts = {
+        name: (p.value.size if p.mask is None else int(p.mask.sum()), p.value.size)
+        for name, p in model.prunable().items()
+    }
     shares = {name.removesuffix(".weight"): kept / size for name, (kept, size) in counts.items()}
     shares["total"] = sum(k for k, _ in counts.values()) / sum(s for _, s in counts.values())
     return shares
@@ -107,13 +115,21 @@ def _start(options: TicketOptions, train: Split, val: Split) -> tuple[Sequential
     if o.round == 0 or o.rewind_iteration == 0:
         return model, 0
     # The dense network's first k iterations, as round 0 took them.
-    train_steps(model, MaskedAdam(model.params(), o.lr), train, val, 0, o.rewind_iteration,
-                o.batch_size, o.seed, eval_every=o.rewind_iteration)
+    train_steps(
+        model,
+        MaskedAdam(model.params(), o.lr),
+        train,
+        val,
+        0,
+        o.rewind_iteration,
+        o.batch_size,
+        o.seed,
+        eval_every=o.rewind_iteration,
+    )
     return model, o.rewind_iteration
 
 
-def ticket(options: dict, masks: dict[str, np.ndarray] | None,
-           data_dir: str | None = None) -> dict:
+def ticket(options: dict, masks: dict[str, np.ndarray] | None, data_dir: str | None = None) -> dict:
     """Train one network of the study: options (the fields of TicketOptions), masks (None for
     round 0) -> its result: weights remaining, early-stopping iteration, test accuracy at the
     end and at that iteration, the validation curve, and under "arrays" the masks of the next
@@ -126,13 +142,27 @@ def ticket(options: dict, masks: dict[str, np.ndarray] | None,
         p = model.params()[name]
         p.mask = mask.astype(bool)
         p.value *= p.mask
-    steps = train_steps(model, MaskedAdam(model.params(), o.lr), train, val, start,
-                        o.iterations, o.batch_size, o.seed, o.eval_every)
+    steps = train_steps(
+        model,
+        MaskedAdam(model.params(), o.lr),
+        train,
+        val,
+        start,
+        o.iterations,
+        o.batch_size,
+        o.seed,
+        o.eval_every,
+    )
     test_loss, test_accuracy = evaluate(model, test.images, test.labels)
-    result = {"options": asdict(o), "remaining": remaining(model),
-              "test_loss": test_loss, "test_accuracy": test_accuracy,
-              "early_stop_iteration": steps.best_iteration,
-              "val_loss_min": min(c["val_loss"] for c in steps.curve), "curve": steps.curve}
+    result = {
+        "options": asdict(o),
+        "remaining": remaining(model),
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "early_stop_iteration": steps.best_iteration,
+        "val_loss_min": min(c["val_loss"] for c in steps.curve),
+        "curve": steps.curve,
+    }
     if o.kind == "rewind":
         result["arrays"] = {k: m for k, m in next_masks(model.prunable()).items()}
     model.load_state(steps.best_state)  # masks stay

@@ -3,6 +3,7 @@
 A mask lives next to its weight (`Param.mask`); the optimizer masks both the update and the
 weight, so a pruned weight stays exactly 0.0 through training (see nn/optim.py).
 """
+
 from __future__ import annotations
 
 import numpy as np

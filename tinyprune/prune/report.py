@@ -1,4 +1,5 @@
 """What pruning left: per layer, the weights kept and the multiply-adds they cost."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,12 @@ def sparsity_report(params: dict[str, Param], uses: dict[str, int] | None = None
         if p.prunable:
             layer = layer_of(name)
             nonzero = int(np.count_nonzero(p.value))
-            row = {"name": layer, "weights": p.value.size, "nonzero": nonzero,
-                   "sparsity": 1 - nonzero / p.value.size}
+            row = {
+                "name": layer,
+                "weights": p.value.size,
+                "nonzero": nonzero,
+                "sparsity": 1 - nonzero / p.value.size,
+            }
             if uses is not None:
                 row["mult_adds"] = p.value.size * uses[layer]
                 row["mult_adds_kept"] = nonzero * uses[layer]

@@ -9,6 +9,7 @@
 
 All three get the same number of fine-tuning epochs in total, so they can be compared.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -42,13 +43,25 @@ def split_epochs(epochs: int, rounds: int) -> list[int]:
     return [epochs // rounds + (k >= rounds - epochs % rounds) for k in range(rounds)]
 
 
-def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str = "layerwise",
-                       schedule: str = "oneshot", rounds: int = 4, lr: float = 0.01,
-                       momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: int = 128,
-                       max_shift: int = 0, seed: int = 0,
-                       after_epoch: Callable[[dict, MaskedSGD], None] | None = None,
-                       done: dict | None = None,
-                       velocity: dict[str, np.ndarray] | None = None) -> dict:
+def prune_and_finetune(
+    model,
+    data,
+    sparsity: float,
+    epochs: int,
+    *,
+    method: str = "layerwise",
+    schedule: str = "oneshot",
+    rounds: int = 4,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    batch_size: int = 128,
+    max_shift: int = 0,
+    seed: int = 0,
+    after_epoch: Callable[[dict, MaskedSGD], None] | None = None,
+    done: dict | None = None,
+    velocity: dict[str, np.ndarray] | None = None,
+) -> dict:
     """Prune `model` to `sparsity` by `method` on `schedule`, fine-tuning `epochs` in all.
 
     data: an `Mnist` tuple. Each fine-tuning stage starts a fresh optimizer whose learning rate
@@ -65,17 +78,28 @@ def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if schedule == "iterative" and rounds > max(epochs, 1):
-        raise ValueError(f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
-                         f"got {epochs}; lower --rounds or raise --finetune-epochs")
-    run = _Rounds(model, data, method, seed, after_epoch, done, velocity,
-                  dict(lr=lr, momentum=momentum, weight_decay=weight_decay),
-                  dict(batch_size=batch_size, max_shift=max_shift))
+        raise ValueError(
+            f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
+            f"got {epochs}; lower --rounds or raise --finetune-epochs"
+        )
+    run = _Rounds(
+        model,
+        data,
+        method,
+        seed,
+        after_epoch,
+        done,
+        velocity,
+        dict(lr=lr, momentum=momentum, weight_decay=weight_decay),
+        dict(batch_size=batch_size, max_shift=max_shift),
+    )
     if schedule == "agp":
         run.agp(sparsity, epochs)
     else:
         targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
         for round_no, (target, round_epochs) in enumerate(
-                zip(targets, split_epochs(epochs, len(targets))), start=1):
+            zip(targets, split_epochs(epochs, len(targets))), start=1
+        ):
             if round_no > len(run.rounds):  # not pruned yet (a resumed run has pruned some)
                 run.prune_round(round_no, len(targets), target)
             run.finetune(round_no, round_epochs)
@@ -85,9 +109,18 @@ def prune_and_finetune(model, data, sparsity: float, epochs: int, *, method: str
 class _Rounds:
     """What prune_and_finetune has done so far: the rounds pruned and the epochs fine-tuned."""
 
-    def __init__(self, model, data, method: str, seed: int,
-                 after_epoch: Callable[[dict, MaskedSGD], None] | None, done: dict | None,
-                 velocity: dict[str, np.ndarray] | None, optimizer: dict, train: dict):
+    def __init__(
+        self,
+        model,
+        data,
+        method: str,
+        seed: int,
+        after_epoch: Callable[[dict, MaskedSGD], None] | None,
+        done: dict | None,
+        velocity: dict[str, np.ndarray] | None,
+        optimizer: dict,
+        train: dict,
+    ):
         self.model, self.data, self.method, self.seed = model, data, method, seed
         self.after_epoch, self.velocity = after_epoch, velocity
         self.optimizer, self.train = optimizer, train  # MaskedSGD's and fit's options
@@ -102,15 +135,25 @@ class _Rounds:
 
     def prune_round(self, round_no: int, n_rounds: int, target: float) -> None:
         prune(self.model, target, self.method, self.rng(round_no))
-        loss, accuracy = evaluate(self.model, self.data.test_images, self.data.test_labels,
-                                  dataset=self.data.dataset)
-        print(f"round {round_no}/{n_rounds}: pruned to {target:.2%} by {self.method}, "
-              f"test accuracy {accuracy:.2%} before fine-tuning", flush=True)
-        self.rounds.append({"round": round_no, "sparsity": target,
-                            "after_prune": {"test_loss": loss, "test_accuracy": accuracy}})
+        loss, accuracy = evaluate(
+            self.model, self.data.test_images, self.data.test_labels, dataset=self.data.dataset
+        )
+        print(
+            f"round {round_no}/{n_rounds}: pruned to {target:.2%} by {self.method}, "
+            f"test accuracy {accuracy:.2%} before fine-tuning",
+            flush=True,
+        )
+        self.rounds.append(
+            {
+                "round": round_no,
+                "sparsity": target,
+                "after_prune": {"test_loss": loss, "test_accuracy": accuracy},
+            }
+        )
 
-    def finetune(self, round_no: int, epochs: int,
-                 after_step: Callable[[int, int], None] | None = None) -> None:
+    def finetune(
+        self, round_no: int, epochs: int, after_step: Callable[[int, int], None] | None = None
+    ) -> None:
         optimizer = MaskedSGD(self.model.params(), **self.optimizer)
         epochs_done = sum(h["round"] == round_no for h in self.history)
         if epochs_done:  # resuming this round, with the momentum it had
@@ -121,18 +164,30 @@ class _Rounds:
             self.history.append({"round": round_no, **entry})
             if self.after_epoch is not None:
                 self.after_epoch({"rounds": self.rounds, "history": self.history}, optimizer)
+
         # seed + round: each stage draws its own batches, not a replay of training's.
-        fit(self.model, self.data, optimizer, epochs, seed=self.seed + round_no,
-            phase=f"fine-tune {round_no}", start_epoch=epochs_done + 1,
-            after_step=after_step, after_epoch=save, **self.train)
+        fit(
+            self.model,
+            self.data,
+            optimizer,
+            epochs,
+            seed=self.seed + round_no,
+            phase=f"fine-tune {round_no}",
+            start_epoch=epochs_done + 1,
+            after_step=after_step,
+            after_epoch=save,
+            **self.train,
+        )
 
     def agp(self, sparsity: float, epochs: int) -> None:
         """Prune gradually during the first AGP_PRUNING_SHARE of the fine-tuning steps."""
+
         def after_step(step: int, total_steps: int) -> None:
             end = max(1, int(total_steps * AGP_PRUNING_SHARE))
             every = max(1, end // AGP_UPDATES)
             if step <= end and (step % every == 0 or step == end):
                 prune(self.model, agp_sparsity(step, end, sparsity), self.method, self.rng(step))
+
         if not self.rounds:
             self.rounds.append({"round": 1, "sparsity": sparsity, "after_prune": None})
         if epochs == 0:
@@ -144,6 +199,9 @@ class _Rounds:
         """{"rounds", "history"}, each round with the test accuracy it ended at."""
         for entry in self.rounds:
             finished = [h for h in self.history if h["round"] == entry["round"]]
-            entry["test_accuracy"] = (finished[-1]["test_accuracy"] if finished
-                                      else (entry["after_prune"] or {}).get("test_accuracy"))
+            entry["test_accuracy"] = (
+                finished[-1]["test_accuracy"]
+                if finished
+                else (entry["after_prune"] or {}).get("test_accuracy")
+            )
         return {"rounds": self.rounds, "history": self.history}

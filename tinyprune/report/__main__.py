@@ -4,6 +4,7 @@ The page (RUN_DIR/report.html unless --out says otherwise) holds the run's accur
 layers, its model files, its pictures and its options; the pictures are embedded, so the one
 file is all there is to copy or open offline. `python -m tinyprune.run` writes it too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,22 @@ from tinyprune.report.run_pictures import redraw
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tinyprune.report",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyprune.report", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", type=Path, help="the --out folder of a run")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the page (default: RUN_DIR/report.html)")
-    parser.add_argument("--redraw", action="store_true",
-                        help="draw the run's pictures again first (needs its data set: "
-                             "--data-dir or $TINYPRUNE_DATA_DIR, as for the run)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the page (default: RUN_DIR/report.html)",
+    )
+    parser.add_argument(
+        "--redraw",
+        action="store_true",
+        help="draw the run's pictures again first (needs its data set: "
+        "--data-dir or $TINYPRUNE_DATA_DIR, as for the run)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if not args.run_dir.is_dir():

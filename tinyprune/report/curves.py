@@ -3,6 +3,7 @@
 Drawn from what a run saves (result.json's and results.json's `history` and `rounds`), so
 they can be drawn again later from the run's folder alone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,10 @@ from tinyprune.report.plots import pyplot, save_figure
 def epoch_axis(train_history: list[dict], finetune_history: list[dict]) -> tuple[list, list]:
     """x positions of the entries: training epochs 1..E, then fine-tuning epochs E+1, ..."""
     trained = len(train_history)
-    return (list(range(1, trained + 1)),
-            list(range(trained + 1, trained + len(finetune_history) + 1)))
+    return (
+        list(range(1, trained + 1)),
+        list(range(trained + 1, trained + len(finetune_history) + 1)),
+    )
 
 
 def round_starts(train_epochs: int, finetune_history: list[dict]) -> dict[int, float]:
@@ -25,9 +28,14 @@ def round_starts(train_epochs: int, finetune_history: list[dict]) -> dict[int, f
     return starts
 
 
-def training_curves(train_history: list[dict], finetune_history: list[dict],
-                    rounds: list[dict], path: Path, title: str = "",
-                    test_label: str = "test") -> Path | None:
+def training_curves(
+    train_history: list[dict],
+    finetune_history: list[dict],
+    rounds: list[dict],
+    path: Path,
+    title: str = "",
+    test_label: str = "test",
+) -> Path | None:
     """Two panels, loss and accuracy (%), against the epoch; train and test lines, training
     solid and fine-tuning after it; a dashed line where each round prunes, labelled with its
     sparsity, and a dot for the test accuracy just after pruning (not for agp)."""
@@ -40,11 +48,20 @@ def training_curves(train_history: list[dict], finetune_history: list[dict],
     for ax, key, scale in ((ax_loss, "loss", 1), (ax_acc, "accuracy", 100)):
         for split, color in (("train", "C0"), ("test", "C1")):
             label = "train" if split == "train" else test_label
-            for xs, history, style, phase in ((x_train, train_history, "-", "training"),
-                                              (x_tune, finetune_history, "--", "fine-tuning")):
+            for xs, history, style, phase in (
+                (x_train, train_history, "-", "training"),
+                (x_tune, finetune_history, "--", "fine-tuning"),
+            ):
                 if history:
-                    ax.plot(xs, [scale * e[f"{split}_{key}"] for e in history], style,
-                            color=color, marker="o", markersize=3, label=f"{label}, {phase}")
+                    ax.plot(
+                        xs,
+                        [scale * e[f"{split}_{key}"] for e in history],
+                        style,
+                        color=color,
+                        marker="o",
+                        markersize=3,
+                        label=f"{label}, {phase}",
+                    )
         for r in rounds:
             x = starts.get(r["round"])
             if x is None:
@@ -52,13 +69,30 @@ def training_curves(train_history: list[dict], finetune_history: list[dict],
             ax.axvline(x, color="0.4", linestyle=":", linewidth=1)
             after = r.get("after_prune")
             if key == "accuracy":
-                words = (f"prune to {r['sparsity']:.0%}" if after  # agp has no "just pruned"
-                         else f"prune gradually to {r['sparsity']:.0%}")
-                ax.annotate(words, (x, 0.02), xycoords=("data", "axes fraction"), rotation=90,
-                            va="bottom", ha="right", fontsize=8, color="0.3")
+                words = (
+                    f"prune to {r['sparsity']:.0%}"
+                    if after  # agp has no "just pruned"
+                    else f"prune gradually to {r['sparsity']:.0%}"
+                )
+                ax.annotate(
+                    words,
+                    (x, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    rotation=90,
+                    va="bottom",
+                    ha="right",
+                    fontsize=8,
+                    color="0.3",
+                )
                 if after:
-                    ax.plot([x], [100 * after["test_accuracy"]], "v", color="C3", markersize=7,
-                            label="just pruned" if r is rounds[0] else None)
+                    ax.plot(
+                        [x],
+                        [100 * after["test_accuracy"]],
+                        "v",
+                        color="C3",
+                        markersize=7,
+                        label="just pruned" if r is rounds[0] else None,
+                    )
         ax.set_xlabel("epoch (training, then fine-tuning)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)

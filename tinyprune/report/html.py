@@ -5,6 +5,7 @@ offline, can be mailed, and shows the same thing in ten years. It is built from 
 wrote into its folder (result.json, results.json, *.png) and nothing else, so any run's folder
 can be turned into a page later: `python -m tinyprune.report RUN_DIR`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,11 +20,11 @@ PAGE = "report.html"
 # Known pictures, in the order of the page, with their captions; any other PNG follows.
 CAPTIONS = {
     "curves.png": "Loss and accuracy per epoch, training then fine-tuning; dotted lines mark "
-                  "where pruning happens.",
+    "where pruning happens.",
     "conv1_filters.png": "conv1's filters before and after pruning; a cross marks a pruned tap.",
     "fc1_mask.png": "fc1's mask: which of its weights are kept (black).",
     "feature_maps.png": "One test image through the network: the feature maps and the "
-                        "predicted probabilities.",
+    "predicted probabilities.",
     "weights.png": "Weight histograms before pruning and the weights kept after it.",
 }
 STYLE = """
@@ -50,9 +51,11 @@ window.addEventListener("load", () => {
 
 
 # results.json's `bytes` keys -> what the reader knows them as.
-FILE_NAMES = {"dense_float32": "dense model, float32 (4 bytes a parameter)",
-              "compressed": "pruned.tpz (bitmask + float32 values)",
-              "compressed_int8": "pruned-int8.tpz (bitmask + int8 values)"}
+FILE_NAMES = {
+    "dense_float32": "dense model, float32 (4 bytes a parameter)",
+    "compressed": "pruned.tpz (bitmask + float32 values)",
+    "compressed_int8": "pruned-int8.tpz (bitmask + int8 values)",
+}
 
 
 class ReportError(ValueError):
@@ -63,18 +66,23 @@ def read_run(run_dir: Path) -> tuple[dict, dict]:
     """-> (result.json: the dense training, results.json: pruning; {} if not there yet)."""
     run_dir = Path(run_dir)
     if not (run_dir / "result.json").is_file():
-        raise ReportError(f"{run_dir} holds no run (no result.json); give the --out folder of "
-                          f"`python -m tinyprune.run`")
+        raise ReportError(
+            f"{run_dir} holds no run (no result.json); give the --out folder of "
+            f"`python -m tinyprune.run`"
+        )
     results = run_dir / "results.json"
-    return (json.loads((run_dir / "result.json").read_text()),
-            json.loads(results.read_text()) if results.is_file() else {})
+    return (
+        json.loads((run_dir / "result.json").read_text()),
+        json.loads(results.read_text()) if results.is_file() else {},
+    )
 
 
 def table(header: list[str], rows: list[list]) -> str:
     """An HTML table; each cell escaped."""
     cells = ["<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
-    cells += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-              for row in rows]
+    cells += [
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    ]
     return "<table>" + "\n".join(cells) + "</table>"
 
 
@@ -108,8 +116,15 @@ def options_table(dense: dict, pruned: dict) -> str:
 
 
 def layers_table(pruned: dict) -> str:
-    rows = [[r["name"], f"{r['weights']:,}", f"{r['nonzero']:,}",
-             percent(1 - r["nonzero"] / r["weights"])] for r in pruned.get("layers", [])]
+    rows = [
+        [
+            r["name"],
+            f"{r['weights']:,}",
+            f"{r['nonzero']:,}",
+            percent(1 - r["nonzero"] / r["weights"]),
+        ]
+        for r in pruned.get("layers", [])
+    ]
     return table(["layer", "weights", "non-zero", "sparsity"], rows) if rows else ""
 
 
@@ -120,14 +135,25 @@ def compression_table(pruned: dict) -> str:
     out = ""
     if sizes:
         dense = sizes.get("dense_float32")
-        rows = [[FILE_NAMES.get(name, name), f"{size:,}",
-                 f"{dense / size:.1f}x" if dense and size else ""] for name, size in sizes.items()]
+        rows = [
+            [
+                FILE_NAMES.get(name, name),
+                f"{size:,}",
+                f"{dense / size:.1f}x" if dense and size else "",
+            ]
+            for name, size in sizes.items()
+        ]
         out += table(["model file", "bytes", "smaller than dense float32"], rows)
     for key, value in pruned.items():
-        if "compression" in key and isinstance(value, list) and value and \
-                isinstance(value[0], dict):
-            out += f"<h3>{html.escape(key)}</h3>" + table(list(value[0]),
-                                                           [list(v.values()) for v in value])
+        if (
+            "compression" in key
+            and isinstance(value, list)
+            and value
+            and isinstance(value[0], dict)
+        ):
+            out += f"<h3>{html.escape(key)}</h3>" + table(
+                list(value[0]), [list(v.values()) for v in value]
+            )
     return out
 
 
@@ -140,9 +166,11 @@ def figures(run_dir: Path) -> str:
     for png in pngs:
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         caption = CAPTIONS.get(png.name, png.stem)
-        parts.append(f"<figure><img alt='{html.escape(png.name)}' "
-                     f"src='data:image/png;base64,{data}'><figcaption>{html.escape(png.name)}: "
-                     f"{html.escape(caption)}</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='{html.escape(png.name)}' "
+            f"src='data:image/png;base64,{data}'><figcaption>{html.escape(png.name)}: "
+            f"{html.escape(caption)}</figcaption></figure>"
+        )
     return "\n".join(parts)
 
 
@@ -150,18 +178,30 @@ def build_page(run_dir: Path) -> str:
     """The whole page as one string."""
     dense, pruned = read_run(run_dir)
     dataset = DATASETS.get(dense.get("dataset", "mnist"))
-    title = (f"tinyprune: {dense.get('model', 'model')} on "
-             f"{dataset.title if dataset else dense['dataset']}")
-    sections = [f"<h1>{html.escape(title)}</h1>", summary(dense, pruned),
-                "<p id='image-check'>pictures not checked (JavaScript is off)</p>",
-                "<h2>Layers after pruning</h2>", layers_table(pruned) or "<p>not pruned yet</p>",
-                "<h2>Model files</h2>", compression_table(pruned) or "<p>none yet</p>",
-                "<h2>Pictures</h2>", figures(run_dir) or "<p>none (matplotlib missing?)</p>",
-                "<h2>Options</h2>", options_table(dense, pruned)]
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
-            f"<script>{IMAGE_CHECK}</script></head>\n<body>\n" + "\n".join(sections)
-            + "\n</body></html>\n")
+    title = (
+        f"tinyprune: {dense.get('model', 'model')} on "
+        f"{dataset.title if dataset else dense['dataset']}"
+    )
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        summary(dense, pruned),
+        "<p id='image-check'>pictures not checked (JavaScript is off)</p>",
+        "<h2>Layers after pruning</h2>",
+        layers_table(pruned) or "<p>not pruned yet</p>",
+        "<h2>Model files</h2>",
+        compression_table(pruned) or "<p>none yet</p>",
+        "<h2>Pictures</h2>",
+        figures(run_dir) or "<p>none (matplotlib missing?)</p>",
+        "<h2>Options</h2>",
+        options_table(dense, pruned),
+    ]
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
+        f"<script>{IMAGE_CHECK}</script></head>\n<body>\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
 
 
 def write_page(run_dir: Path, path: Path | None = None) -> Path:

@@ -1,4 +1,5 @@
 """Pictures of the network itself: conv1's filters, a layer's mask, one image's feature maps."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,9 @@ def conv_filters(before: np.ndarray, after: np.ndarray, path: Path, title: str =
         plt.close(fig)
 
 
-def mask_image(mask: np.ndarray, path: Path, name: str = "fc1", title: str = "",
-               inputs: str = "input") -> Path | None:
+def mask_image(
+    mask: np.ndarray, path: Path, name: str = "fc1", title: str = "", inputs: str = "input"
+) -> Path | None:
     """A fully connected layer's mask (out, in) as an image: black = kept, white = pruned;
     one row per output neuron, one column per input."""
     plt = pyplot()
@@ -60,8 +62,11 @@ def mask_image(mask: np.ndarray, path: Path, name: str = "fc1", title: str = "",
     ax.set_xlabel(f"{inputs} ({in_features})")
     ax.set_ylabel(f"output neuron ({out_features})")
     kept = int(mask.sum())
-    ax.set_title(title or f"{name}'s mask: {kept:,} of {mask.size:,} weights kept "
-                          f"({kept / mask.size:.1%}); black = kept, white = pruned")
+    ax.set_title(
+        title
+        or f"{name}'s mask: {kept:,} of {mask.size:,} weights kept "
+        f"({kept / mask.size:.1%}); black = kept, white = pruned"
+    )
     try:
         return save_figure(fig, path)
     finally:
@@ -79,36 +84,56 @@ def activations(model: Sequential, image: np.ndarray, dataset: Dataset = MNIST) 
     return outputs
 
 
-def feature_maps(model: Sequential, image: np.ndarray, label: int, path: Path,
-                 dataset: Dataset = MNIST, title: str = "") -> Path | None:
+def feature_maps(
+    model: Sequential,
+    image: np.ndarray,
+    label: int,
+    path: Path,
+    dataset: Dataset = MNIST,
+    title: str = "",
+) -> Path | None:
     """One image through the network: the input, the maps after each conv block (after its
     pooling and ReLU), and the predicted probabilities of the classes."""
     plt = pyplot()
     if plt is None:
         return None
     outputs = activations(model, image, dataset)
-    maps = [(name, out[0]) for name, out in outputs.items() if out.ndim == 4 and
-            name != "input" and _last_of_block(model, name)]
+    maps = [
+        (name, out[0])
+        for name, out in outputs.items()
+        if out.ndim == 4 and name != "input" and _last_of_block(model, name)
+    ]
     logits = outputs[list(model.layers)[-1]][0]
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     columns = max(8, *(min(len(m), 8) for _, m in maps))
     map_rows = [-(-len(m) // columns) for _, m in maps]
     fig = plt.figure(figsize=(1.3 * columns, 2.6 + 1.45 * sum(map_rows)))
-    grid = fig.add_gridspec(1 + sum(map_rows), columns, hspace=0.8,
-                            height_ratios=[1.9] + [1] * sum(map_rows))
+    grid = fig.add_gridspec(
+        1 + sum(map_rows), columns, hspace=0.8, height_ratios=[1.9] + [1] * sum(map_rows)
+    )
     ax = fig.add_subplot(grid[0, 0:2])
     ax.imshow(image, cmap="gray_r")
     ax.set_title(f"input: {dataset.classes[label]}", fontsize=9)
     ax.axis("off")
     ax = fig.add_subplot(grid[0, 3:])
-    ax.bar(range(len(probs)), 100 * probs, color=["C3" if i == label else "C0"
-                                                   for i in range(len(probs))])
-    ax.set_xticks(range(len(probs)), dataset.classes, fontsize=7,
-                  rotation=30 if len(max(dataset.classes, key=len)) > 2 else 0)
+    ax.bar(
+        range(len(probs)),
+        100 * probs,
+        color=["C3" if i == label else "C0" for i in range(len(probs))],
+    )
+    ax.set_xticks(
+        range(len(probs)),
+        dataset.classes,
+        fontsize=7,
+        rotation=30 if len(max(dataset.classes, key=len)) > 2 else 0,
+    )
     ax.set_ylabel("probability (%)", fontsize=8)
-    ax.set_title(f"prediction: {dataset.classes[int(probs.argmax())]} "
-                 f"({100 * probs.max():.1f}%); red = true class", fontsize=9)
+    ax.set_title(
+        f"prediction: {dataset.classes[int(probs.argmax())]} "
+        f"({100 * probs.max():.1f}%); red = true class",
+        fontsize=9,
+    )
     row = 1
     for (name, m), n_rows in zip(maps, map_rows):
         for i, channel in enumerate(m):
@@ -118,11 +143,15 @@ def feature_maps(model: Sequential, image: np.ndarray, label: int, path: Path,
             ax.set_yticks([])
             ax.set_title(f"map {i}", fontsize=7)
             if i % columns == 0:
-                ax.set_ylabel(f"{_block(model, name)}\n{len(m)} x {m.shape[1]}x{m.shape[2]}",
-                              fontsize=8)
+                ax.set_ylabel(
+                    f"{_block(model, name)}\n{len(m)} x {m.shape[1]}x{m.shape[2]}", fontsize=8
+                )
         row += n_rows
-    fig.suptitle(title or "one image through the network: feature maps after each conv block "
-                 "(bright = large activation)")
+    fig.suptitle(
+        title
+        or "one image through the network: feature maps after each conv block "
+        "(bright = large activation)"
+    )
     try:
         return save_figure(fig, path)
     finally:
@@ -139,6 +168,6 @@ def _last_of_block(model: Sequential, name: str) -> bool:
 
 def _block(model: Sequential, name: str) -> str:
     """The layers from the last conv up to `name`: "conv1, pool1, relu1"."""
-    names = list(model.layers)[:list(model.layers).index(name) + 1]
+    names = list(model.layers)[: list(model.layers).index(name) + 1]
     start = max(i for i, n in enumerate(names) if n.startswith("conv"))
     return ", ".join(names[start:])

@@ -4,6 +4,7 @@ matplotlib is an optional extra (`pip install -e '.[plots]'`): it is imported in
 function, so without it every command still runs and writes its tables and JSON. Each
 function writes one PNG atomically and returns its path, or returns None and says why not.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +26,7 @@ def pyplot():
         return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -38,8 +40,9 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
-                      path: Path, title: str = "") -> Path | None:
+def weight_histograms(
+    before: dict[str, np.ndarray], after: dict[str, np.ndarray], path: Path, title: str = ""
+) -> Path | None:
     """One panel per layer: weights before pruning, and the non-zero weights after."""
     plt = pyplot()
     if plt is None:
@@ -50,8 +53,9 @@ def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray
         bins = np.linspace(w.min(), w.max(), 61)
         ax.hist(w.ravel(), bins=bins, color="0.7", label="before")
         ax.hist(kept.ravel(), bins=bins, color="C0", label="after (non-zero)")
-        ax.set_title(f"{name.removesuffix('.weight')}: {kept.size:,} of {w.size:,} kept",
-                     fontsize=9)
+        ax.set_title(
+            f"{name.removesuffix('.weight')}: {kept.size:,} of {w.size:,} kept", fontsize=9
+        )
         ax.set_yscale("log")
         ax.set_xlabel("weight")
     axes[0][0].set_ylabel("count")
@@ -63,8 +67,9 @@ def weight_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray
         plt.close(fig)
 
 
-def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: str, title: str,
-                   path: Path) -> Path | None:
+def _accuracy_plot(
+    lines: dict[str, list[dict]], dense_accuracy: float, xlabel: str, title: str, path: Path
+) -> Path | None:
     """Test accuracy (%) against sparsity (%), a line a key of `lines` (each a list of
     {"sparsity", "test_accuracy"}), and the dense model's accuracy dotted across."""
     plt = pyplot()
@@ -72,10 +77,14 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in lines.items():  # error bars: one std over seeds, where there are some
-        ax.errorbar([100 * p["sparsity"] for p in points],
-                    [100 * p["test_accuracy"] for p in points],
-                    yerr=[100 * p.get("std", 0.0) for p in points], marker="o", capsize=3,
-                    label=label)
+        ax.errorbar(
+            [100 * p["sparsity"] for p in points],
+            [100 * p["test_accuracy"] for p in points],
+            yerr=[100 * p.get("std", 0.0) for p in points],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
     ax.axhline(100 * dense_accuracy, color="0.5", linestyle=":", label="dense")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
@@ -89,24 +98,32 @@ def _accuracy_plot(lines: dict[str, list[dict]], dense_accuracy: float, xlabel: 
 
 
 def on_dataset(result: dict) -> str:
-    """" on Fashion-MNIST" for a sweep or sensitivity result of a data set other than MNIST."""
+    """ " on Fashion-MNIST" for a sweep or sensitivity result of a data set other than MNIST."""
     key = result.get("dense", {}).get("dataset", "mnist")
     return "" if key == "mnist" else f" on {DATASETS[key].title}"
 
 
 def sensitivity_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy against the sparsity of one layer, the others unpruned; a line a layer."""
-    return _accuracy_plot(result["layers"], result["dense_accuracy"],
-                          "weights pruned in that layer alone (%, no fine-tuning)",
-                          f"{result['model']}{on_dataset(result)}: sensitivity of each layer to "
-                          f"pruning", path)
+    return _accuracy_plot(
+        result["layers"],
+        result["dense_accuracy"],
+        "weights pruned in that layer alone (%, no fine-tuning)",
+        f"{result['model']}{on_dataset(result)}: sensitivity of each layer to pruning",
+        path,
+    )
 
 
 def sweep_plot(result: dict, path: Path) -> Path | None:
     """Test accuracy after fine-tuning against sparsity; a line a schedule."""
-    return _accuracy_plot(result["schedules"], result["dense_accuracy"], "weights pruned (%)",
-                          f"{result['model']}{on_dataset(result)}, {result['method']} pruning, "
-                          f"{result['finetune_epochs']} fine-tuning epochs", path)
+    return _accuracy_plot(
+        result["schedules"],
+        result["dense_accuracy"],
+        "weights pruned (%)",
+        f"{result['model']}{on_dataset(result)}, {result['method']} pruning, "
+        f"{result['finetune_epochs']} fine-tuning epochs",
+        path,
+    )
 
 
 def sweep_size_plot(result: dict, path: Path) -> Path | None:
@@ -122,11 +139,20 @@ def sweep_size_plot(result: dict, path: Path) -> Path | None:
         points = [p for p in points if "bytes" in p]
         if points:
             dense_bytes = points[0]["bytes"]["dense_float32"]
-            ax.plot([p["bytes"]["compressed"] / 1000 for p in points],
-                    [100 * p["test_accuracy"] for p in points], marker="o", label=label)
+            ax.plot(
+                [p["bytes"]["compressed"] / 1000 for p in points],
+                [100 * p["test_accuracy"] for p in points],
+                marker="o",
+                label=label,
+            )
     if dense_bytes is not None:
-        ax.plot([dense_bytes / 1000], [100 * result["dense_accuracy"]], "s", color="0.3",
-                label="dense (float32, unpruned)")
+        ax.plot(
+            [dense_bytes / 1000],
+            [100 * result["dense_accuracy"]],
+            "s",
+            color="0.3",
+            label="dense (float32, unpruned)",
+        )
     ax.set_xscale("log")
     low, high = ax.get_xlim()  # kB numbers as tick labels, not 10^1, 10^2
     ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if low <= t <= high]
@@ -134,8 +160,10 @@ def sweep_size_plot(result: dict, path: Path) -> Path | None:
     ax.set_xlim(low, high)
     ax.set_xlabel("file size (kB, log scale; float32 values + 1-bit mask)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{result['model']}{on_dataset(result)}: accuracy against file size "
-                 f"({result['method']} pruning)")
+    ax.set_title(
+        f"{result['model']}{on_dataset(result)}: accuracy against file size "
+        f"({result['method']} pruning)"
+    )
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     try:
@@ -160,17 +188,29 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
             continue
         line = dense + sorted(pruned, key=lambda r: r["round"])
         x = [100 * r["remaining"] for r in line]
-        for ax, key, scale in ((axes[0], "early_stop_iteration", 1),
-                               (axes[1], "early_stop_test_accuracy", 100)):
-            ax.errorbar(x, [scale * r[key]["mean"] for r in line],
-                        yerr=[scale * r[key]["std"] for r in line],
-                        marker="o", markersize=3, capsize=3, label=label)
-    for ax, key, scale in ((axes[0], "early_stop_iteration", 1),
-                           (axes[1], "early_stop_test_accuracy", 100)):
+        for ax, key, scale in (
+            (axes[0], "early_stop_iteration", 1),
+            (axes[1], "early_stop_test_accuracy", 100),
+        ):
+            ax.errorbar(
+                x,
+                [scale * r[key]["mean"] for r in line],
+                yerr=[scale * r[key]["std"] for r in line],
+                marker="o",
+                markersize=3,
+                capsize=3,
+                label=label,
+            )
+    for ax, key, scale in (
+        (axes[0], "early_stop_iteration", 1),
+        (axes[1], "early_stop_test_accuracy", 100),
+    ):
         if dense:
             ax.axhline(scale * dense[0][key]["mean"], color="0.5", linestyle=":", label="dense")
-    for ax, ylabel in ((axes[0], "early-stopping iteration\n(min. validation loss)"),
-                       (axes[1], "test accuracy at early stop (%)")):
+    for ax, ylabel in (
+        (axes[0], "early-stopping iteration\n(min. validation loss)"),
+        (axes[1], "test accuracy at early stop (%)"),
+    ):
         ax.set_xscale("log")
         ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5) if t >= 100 * min_remaining / 1.5]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])

@@ -8,6 +8,7 @@ what the finished phases produced. Batches depend only on (seed, epoch) and ever
 stored exactly (JSON writes floats so that they read back bit for bit), so a resumed run ends
 as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,27 +33,40 @@ class CheckpointError(Exception):
 
 @dataclass
 class Checkpoint:
-    phase: str                       # "train" or "fine-tune"
-    epoch: int                       # epochs of `phase` completed
-    history: list[dict]              # `phase`'s history entries so far
-    options: dict                    # the options the run was started with
-    results: dict                    # what the finished phases produced
+    phase: str  # "train" or "fine-tune"
+    epoch: int  # epochs of `phase` completed
+    history: list[dict]  # `phase`'s history entries so far
+    options: dict  # the options the run was started with
+    results: dict  # what the finished phases produced
     velocity: dict[str, np.ndarray]  # MaskedSGD.velocity, parameter name -> array
 
 
-def save_checkpoint(path: str | Path, model: Sequential, optimizer: MaskedSGD, phase: str,
-                    epoch: int, history: list[dict], options: dict,
-                    results: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: Sequential,
+    optimizer: MaskedSGD,
+    phase: str,
+    epoch: int,
+    history: list[dict],
+    options: dict,
+    results: dict | None = None,
+) -> None:
     """Write a checkpoint atomically: after a crash at any moment, `path` holds the previous
     checkpoint or this one, complete, and no temporary file is left behind."""
     assert phase in PHASES, phase
     pruned = any(p.mask is not None for p in model.prunable().values())
     arrays = {f"model.{k}": v for k, v in model.state(with_masks=pruned).items()}
     arrays.update({f"velocity.{k}": v for k, v in optimizer.velocity.items()})
-    meta = {"format_version": FORMAT_VERSION, "model": model.name,
-            "shapes": {k: list(v.shape) for k, v in arrays.items()},
-            "phase": phase, "epoch": epoch, "history": history, "options": options,
-            "results": results or {}}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model": model.name,
+        "shapes": {k: list(v.shape) for k, v in arrays.items()},
+        "phase": phase,
+        "epoch": epoch,
+        "history": history,
+        "options": options,
+        "results": results or {},
+    }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     write_npz(path, arrays, durable=True)
 
@@ -71,12 +85,14 @@ def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     except Exception as error:  # any damage: bad zip, missing meta, bad JSON, ...
         raise CheckpointError(
             f"{path} is not a readable tinyprune checkpoint ({type(error).__name__}: {error}); "
-            f"delete it to start the run over") from None
+            f"delete it to start the run over"
+        ) from None
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format {version}, this tinyprune reads format "
             f"{FORMAT_VERSION}; finish the run with the tinyprune that started it, or delete "
-            f"the file to start over")
+            f"the file to start over"
+        )
     return meta, arrays
 
 
@@ -96,38 +112,58 @@ def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Check
     CheckpointError saying what differs and what to do."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"there is no checkpoint {path} to resume; run without --resume "
-                              f"to start, or point --out at the interrupted run's folder")
+        raise CheckpointError(
+            f"there is no checkpoint {path} to resume; run without --resume "
+            f"to start, or point --out at the interrupted run's folder"
+        )
     meta, arrays = _read(path)
     if meta["model"] != model.name:
-        raise CheckpointError(f"{path} holds a {meta['model']}, not a {model.name}; resume it "
-                              f"with the same model, or start over in another --out")
+        raise CheckpointError(
+            f"{path} holds a {meta['model']}, not a {model.name}; resume it "
+            f"with the same model, or start over in another --out"
+        )
     shapes = {k: p.value.shape for k, p in model.params().items()}
     expected = {f"model.{k}": s for k, s in shapes.items()}
     expected.update({f"velocity.{k}": s for k, s in shapes.items()})
     masks = {f"model.{mask_name(k)}": shapes[k] for k in model.prunable()}
     if any(k in arrays for k in masks):  # a pruned model: all its masks, or none
         expected.update(masks)
-    bias_masks = {f"model.{mask_name(k, prunable=False)}": s for k, s in shapes.items()
-                  if k not in model.prunable()}
+    bias_masks = {
+        f"model.{mask_name(k, prunable=False)}": s
+        for k, s in shapes.items()
+        if k not in model.prunable()
+    }
     expected.update({k: s for k, s in bias_masks.items() if k in arrays})  # filter pruning's
-    wrong = [f"{k} is {arrays[k].shape if k in arrays else 'missing'}, expected {s}"
-             for k, s in expected.items() if k not in arrays or arrays[k].shape != s]
+    wrong = [
+        f"{k} is {arrays[k].shape if k in arrays else 'missing'}, expected {s}"
+        for k, s in expected.items()
+        if k not in arrays or arrays[k].shape != s
+    ]
     wrong += [f"{k} is not one of its arrays" for k in arrays if k not in expected]
     if wrong:
-        raise CheckpointError(f"{path} does not fit this {model.name}: {'; '.join(wrong)}; "
-                              f"start over in another --out")
-    differ = [f"{k}={meta['options'].get(k, '(unset)')} there, {v} now"
-              for k, v in options.items() if meta["options"].get(k) != v]
-    differ += [f"{k}={v} there, (unset) now" for k, v in meta["options"].items()
-               if k not in options]
+        raise CheckpointError(
+            f"{path} does not fit this {model.name}: {'; '.join(wrong)}; "
+            f"start over in another --out"
+        )
+    differ = [
+        f"{k}={meta['options'].get(k, '(unset)')} there, {v} now"
+        for k, v in options.items()
+        if meta["options"].get(k) != v
+    ]
+    differ += [
+        f"{k}={v} there, (unset) now" for k, v in meta["options"].items() if k not in options
+    ]
     if differ:
-        raise CheckpointError(f"{path} was made with other options ({', '.join(differ)}); "
-                              f"resume with the options the run was started with, or start "
-                              f"over in another --out")
-    model.load_state({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")},
-                     source=str(path))
-    velocity = {k: arrays[f"velocity.{k}"].astype(p.value.dtype)
-                for k, p in model.params().items()}
-    return Checkpoint(meta["phase"], meta["epoch"], meta["history"], meta["options"],
-                      meta["results"], velocity)
+        raise CheckpointError(
+            f"{path} was made with other options ({', '.join(differ)}); "
+            f"resume with the options the run was started with, or start "
+            f"over in another --out"
+        )
+    model.load_state(
+        {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")},
+        source=str(path),
+    )
+    velocity = {k: arrays[f"velocity.{k}"].astype(p.value.dtype) for k, p in model.params().items()}
+    return Checkpoint(
+        meta["phase"], meta["epoch"], meta["history"], meta["options"], meta["results"], velocity
+    )

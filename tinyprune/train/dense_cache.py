@@ -4,6 +4,7 @@ Every point of a sweep prunes a copy of the same trained model. Training it is t
 part, so it is saved under a name made of everything that shaped it, and the next command with
 the same settings loads it instead of training again.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,10 @@ def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -
     dataset (MNIST's names have no prefix, as before there were other data sets)."""
     c = config
     prefix = "" if dataset == "mnist" else f"{dataset}-"
-    return (f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-"
-            f"momentum{c.momentum:g}-wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz")
+    return (
+        f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-"
+        f"momentum{c.momentum:g}-wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz"
+    )
 
 
 def trained_dense(config: TrainConfig, data: Mnist, cache_dir: Path) -> tuple[Sequential, float]:
@@ -44,8 +47,16 @@ def train_dense(config: TrainConfig, data: Mnist) -> Sequential:
     """A dense model trained as config says (no cache)."""
     model = MODELS[config.model](config.seed)
     optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
-    fit(model, data, optimizer, config.epochs, config.batch_size, config.seed,
-        max_shift=config.shift, phase="dense")
+    fit(
+        model,
+        data,
+        optimizer,
+        config.epochs,
+        config.batch_size,
+        config.seed,
+        max_shift=config.shift,
+        phase="dense",
+    )
     return model
 
 

@@ -1,4 +1,5 @@
 """Training and evaluation loops."""
+
 from __future__ import annotations
 
 import math
@@ -36,9 +37,11 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
     dtype = next(iter(model.params().values())).value.dtype
     x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
     passes: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [
-        (f"{name} forward", layer.forward) for name, layer in model.layers.items()]
-    passes += [(f"{name} backward", layer.backward)
-               for name, layer in reversed(model.layers.items())]
+        (f"{name} forward", layer.forward) for name, layer in model.layers.items()
+    ]
+    passes += [
+        (f"{name} backward", layer.backward) for name, layer in reversed(model.layers.items())
+    ]
     for name, run_pass in passes:
         begun = time.perf_counter()
         x = run_pass(x)
@@ -61,23 +64,35 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
-def evaluate(model: Sequential, images: np.ndarray, labels: np.ndarray,
-             batch_size: int = 1000, dataset: Dataset = MNIST) -> tuple[float, float]:
+def evaluate(
+    model: Sequential,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = 1000,
+    dataset: Dataset = MNIST,
+) -> tuple[float, float]:
     """-> (mean loss, accuracy as a fraction) over all images (N, 28, 28) uint8, normalised
     as `dataset`'s (data.dataset of a loaded data set)."""
     loss_fn = SoftmaxCrossEntropy()
     total_loss, correct = 0.0, 0
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size], dataset)
-        y = labels[start:start + batch_size].astype(np.int64)
+        x = to_input(images[start : start + batch_size], dataset)
+        y = labels[start : start + batch_size].astype(np.int64)
         logits = model.forward(x)
         total_loss += loss_fn.forward(logits, y) * len(y)
         correct += int((logits.argmax(axis=1) == y).sum())
     return total_loss / len(images), correct / len(images)
 
 
-def train_step(model: Sequential, loss_fn: SoftmaxCrossEntropy, optimizer: MaskedSGD,
-               x: np.ndarray, y: np.ndarray, phase: str, where: str) -> tuple[np.ndarray, float]:
+def train_step(
+    model: Sequential,
+    loss_fn: SoftmaxCrossEntropy,
+    optimizer: MaskedSGD,
+    x: np.ndarray,
+    y: np.ndarray,
+    phase: str,
+    where: str,
+) -> tuple[np.ndarray, float]:
     """One step of SGD on the batch x (N, 1, 28, 28), y (N,) -> (logits (N, classes), loss).
     Diverged, naming the phase and where in it, if the loss is NaN or infinite."""
     # A learning rate too high overflows the activations; the check below says so in one
@@ -86,18 +101,29 @@ def train_step(model: Sequential, loss_fn: SoftmaxCrossEntropy, optimizer: Maske
         logits = model.forward(x)
         loss = loss_fn.forward(logits, y)
     if not math.isfinite(loss):
-        raise Diverged(f"{phase}: the loss became {loss} {where}; the learning rate "
-                       f"{optimizer.base_lr:g} is too high, try {optimizer.base_lr / 10:g}")
+        raise Diverged(
+            f"{phase}: the loss became {loss} {where}; the learning rate "
+            f"{optimizer.base_lr:g} is too high, try {optimizer.base_lr / 10:g}"
+        )
     model.backward(loss_fn.backward())
     optimizer.step()
     return logits, loss
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
-def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: int, seed: int,
-        max_shift: int = 0, phase: str = "train", start_epoch: int = 1,
-        after_step: Callable[[int, int], None] | None = None,
-        after_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+def fit(
+    model: Sequential,
+    data,
+    optimizer: MaskedSGD,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    max_shift: int = 0,
+    phase: str = "train",
+    start_epoch: int = 1,
+    after_step: Callable[[int, int], None] | None = None,
+    after_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
     data: an `Mnist` tuple (uint8 images, labels, data set). The learning rate follows a cosine
@@ -119,17 +145,23 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(n)
         total_loss, correct = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{phase} epoch {epoch}/{epochs}",
-                   leave=False, disable=None, unit="batch")
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{phase} epoch {epoch}/{epochs}",
+            leave=False,
+            disable=None,
+            unit="batch",
+        )
         start = time.perf_counter()
         for step in bar:
-            idx = order[step * batch_size:(step + 1) * batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
             y = data.train_labels[idx].astype(np.int64)
             global_step = (epoch - 1) * steps_per_epoch + step
             optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
-            logits, loss = train_step(model, loss_fn, optimizer, x, y, phase,
-                                      f"at epoch {epoch}, step {step + 1}")
+            logits, loss = train_step(
+                model, loss_fn, optimizer, x, y, phase, f"at epoch {epoch}, step {step + 1}"
+            )
             if after_step is not None:
                 after_step(global_step + 1, total_steps)
             total_loss += loss * len(y)
@@ -137,27 +169,38 @@ def fit(model: Sequential, data, optimizer: MaskedSGD, epochs: int, batch_size: 
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss:.4f}")
         seconds = time.perf_counter() - start
-        test_loss, test_accuracy = evaluate(model, data.test_images, data.test_labels,
-                                            dataset=data.dataset)
-        entry = {"epoch": epoch, "train_loss": total_loss / n, "train_accuracy": correct / n,
-                 "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds}
+        test_loss, test_accuracy = evaluate(
+            model, data.test_images, data.test_labels, dataset=data.dataset
+        )
+        entry = {
+            "epoch": epoch,
+            "train_loss": total_loss / n,
+            "train_accuracy": correct / n,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "seconds": seconds,
+        }
         history.append(entry)
-        print(f"{phase} epoch {epoch:2d}/{epochs}: train loss {entry['train_loss']:.4f}, "
-              f"train acc {entry['train_accuracy']:.2%}, test loss {test_loss:.4f}, "
-              f"test acc {test_accuracy:.2%}, {seconds:.1f}s", flush=True)
+        print(
+            f"{phase} epoch {epoch:2d}/{epochs}: train loss {entry['train_loss']:.4f}, "
+            f"train acc {entry['train_accuracy']:.2%}, test loss {test_loss:.4f}, "
+            f"test acc {test_accuracy:.2%}, {seconds:.1f}s",
+            flush=True,
+        )
         if after_epoch is not None:
             after_epoch(entry)
     return history
 
 
-def inference_seconds(model: Sequential, x: np.ndarray, batch_size: int = 1000,
-                      repeats: int = 3) -> float:
+def inference_seconds(
+    model: Sequential, x: np.ndarray, batch_size: int = 1000, repeats: int = 3
+) -> float:
     """Best of `repeats` wall times of a forward pass over x (N, 1, 28, 28), in batches."""
     best = float("inf")
     with threadpool_limits(**ONE_BLAS_THREAD):  # as in training
         for _ in range(repeats):
             start = time.perf_counter()
             for i in range(0, len(x), batch_size):
-                model.forward(x[i:i + batch_size])
+                model.forward(x[i : i + batch_size])
             best = min(best, time.perf_counter() - start)
     return best

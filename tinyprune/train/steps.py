@@ -4,6 +4,7 @@ The lottery-ticket experiments (Frankle & Carbin 2019) count iterations, not epo
 constant learning rate, and measure how fast a network learns by its early-stopping iteration:
 the iteration at which the validation loss is lowest.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,12 +45,21 @@ def batches(n: int, batch_size: int, seed: int, start: int, stop: int) -> Iterat
         epoch, step = divmod(iteration, per_epoch)
         if epoch != order_epoch:
             order, order_epoch = np.random.default_rng([seed, epoch]).permutation(n), epoch
-        yield order[step * batch_size:(step + 1) * batch_size]
+        yield order[step * batch_size : (step + 1) * batch_size]
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
-def train_steps(model: Sequential, optimizer, train: Split, val: Split, start: int, stop: int,
-                batch_size: int, seed: int, eval_every: int) -> StepsResult:
+def train_steps(
+    model: Sequential,
+    optimizer,
+    train: Split,
+    val: Split,
+    start: int,
+    stop: int,
+    batch_size: int,
+    seed: int,
+    eval_every: int,
+) -> StepsResult:
     """Train iterations start..stop-1 (at the optimizer's constant rate) on `train`; measure
     the loss on `val` at iteration `start` and after every `eval_every` iterations (and at
     `stop`). Returns the validation curve and the iteration and weights of its minimum."""
@@ -65,13 +75,16 @@ def train_steps(model: Sequential, optimizer, train: Split, val: Split, start: i
             best = (loss, iteration, {k: v.copy() for k, v in model.state().items()})
 
     validate(start)
-    for iteration, idx in enumerate(batches(len(train.images), batch_size, seed, start, stop),
-                                    start=start):
+    for iteration, idx in enumerate(
+        batches(len(train.images), batch_size, seed, start, stop), start=start
+    ):
         logits = model.forward(to_input(train.images[idx]))
         loss = loss_fn.forward(logits, train.labels[idx].astype(np.int64))
         if not math.isfinite(loss):
-            raise Diverged(f"the loss became {loss} at iteration {iteration + 1}; lower the "
-                           f"learning rate {optimizer.base_lr:g}")
+            raise Diverged(
+                f"the loss became {loss} at iteration {iteration + 1}; lower the "
+                f"learning rate {optimizer.base_lr:g}"
+            )
         model.backward(loss_fn.backward())
         optimizer.step()
         done = iteration + 1

@@ -11,6 +11,7 @@ and once with an empty predict (stub.c), with --gc-sections, and the second's te
 is left is the model's arrays, its inference code and whatever library code only it pulls in
 (for example memset, or the soft-float routines on a Cortex-M3), less the stub's 2-4 bytes.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -19,11 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HARNESS = Path(__file__).parent
-CFLAGS = ("-Os", "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
-          "-fdata-sections")
+CFLAGS = (
+    "-Os",
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-ffunction-sections",
+    "-fdata-sections",
+)
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
-INSTALL_HINT = ("install them with: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                "qemu-system-arm")
+INSTALL_HINT = (
+    "install them with: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+)
 
 
 @dataclass(frozen=True)
@@ -36,10 +45,14 @@ class Target:
 
 
 TARGETS = {
-    "cortex-m4": Target("cortex-m4", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-                                      "-mfpu=fpv4-sp-d16"), "mps2-an386"),
-    "cortex-m3": Target("cortex-m3", ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"),
-                        "mps2-an385"),
+    "cortex-m4": Target(
+        "cortex-m4",
+        ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+        "mps2-an386",
+    ),
+    "cortex-m3": Target(
+        "cortex-m3", ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"), "mps2-an385"
+    ),
 }
 
 
@@ -76,30 +89,57 @@ def build(program: Program, target: Target, out_dir: Path, with_model: bool = Tr
     model's, and counted as its flash."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = "program" if with_model else "harness"
-    defines = [f"-DPREDICT={program.predict}", f"-DLOGIT_T={program.logit_type}",
-               f"-DINPUT_SIZE={program.input_size}", f"-DCLASSES={program.classes}"]
+    defines = [
+        f"-DPREDICT={program.predict}",
+        f"-DLOGIT_T={program.logit_type}",
+        f"-DINPUT_SIZE={program.input_size}",
+        f"-DCLASSES={program.classes}",
+    ]
     compile_flags = [*target.flags, *CFLAGS, *defines, *(f"-I{p}" for p in program.include)]
     objects = []
     for harness_file in ["startup.c", "main.c", *([] if with_model else ["stub.c"])]:
         objects.append(out_dir / f"{name}-{harness_file}.o")
-        run_tool(["arm-none-eabi-gcc", *compile_flags, "-fno-tree-loop-distribute-patterns",
-                  "-c", "-o", str(objects[-1]), str(HARNESS / harness_file)],
-                 f"compiling {harness_file}")
+        run_tool(
+            [
+                "arm-none-eabi-gcc",
+                *compile_flags,
+                "-fno-tree-loop-distribute-patterns",
+                "-c",
+                "-o",
+                str(objects[-1]),
+                str(HARNESS / harness_file),
+            ],
+            f"compiling {harness_file}",
+        )
     for source in program.sources if with_model else []:
         objects.append(out_dir / f"{name}-{source.name}.o")
-        run_tool(["arm-none-eabi-gcc", *compile_flags, "-c", "-o", str(objects[-1]),
-                  str(source)], f"compiling {source} for {target.name}")
+        run_tool(
+            ["arm-none-eabi-gcc", *compile_flags, "-c", "-o", str(objects[-1]), str(source)],
+            f"compiling {source} for {target.name}",
+        )
     elf = out_dir / f"{name}.elf"
-    run_tool(["arm-none-eabi-gcc", *target.flags, "-nostartfiles", "--specs=nano.specs",
-              f"-T{HARNESS / 'mps2.ld'}", "-Wl,--gc-sections", "-o", str(elf),
-              *map(str, objects)], f"linking {elf}")
+    run_tool(
+        [
+            "arm-none-eabi-gcc",
+            *target.flags,
+            "-nostartfiles",
+            "--specs=nano.specs",
+            f"-T{HARNESS / 'mps2.ld'}",
+            "-Wl,--gc-sections",
+            "-o",
+            str(elf),
+            *map(str, objects),
+        ],
+        f"linking {elf}",
+    )
     return elf
 
 
 def section_sizes(elf: Path) -> dict[str, int]:
     """-> the bytes of the ELF's .text, .rodata, .data and .bss (arm-none-eabi-size -A)."""
-    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
     sizes = {name: 0 for name in (".text", ".rodata", ".data", ".bss")}
     for line in out.splitlines():
         parts = line.split()
@@ -118,5 +158,9 @@ def footprint(program: Program, target: Target, out_dir: Path) -> dict[str, int]
     and the harness's: {"flash", "static_ram", "harness_flash", "harness_static_ram"}."""
     full = flash_and_ram(section_sizes(build(program, target, out_dir)))
     alone = flash_and_ram(section_sizes(build(program, target, out_dir, with_model=False)))
-    return {"flash": full[0] - alone[0], "static_ram": full[1] - alone[1],
-            "harness_flash": alone[0], "harness_static_ram": alone[1]}
+    return {
+        "flash": full[0] - alone[0],
+        "static_ram": full[1] - alone[1],
+        "harness_flash": alone[0],
+        "harness_static_ram": alone[1],
+    }

@@ -9,6 +9,7 @@ clock, around each predict call, so one tick is 40 instructions; instructions pe
 ticks * 40, to +-40. (Checked: a loop of 3,000,000 instructions read 75,000 ticks.) Without
 icount the run is faster and the tick counts mean nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,8 @@ import numpy as np
 
 from tinyprune.deploy.mcu.build import Target
 
-INSTRUCTIONS_PER_TICK = 40          # 1 ns per instruction / (1 / 25 MHz per tick)
-RESULT_LINE = re.compile(r"[0-9a-f]+( [0-9a-f]+)+")   # image, class, logits, ticks: hex
+INSTRUCTIONS_PER_TICK = 40  # 1 ns per instruction / (1 / 25 MHz per tick)
+RESULT_LINE = re.compile(r"[0-9a-f]+( [0-9a-f]+)+")  # image, class, logits, ticks: hex
 
 
 @dataclass
@@ -36,32 +37,65 @@ class RunResult:
 
 
 def qemu_command(elf: Path, target: Target, icount: bool) -> list[str]:
-    return ["qemu-system-arm", "-machine", target.machine, "-nographic", "-monitor", "none",
-            "-serial", "none", "-semihosting-config", "enable=on,target=native",
-            *(["-icount", "shift=0"] if icount else []), "-kernel", str(elf)]
+    return [
+        "qemu-system-arm",
+        "-machine",
+        target.machine,
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        *(["-icount", "shift=0"] if icount else []),
+        "-kernel",
+        str(elf),
+    ]
 
 
-def run(elf: Path, target: Target, images: np.ndarray, workdir: Path, classes: int,
-        icount: bool = True, timeout: float = 3600) -> RunResult:
+def run(
+    elf: Path,
+    target: Target,
+    images: np.ndarray,
+    workdir: Path,
+    classes: int,
+    icount: bool = True,
+    timeout: float = 3600,
+) -> RunResult:
     """Run the program on uint8 images (N, ...) (written to workdir/images.u8); -> its answers.
     Raises RuntimeError if it crashes, stops early or prints something unexpected."""
     workdir.mkdir(parents=True, exist_ok=True)
     np.ascontiguousarray(images, np.uint8).tofile(workdir / "images.u8")
     command = qemu_command(elf, target, icount)
-    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+    done = subprocess.run(
+        command,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
     lines = done.stdout.splitlines()
     if done.returncode != 0 or "done" not in lines:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-5:])
-        raise RuntimeError(f"{' '.join(command)} (in {workdir}) failed with status "
-                           f"{done.returncode}:\n{tail}")
+        raise RuntimeError(
+            f"{' '.join(command)} (in {workdir}) failed with status {done.returncode}:\n{tail}"
+        )
     stack = [int(line.split()[1], 16) for line in lines if line.startswith("stack ")]
     rows = [line.split() for line in lines if RESULT_LINE.fullmatch(line)]
     if len(rows) != len(images) or any(len(row) != classes + 3 for row in rows):
-        raise RuntimeError(f"{elf} printed {len(rows)} result lines for {len(images)} images, "
-                           f"or lines of the wrong length")
+        raise RuntimeError(
+            f"{elf} printed {len(rows)} result lines for {len(images)} images, "
+            f"or lines of the wrong length"
+        )
     numbers = np.array([[int(v, 16) for v in row] for row in rows], np.int64)
     if not np.array_equal(numbers[:, 0], np.arange(len(images))):
         raise RuntimeError(f"{elf} printed its results out of order")
-    return RunResult(numbers[:, 1], numbers[:, 2:2 + classes].astype(np.uint32),
-                     numbers[:, -1] * INSTRUCTIONS_PER_TICK, stack[0] if stack else 0)
+    return RunResult(
+        numbers[:, 1],
+        numbers[:, 2 : 2 + classes].astype(np.uint32),
+        numbers[:, -1] * INSTRUCTIONS_PER_TICK,
+        stack[0] if stack else 0,
+    )

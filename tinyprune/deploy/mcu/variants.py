@@ -12,6 +12,7 @@ computation it must agree with.
     shared  the same with shared weights (an int8 codebook per layer and packed indices, from
             deploy/weight_sharing.py); Python: Int8Model(..., shared).forward. Bit for bit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -47,10 +48,14 @@ class Variant:
         return result.logits_bits.view(self.logit_dtype)
 
 
-def export_variant(model: Sequential, name: str, out_dir: Path,
-                   calibration_images: np.ndarray | None = None,
-                   shared: dict[str, SharedWeight] | None = None,
-                   input_shape: tuple[int, int, int] = (1, 28, 28)) -> Variant:
+def export_variant(
+    model: Sequential,
+    name: str,
+    out_dir: Path,
+    calibration_images: np.ndarray | None = None,
+    shared: dict[str, SharedWeight] | None = None,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+) -> Variant:
     """Write the model's C for variant `name` into out_dir; -> the Variant. The int8 and shared
     variants calibrate their activation scales on calibration_images (uint8, training images);
     the shared one takes the model's SharedWeights ({'<layer>.weight': ...})."""
@@ -58,20 +63,25 @@ def export_variant(model: Sequential, name: str, out_dir: Path,
     if name == "float":
         written = export_c(model, out_dir)
         prefix = written["c"].stem
-        program = Program([written["c"]], f"{prefix}_predict_u8", "float", size,
-                          model_classes(model))
-        return Variant(name, program, lambda pixels: model.forward(to_input(pixels)),
-                       np.float32, exact=False)
+        program = Program(
+            [written["c"]], f"{prefix}_predict_u8", "float", size, model_classes(model)
+        )
+        return Variant(
+            name, program, lambda pixels: model.forward(to_input(pixels)), np.float32, exact=False
+        )
     if name in ("int8", "shared"):
         if calibration_images is None:
             raise ValueError(f"the {name} variant needs calibration images (training images)")
         if name == "shared" and not shared:
-            raise ValueError("the shared variant needs the model's shared weights (a shared.tpz "
-                             "from python -m tinyprune.deep_compress)")
+            raise ValueError(
+                "the shared variant needs the model's shared weights (a shared.tpz "
+                "from python -m tinyprune.deep_compress)"
+            )
         q = Int8Model(model, calibration_images, shared if name == "shared" else None)
         written = export_c_int8(q, out_dir)
-        program = Program([written["c"]], f"{written['prefix']}_predict", "int32_t", size,
-                          model_classes(model))
+        program = Program(
+            [written["c"]], f"{written['prefix']}_predict", "int32_t", size, model_classes(model)
+        )
         return Variant(name, program, q.forward, np.int32, exact=True)
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
