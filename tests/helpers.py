@@ -45,11 +45,12 @@ def assert_close(actual, expected):
 
 @st.composite
 def conv_cases(draw):
-    """(x shape, w shape, pad, seed) with N <= 4, C <= 3, F <= 4, K <= 5, pad <= 2, H, W <= 9."""
+    """(x shape, w shape, pad, seed) with N <= 12 (so one or two blocks of 8 images, the last
+    short), C <= 3, F <= 4, K <= 5, pad <= 2, H, W <= 9."""
     K, pad = draw(st.integers(1, 5)), draw(st.integers(0, 2))
     smallest = max(1, K - 2 * pad)  # the output must be at least 1x1
     H, W = draw(st.integers(smallest, 9)), draw(st.integers(smallest, 9))
-    N, C, F = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    N, C, F = draw(st.integers(1, 12)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
     return (N, C, H, W), (F, C, K, K), pad, draw(st.integers(0, 2**32 - 1))
 
 
