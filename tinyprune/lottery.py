@@ -19,6 +19,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from tinyprune.cli.options import check_parallel
 from tinyprune.cli.types import non_negative_int, positive_float, positive_int, seed_list
 from tinyprune.experiments.lottery_study import LotteryConfig, run_lottery, summary
 from tinyprune.files import write_json
@@ -26,13 +27,14 @@ from tinyprune.report.plots import lottery_plot
 from tinyprune.report.tables import print_lottery, print_ticket
 
 
-def parse_args(argv: list[str] | None) -> LotteryConfig:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.lottery",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = parser.add_argument
+    experiment = parser.add_argument_group("the experiment")
+    add = experiment.add_argument
     add("--seeds", type=seed_list, default=(0, 1, 2), help="comma-separated")
     add("--rounds", type=positive_int, default=12, help="pruning rounds after the dense one")
     add("--iterations", type=positive_int, default=5000, help="training iterations per round")
@@ -56,38 +58,45 @@ def parse_args(argv: list[str] | None) -> LotteryConfig:
         action="store_false",
         help="skip the random-reinitialisation control",
     )
-    add(
+    data = parser.add_argument_group("data")
+    data.add_argument(
         "--validation",
         type=positive_int,
         default=5000,
         help="the last N training images, held out to find the early-stopping iteration",
     )
-    add(
+    data.add_argument(
         "--limit",
         type=positive_int,
         default=None,
         help="train on the first N of the other training images only (quick looks)",
     )
-    add(
+    data.add_argument(
         "--data-dir",
         type=Path,
         default=None,
         help="folder with the MNIST files; default: $TINYPRUNE_DATA_DIR, else data/mnist",
     )
-    add("--out", type=Path, default=Path("runs/lottery"))
-    add("--jobs", type=positive_int, default=1, help="local worker processes")
-    add(
+    output = parser.add_argument_group("output and workers")
+    output.add_argument("--out", type=Path, default=Path("runs/lottery"))
+    output.add_argument("--jobs", type=positive_int, default=1, help="local worker processes")
+    output.add_argument(
         "--scheduler",
         default=None,
         help="address of a Dask scheduler (tcp://host:8786) whose workers run the trainings",
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> LotteryConfig:
+    """The options, checked (exit status 2 and one line on a bad one), as a LotteryConfig."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.rewind_iteration >= args.iterations:
         parser.error(f"--rewind-iteration must be below --iterations ({args.iterations})")
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"--data-dir {args.data_dir} does not exist")
-    if args.scheduler is not None and args.jobs > 1:
-        parser.error("--jobs and --scheduler exclude each other: the cluster has its workers")
+    check_parallel(parser, args)
     data_dir = None if args.data_dir is None else str(args.data_dir)
     return LotteryConfig(**{**vars(args), "data_dir": data_dir})
 

@@ -60,67 +60,73 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_data_options(parser)
-    parser.add_argument(
+    add_training_options(parser)
+    add_pruning_options(parser)
+    add_share_options(parser)
+    output = parser.add_argument_group("output")
+    output.add_argument(
         "--out",
         type=Path,
         default=Path("runs/latest"),
         help="folder for result.json, results.json, model.npz, pruned.npz",
     )
-    add_training_options(parser)
-    parser.add_argument(
-        "--finetune-epochs",
-        type=non_negative_int,
-        default=5,
-        help="fine-tuning epochs after pruning",
-    )
-    parser.add_argument(
-        "--sparsity",
-        type=fraction,
-        default=0.5,
-        help="fraction of each layer's weights to prune (biases are kept)",
-    )
-    parser.add_argument(
-        "--method",
-        choices=METHODS,
-        default="layerwise",
-        help="pruning criterion (see tinyprune/prune/criteria.py); filter "
-        "removes whole filters and neurons, and --sparsity is then their "
-        "share",
-    )
-    parser.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default="oneshot",
-        help="oneshot: prune, then fine-tune; iterative: --rounds rounds of "
-        "prune and fine-tune; agp: prune gradually while fine-tuning",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=positive_int,
-        default=4,
-        help="rounds of the iterative schedule; --finetune-epochs are shared among them",
-    )
-    parser.add_argument(
-        "--quality",
-        type=positive_float,
-        default=None,
-        help="--method std only: prune |w| < quality x std of its layer, "
-        "measured on the trained model (Han et al.); replaces --sparsity",
-    )
-    parser.add_argument(
-        "--finetune-lr",
-        type=positive_float,
-        default=0.01,
-        help="initial learning rate of fine-tuning (cosine decay to 0)",
-    )
-    add_share_options(parser)
-    parser.add_argument(
+    output.add_argument(
         "--resume",
         action="store_true",
         help="continue the interrupted run in --out from its last completed "
         "epoch (same options), ending exactly as if never interrupted",
     )
     return parser
+
+
+def add_pruning_options(parser: argparse.ArgumentParser) -> None:
+    """The group "pruning": what to prune, how, and the fine-tuning after it."""
+    group = parser.add_argument_group("pruning")
+    group.add_argument(
+        "--sparsity",
+        type=fraction,
+        default=0.5,
+        help="fraction of each layer's weights to prune (biases are kept)",
+    )
+    group.add_argument(
+        "--method",
+        choices=METHODS,
+        default="layerwise",
+        help="pruning criterion (see tinyprune/prune/criteria.py); filter removes whole "
+        "filters and neurons, and --sparsity is then their share",
+    )
+    group.add_argument(
+        "--quality",
+        type=positive_float,
+        default=None,
+        help="--method std only: prune |w| < quality x std of its layer, "
+        "measured on the trained model (Han et al.); replaces --sparsity",
+    )
+    group.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="oneshot",
+        help="oneshot: prune, then fine-tune; iterative: --rounds rounds of "
+        "prune and fine-tune; agp: prune gradually while fine-tuning",
+    )
+    group.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=4,
+        help="rounds of the iterative schedule; --finetune-epochs are shared among them",
+    )
+    group.add_argument(
+        "--finetune-epochs",
+        type=non_negative_int,
+        default=5,
+        help="fine-tuning epochs after pruning",
+    )
+    group.add_argument(
+        "--finetune-lr",
+        type=positive_float,
+        default=0.01,
+        help="initial learning rate of fine-tuning (cosine decay to 0)",
+    )
 
 
 def parse_args(

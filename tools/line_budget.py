@@ -38,10 +38,9 @@ def main() -> int:
     for path in sorted((ROOT / "tinyprune").rglob("*.py")):
         kind = "commands" if is_command(path) else "library"
         folder = path.parent.relative_to(ROOT).as_posix()
-        sizes[f"{folder}/{path.name}" if kind == "commands" else folder + "/"] += lines_of_code(
-            path
-        )
-        totals[kind] += lines_of_code(path)
+        n = lines_of_code(path)
+        sizes[f"{folder}/{path.name}" if kind == "commands" else folder + "/"] += n
+        totals[kind] += n
     for name, n in sizes.items():
         print(f"{name:32} {n:6,}")
     over = False

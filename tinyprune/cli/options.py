@@ -30,15 +30,16 @@ from tinyprune.nn.model import MODELS
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """--dataset, --data-dir, --limit and --test-limit."""
-    parser.add_argument(
+    """The group "data": --dataset, --data-dir, --limit, --test-limit and --validation."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
         "--dataset",
         choices=list(DATASETS),
         default="mnist",
         help="mnist: digits; fashion-mnist: clothes (Zalando); kmnist: "
         "cursive Japanese characters. All 28x28 grey, 10 classes",
     )
-    parser.add_argument(
+    group.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -46,20 +47,20 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "missing); default: $TINYPRUNE_DATA_DIR/<dataset>, else "
         "data/<dataset> (see data/README.md)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--limit",
         type=positive_int,
         default=None,
         help="train on the first N training images only (for quick looks)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--test-limit",
         type=positive_int,
         default=None,
         help="measure on the first N test images only (for quick looks and "
         "debugging; every accuracy printed is then on those N only)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--validation",
         action="store_true",
         help=f"train on the first {VALIDATION_IMAGES:,} training images and "
@@ -69,32 +70,33 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The options that shape the trained dense model."""
-    parser.add_argument(
+    """The group "training": the options that shape the trained dense model."""
+    group = parser.add_argument_group("training")
+    group.add_argument(
         "--model",
         choices=sorted(MODELS),
         default="lenet5",
         help="lenet5: 61,706 parameters; lenet5-caffe: 431,080 (Han et al.); "
         "lenet-300-100: 266,610, fully connected",
     )
-    parser.add_argument("--epochs", type=non_negative_int, default=10, help="training epochs")
-    parser.add_argument(
+    group.add_argument("--epochs", type=non_negative_int, default=10, help="training epochs")
+    group.add_argument(
         "--lr",
         type=positive_float,
         default=DEFAULT_LR,
         help="initial learning rate of training (cosine decay to 0)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=128)
-    parser.add_argument("--momentum", type=fraction, default=0.9)
-    parser.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
-    parser.add_argument(
+    group.add_argument("--batch-size", type=positive_int, default=128)
+    group.add_argument("--momentum", type=fraction, default=0.9)
+    group.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    group.add_argument(
         "--shift",
         type=non_negative_int,
         default=0,
         help="shift each training image at random by up to this many pixels "
         "(data augmentation; 0 turns it off)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--seed", type=int, default=0, help="seeds the initial weights and the order of the batches"
     )
 
@@ -133,25 +135,26 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def add_share_options(parser: argparse.ArgumentParser) -> None:
     """Weight sharing after pruning, and the compressed file it is written to."""
-    parser.add_argument(
+    group = parser.add_argument_group("weight sharing (after pruning)")
+    group.add_argument(
         "--bits",
         default=ShareConfig.bits,
         help="bits per shared-value index: N for every layer, conv=N,fc=M, or "
         "per layer (conv1=6,fc1=4,...); conv=8,fc=5 is Deep Compression's",
     )
-    parser.add_argument(
+    group.add_argument(
         "--bias-bits",
         type=positive_int,
         default=None,
         help="share each layer's biases too, in this many bits (default: biases stay float32)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--share-epochs",
         type=non_negative_int,
         default=ShareConfig.epochs,
         help="epochs fine-tuning the shared values",
     )
-    parser.add_argument(
+    group.add_argument(
         "--share-lr",
         type=positive_float,
         default=ShareConfig.lr,
@@ -228,17 +231,18 @@ def dense_options(args: argparse.Namespace) -> dict:
 
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     """--seeds, --jobs and --scheduler: several seeds, their points on several workers."""
-    parser.add_argument(
+    group = parser.add_argument_group("seeds and workers")
+    group.add_argument(
         "--seeds",
         type=seed_list,
         default=None,
         help="comma-separated seeds, each its own dense model and points; "
         "tables show mean ± std over them (default: --seed alone)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--jobs", type=positive_int, default=1, help="local worker processes that run the points"
     )
-    parser.add_argument(
+    group.add_argument(
         "--scheduler",
         default=None,
         help="address of a Dask scheduler (tcp://host:8786) whose workers run "

@@ -204,6 +204,28 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 """
 
 
+def index_type(csr: list) -> type:
+    """np.uint16 if every row pointer and column index of the layers' CSR arrays fits in 16
+    bits (the smaller tables), else np.uint32."""
+    largest = max(int(a.max(initial=0)) for ptr, index, _, _ in csr for a in (ptr, index))
+    return np.uint16 if largest < 2**16 else np.uint32
+
+
+def predict_u8_source(prefix: str, dataset: Dataset) -> str:
+    """The C of <prefix>_predict_u8: normalise raw pixels 0..255 as `dataset`'s, then predict."""
+    macro = prefix.upper()
+    return f"""
+int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
+{" " * len(prefix)}                float logits[{macro}_CLASSES])
+{{
+    float image[{macro}_INPUT_SIZE];
+    for (int i = 0; i < {macro}_INPUT_SIZE; i++)
+        image[i] = ((float)pixels[i] / 255.0f - {c_float(dataset.mean)}) / {c_float(dataset.std)};
+    return {prefix}_predict(image, logits);
+}}
+"""
+
+
 def generate_c(
     model: Sequential,
     quantize: bool = False,
@@ -215,12 +237,7 @@ def generate_c(
     sparse = SparseModel(model, input_shape)
     prefix = re.sub(r"\W", "_", model.name).lower()
     macro = prefix.upper()
-    index_dtype = (
-        np.uint16
-        if max(int(p.max(initial=0)) for p, _, _, _ in sparse.csr) < 2**16
-        and max(int(i.max(initial=0)) for _, i, _, _ in sparse.csr) < 2**16
-        else np.uint32
-    )
+    index_dtype = index_type(sparse.csr)
     C, H, W = input_shape
     pad0 = getattr(sparse.stages[0].layer, "padding", 0)
     arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
@@ -261,16 +278,7 @@ int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}
             best = k;
     return best;
 }}
-
-int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
-{" " * len(prefix)}                float logits[{macro}_CLASSES])
-{{
-    float image[{macro}_INPUT_SIZE];
-    for (int i = 0; i < {macro}_INPUT_SIZE; i++)
-        image[i] = ((float)pixels[i] / 255.0f - {c_float(dataset.mean)}) / {c_float(dataset.std)};
-    return {prefix}_predict(image, logits);
-}}
-"""
+{predict_u8_source(prefix, dataset)}"""
     return source_text, header, weights
 
 

@@ -102,14 +102,40 @@ def compressed_arrays(model: Sequential, quantize: bool = False) -> dict[str, np
     return arrays
 
 
+# What to do about a file that is not a compressed model: the end of every such error.
+WRITE_ONE = "write one with tinyprune.compress.save_compressed or python -m tinyprune.run"
+
+
 def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """-> (meta, state): state maps '<layer>.weight/.bias' (float32, the pruned weights with
     their zeros back) and '<layer>.mask' (uint8, for masked weights) as Sequential.load_state
     takes them. Raises CompressedFormatError for a file that is not one of ours."""
     path = Path(path)
-    how = "write one with tinyprune.compress.save_compressed or python -m tinyprune.run"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; {how}")
+        raise FileNotFoundError(f"{path} does not exist; {WRITE_ONE}")
+    files = read_npz(path)
+    if "meta" not in files:
+        raise CompressedFormatError(
+            f"{path} is an .npz but not a tinyprune compressed model (no 'meta' record); a "
+            f"model.npz or pruned.npz is read with Sequential.load; {WRITE_ONE}"
+        )
+    meta = json.loads(str(files["meta"]))
+    if meta.get("format") != FORMAT:
+        raise CompressedFormatError(
+            f"{path} is not a tinyprune compressed model (format {meta.get('format')!r}); "
+            f"{WRITE_ONE}"
+        )
+    if meta.get("version") != VERSION:
+        raise CompressedFormatError(
+            f"{path} has format version {meta.get('version')}, this tinyprune reads version "
+            f"{VERSION}; write it again with this version, or use the tinyprune that wrote it"
+        )
+    return meta, unpack_state(files, meta, path)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the .npz file at path, by name; CompressedFormatError if it is not an
+    .npz (saying so if it is a version 2 file, which is not)."""
     try:
         if not zipfile.is_zipfile(path):
             if path.read_bytes()[:4] == b"TPZ2":
@@ -119,28 +145,18 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 )
             raise ValueError("it is not an .npz (zip) file")
         with np.load(path, allow_pickle=False) as npz:
-            files = dict(npz)
+            return dict(npz)
     except CompressedFormatError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise CompressedFormatError(
-            f"{path} is not a tinyprune compressed model: {error}; {how}"
+            f"{path} is not a tinyprune compressed model: {error}; {WRITE_ONE}"
         ) from None
-    if "meta" not in files:
-        raise CompressedFormatError(
-            f"{path} is an .npz but not a tinyprune compressed model (no 'meta' record); a "
-            f"model.npz or pruned.npz is read with Sequential.load; {how}"
-        )
-    meta = json.loads(str(files["meta"]))
-    if meta.get("format") != FORMAT:
-        raise CompressedFormatError(
-            f"{path} is not a tinyprune compressed model (format {meta.get('format')!r}); {how}"
-        )
-    if meta.get("version") != VERSION:
-        raise CompressedFormatError(
-            f"{path} has format version {meta.get('version')}, this tinyprune reads version "
-            f"{VERSION}; write it again with this version, or use the tinyprune that wrote it"
-        )
+
+
+def unpack_state(files: dict[str, np.ndarray], meta: dict, path: Path) -> dict[str, np.ndarray]:
+    """The state of read_compressed from the file's arrays: each sparse weight's kept values
+    put back at the places its bit mask marks (dequantized if int8), zeros elsewhere."""
     state = {}
     for entry in meta["params"]:
         name, shape = entry["name"], tuple(entry["shape"])
@@ -153,7 +169,7 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         if values.size != kept.sum():
             raise CompressedFormatError(
                 f"{path} is damaged: {name} has {kept.sum()} kept "
-                f"weights but {values.size} values; {how}"
+                f"weights but {values.size} values; {WRITE_ONE}"
             )
         if meta["quantize"] == "int8":
             values = dequantize_int8(values, np.float32(entry["scale"]))
@@ -162,7 +178,7 @@ def read_compressed(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         state[name] = weight.reshape(shape)
         if entry["masked"]:
             state[mask_name(name)] = kept.reshape(shape).astype(np.uint8)
-    return meta, state
+    return state
 
 
 def load_compressed(path: str | Path, model: Sequential) -> dict:

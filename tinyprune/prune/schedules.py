@@ -43,6 +43,18 @@ def split_epochs(epochs: int, rounds: int) -> list[int]:
     return [epochs // rounds + (k >= rounds - epochs % rounds) for k in range(rounds)]
 
 
+def check_schedule(schedule: str, rounds: int, epochs: int) -> None:
+    """ValueError, saying what to change, unless `schedule` is one of SCHEDULES and, if it is
+    iterative, each of its `rounds` gets at least one of the `epochs`."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if schedule == "iterative" and rounds > max(epochs, 1):
+        raise ValueError(
+            f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
+            f"got {epochs}; lower --rounds or raise --finetune-epochs"
+        )
+
+
 def prune_and_finetune(
     model,
     data,
@@ -75,31 +87,16 @@ def prune_and_finetune(
     it is all a later call needs, as done= and velocity=, to go on from that epoch and end
     exactly as if never stopped.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if schedule == "iterative" and rounds > max(epochs, 1):
-        raise ValueError(
-            f"{rounds} rounds need at least {rounds} fine-tuning epochs, "
-            f"got {epochs}; lower --rounds or raise --finetune-epochs"
-        )
-    run = _Rounds(
-        model,
-        data,
-        method,
-        seed,
-        after_epoch,
-        done,
-        velocity,
-        dict(lr=lr, momentum=momentum, weight_decay=weight_decay),
-        dict(batch_size=batch_size, max_shift=max_shift),
-    )
+    check_schedule(schedule, rounds, epochs)
+    optimizer = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
+    train = dict(batch_size=batch_size, max_shift=max_shift)
+    run = _Rounds(model, data, method, seed, after_epoch, done, velocity, optimizer, train)
     if schedule == "agp":
         run.agp(sparsity, epochs)
     else:
         targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
-        for round_no, (target, round_epochs) in enumerate(
-            zip(targets, split_epochs(epochs, len(targets))), start=1
-        ):
+        per_round = split_epochs(epochs, len(targets))
+        for round_no, (target, round_epochs) in enumerate(zip(targets, per_round), start=1):
             if round_no > len(run.rounds):  # not pruned yet (a resumed run has pruned some)
                 run.prune_round(round_no, len(targets), target)
             run.finetune(round_no, round_epochs)

@@ -28,6 +28,49 @@ def round_starts(train_epochs: int, finetune_history: list[dict]) -> dict[int, f
     return starts
 
 
+def plot_histories(
+    ax,
+    key: str,
+    scale: float,
+    train_history: list[dict],
+    finetune_history: list[dict],
+    test_label: str,
+) -> None:
+    """On ax, the train and test `key` ("loss" or "accuracy"), times scale, per epoch: solid
+    lines while training, dashed while fine-tuning."""
+    x_train, x_tune = epoch_axis(train_history, finetune_history)
+    for split, color in (("train", "C0"), ("test", "C1")):
+        label = "train" if split == "train" else test_label
+        for xs, history, style, phase in (
+            (x_train, train_history, "-", "training"),
+            (x_tune, finetune_history, "--", "fine-tuning"),
+        ):
+            if history:
+                ys = [scale * e[f"{split}_{key}"] for e in history]
+                line = dict(color=color, marker="o", markersize=3, label=f"{label}, {phase}")
+                ax.plot(xs, ys, style, **line)
+
+
+def mark_rounds(ax, rounds: list[dict], starts: dict[int, float], accuracy: bool) -> None:
+    """On ax, a dotted line where each round prunes; on the accuracy panel also its sparsity
+    and a triangle at the test accuracy just after pruning (agp has none)."""
+    for r in rounds:
+        x = starts.get(r["round"])
+        if x is None:
+            continue
+        ax.axvline(x, color="0.4", linestyle=":", linewidth=1)
+        after = r.get("after_prune")
+        if not accuracy:
+            continue
+        how = "" if after else "gradually "  # agp prunes a little at every step
+        words = f"prune {how}to {r['sparsity']:.0%}"
+        style = dict(rotation=90, va="bottom", ha="right", fontsize=8, color="0.3")
+        ax.annotate(words, (x, 0.02), xycoords=("data", "axes fraction"), **style)
+        if after:
+            label = "just pruned" if r is rounds[0] else None
+            ax.plot([x], [100 * after["test_accuracy"]], "v", color="C3", markersize=7, label=label)
+
+
 def training_curves(
     train_history: list[dict],
     finetune_history: list[dict],
@@ -42,57 +85,11 @@ def training_curves(
     plt = pyplot()
     if plt is None:
         return None
-    x_train, x_tune = epoch_axis(train_history, finetune_history)
     starts = round_starts(len(train_history), finetune_history)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, scale in ((ax_loss, "loss", 1), (ax_acc, "accuracy", 100)):
-        for split, color in (("train", "C0"), ("test", "C1")):
-            label = "train" if split == "train" else test_label
-            for xs, history, style, phase in (
-                (x_train, train_history, "-", "training"),
-                (x_tune, finetune_history, "--", "fine-tuning"),
-            ):
-                if history:
-                    ax.plot(
-                        xs,
-                        [scale * e[f"{split}_{key}"] for e in history],
-                        style,
-                        color=color,
-                        marker="o",
-                        markersize=3,
-                        label=f"{label}, {phase}",
-                    )
-        for r in rounds:
-            x = starts.get(r["round"])
-            if x is None:
-                continue
-            ax.axvline(x, color="0.4", linestyle=":", linewidth=1)
-            after = r.get("after_prune")
-            if key == "accuracy":
-                words = (
-                    f"prune to {r['sparsity']:.0%}"
-                    if after  # agp has no "just pruned"
-                    else f"prune gradually to {r['sparsity']:.0%}"
-                )
-                ax.annotate(
-                    words,
-                    (x, 0.02),
-                    xycoords=("data", "axes fraction"),
-                    rotation=90,
-                    va="bottom",
-                    ha="right",
-                    fontsize=8,
-                    color="0.3",
-                )
-                if after:
-                    ax.plot(
-                        [x],
-                        [100 * after["test_accuracy"]],
-                        "v",
-                        color="C3",
-                        markersize=7,
-                        label="just pruned" if r is rounds[0] else None,
-                    )
+        plot_histories(ax, key, scale, train_history, finetune_history, test_label)
+        mark_rounds(ax, rounds, starts, accuracy=key == "accuracy")
         ax.set_xlabel("epoch (training, then fine-tuning)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)

@@ -109,43 +109,12 @@ def feature_maps(
     columns = max(8, *(min(len(m), 8) for _, m in maps))
     map_rows = [-(-len(m) // columns) for _, m in maps]
     fig = plt.figure(figsize=(1.3 * columns, 2.6 + 1.45 * sum(map_rows)))
-    grid = fig.add_gridspec(
-        1 + sum(map_rows), columns, hspace=0.8, height_ratios=[1.9] + [1] * sum(map_rows)
-    )
-    ax = fig.add_subplot(grid[0, 0:2])
-    ax.imshow(image, cmap="gray_r")
-    ax.set_title(f"input: {dataset.classes[label]}", fontsize=9)
-    ax.axis("off")
-    ax = fig.add_subplot(grid[0, 3:])
-    ax.bar(
-        range(len(probs)),
-        100 * probs,
-        color=["C3" if i == label else "C0" for i in range(len(probs))],
-    )
-    ax.set_xticks(
-        range(len(probs)),
-        dataset.classes,
-        fontsize=7,
-        rotation=30 if len(max(dataset.classes, key=len)) > 2 else 0,
-    )
-    ax.set_ylabel("probability (%)", fontsize=8)
-    ax.set_title(
-        f"prediction: {dataset.classes[int(probs.argmax())]} "
-        f"({100 * probs.max():.1f}%); red = true class",
-        fontsize=9,
-    )
+    heights = [1.9] + [1] * sum(map_rows)
+    grid = fig.add_gridspec(1 + sum(map_rows), columns, hspace=0.8, height_ratios=heights)
+    _draw_prediction(fig, grid, image, label, probs, dataset)
     row = 1
     for (name, m), n_rows in zip(maps, map_rows):
-        for i, channel in enumerate(m):
-            ax = fig.add_subplot(grid[row + i // columns, i % columns])
-            ax.imshow(channel, cmap="viridis")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"map {i}", fontsize=7)
-            if i % columns == 0:
-                ax.set_ylabel(
-                    f"{_block(model, name)}\n{len(m)} x {m.shape[1]}x{m.shape[2]}", fontsize=8
-                )
+        _draw_maps(fig, grid, row, columns, m, _block(model, name))
         row += n_rows
     fig.suptitle(
         title
@@ -156,6 +125,40 @@ def feature_maps(
         return save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def _draw_prediction(
+    fig, grid, image: np.ndarray, label: int, probs: np.ndarray, dataset: Dataset
+) -> None:
+    """The grid's top row: the input image (28, 28) and a bar chart of the probabilities
+    (classes,), the true class in red."""
+    ax = fig.add_subplot(grid[0, 0:2])
+    ax.imshow(image, cmap="gray_r")
+    ax.set_title(f"input: {dataset.classes[label]}", fontsize=9)
+    ax.axis("off")
+    ax = fig.add_subplot(grid[0, 3:])
+    colors = ["C3" if i == label else "C0" for i in range(len(probs))]
+    ax.bar(range(len(probs)), 100 * probs, color=colors)
+    long_names = len(max(dataset.classes, key=len)) > 2
+    ax.set_xticks(range(len(probs)), dataset.classes, fontsize=7, rotation=30 if long_names else 0)
+    ax.set_ylabel("probability (%)", fontsize=8)
+    predicted = dataset.classes[int(probs.argmax())]
+    ax.set_title(
+        f"prediction: {predicted} ({100 * probs.max():.1f}%); red = true class", fontsize=9
+    )
+
+
+def _draw_maps(fig, grid, row: int, columns: int, maps: np.ndarray, block: str) -> None:
+    """One block's feature maps (C, H, W), `columns` to a row of the grid from `row` on; the
+    first of each row labelled with the block's layers."""
+    for i, channel in enumerate(maps):
+        ax = fig.add_subplot(grid[row + i // columns, i % columns])
+        ax.imshow(channel, cmap="viridis")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"map {i}", fontsize=7)
+        if i % columns == 0:
+            ax.set_ylabel(f"{block}\n{len(maps)} x {maps.shape[1]}x{maps.shape[2]}", fontsize=8)
 
 
 def _last_of_block(model: Sequential, name: str) -> bool:

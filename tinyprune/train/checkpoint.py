@@ -122,18 +122,7 @@ def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Check
             f"{path} holds a {meta['model']}, not a {model.name}; resume it "
             f"with the same model, or start over in another --out"
         )
-    shapes = {k: p.value.shape for k, p in model.params().items()}
-    expected = {f"model.{k}": s for k, s in shapes.items()}
-    expected.update({f"velocity.{k}": s for k, s in shapes.items()})
-    masks = {f"model.{mask_name(k)}": shapes[k] for k in model.prunable()}
-    if any(k in arrays for k in masks):  # a pruned model: all its masks, or none
-        expected.update(masks)
-    bias_masks = {
-        f"model.{mask_name(k, prunable=False)}": s
-        for k, s in shapes.items()
-        if k not in model.prunable()
-    }
-    expected.update({k: s for k, s in bias_masks.items() if k in arrays})  # filter pruning's
+    expected = _expected_shapes(model, arrays)
     wrong = [
         f"{k} is {arrays[k].shape if k in arrays else 'missing'}, expected {s}"
         for k, s in expected.items()
@@ -145,25 +134,44 @@ def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Check
             f"{path} does not fit this {model.name}: {'; '.join(wrong)}; "
             f"start over in another --out"
         )
-    differ = [
-        f"{k}={meta['options'].get(k, '(unset)')} there, {v} now"
-        for k, v in options.items()
-        if meta["options"].get(k) != v
-    ]
-    differ += [
-        f"{k}={v} there, (unset) now" for k, v in meta["options"].items() if k not in options
-    ]
+    differ = _options_differ(meta["options"], options)
     if differ:
         raise CheckpointError(
             f"{path} was made with other options ({', '.join(differ)}); "
             f"resume with the options the run was started with, or start "
             f"over in another --out"
         )
-    model.load_state(
-        {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")},
-        source=str(path),
-    )
+    state = {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")}
+    model.load_state(state, source=str(path))
     velocity = {k: arrays[f"velocity.{k}"].astype(p.value.dtype) for k, p in model.params().items()}
     return Checkpoint(
         meta["phase"], meta["epoch"], meta["history"], meta["options"], meta["results"], velocity
     )
+
+
+def _expected_shapes(model: Sequential, arrays: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """The arrays a checkpoint of `model` must hold -> their shapes: model.<param> and
+    velocity.<param> for every parameter; the weights' masks if `arrays` has any of them (a
+    pruned model has all); and the bias masks `arrays` has (filter pruning makes them)."""
+    shapes = {k: p.value.shape for k, p in model.params().items()}
+    expected = {f"model.{k}": s for k, s in shapes.items()}
+    expected.update({f"velocity.{k}": s for k, s in shapes.items()})
+    masks = {f"model.{mask_name(k)}": shapes[k] for k in model.prunable()}
+    if any(k in arrays for k in masks):
+        expected.update(masks)
+    for k, s in shapes.items():
+        bias_mask = f"model.{mask_name(k, prunable=False)}"
+        if k not in model.prunable() and bias_mask in arrays:
+            expected[bias_mask] = s
+    return expected
+
+
+def _options_differ(saved: dict, options: dict) -> list[str]:
+    """Each option whose value in the checkpoint (`saved`) is not the one given now, in words:
+    "lr=0.05 there, 0.1 now"; an option missing on either side is "(unset)"."""
+    differ = [
+        f"{k}={saved.get(k, '(unset)')} there, {v} now"
+        for k, v in options.items()
+        if saved.get(k) != v
+    ]
+    return differ + [f"{k}={v} there, (unset) now" for k, v in saved.items() if k not in options]

@@ -110,6 +110,57 @@ def train_step(
     return logits, loss
 
 
+def train_epoch(
+    model: Sequential,
+    optimizer: MaskedSGD,
+    data,
+    epoch: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    max_shift: int,
+    phase: str,
+    after_step: Callable[[int, int], None] | None,
+) -> tuple[float, float, float]:
+    """Epoch `epoch` of `epochs`' steps, as `fit` describes them -> (mean train loss, train
+    accuracy as a fraction, wall seconds of the steps)."""
+    loss_fn = SoftmaxCrossEntropy()
+    n = len(data.train_images)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = epochs * steps_per_epoch
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    total_loss, correct = 0.0, 0
+    desc = f"{phase} epoch {epoch}/{epochs}"
+    bar = tqdm(range(steps_per_epoch), desc=desc, leave=False, disable=None, unit="batch")
+    start = time.perf_counter()
+    for step in bar:
+        idx = order[step * batch_size : (step + 1) * batch_size]
+        x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
+        y = data.train_labels[idx].astype(np.int64)
+        global_step = (epoch - 1) * steps_per_epoch + step
+        optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
+        where = f"at epoch {epoch}, step {step + 1}"
+        logits, loss = train_step(model, loss_fn, optimizer, x, y, phase, where)
+        if after_step is not None:
+            after_step(global_step + 1, total_steps)
+        total_loss += loss * len(y)
+        correct += int((logits.argmax(axis=1) == y).sum())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss:.4f}")
+    return total_loss / n, correct / n, time.perf_counter() - start
+
+
+def print_epoch(phase: str, epochs: int, entry: dict) -> None:
+    """One line for a history entry of `fit`: its losses, accuracies and seconds."""
+    print(
+        f"{phase} epoch {entry['epoch']:2d}/{epochs}: train loss {entry['train_loss']:.4f}, "
+        f"train acc {entry['train_accuracy']:.2%}, test loss {entry['test_loss']:.4f}, "
+        f"test acc {entry['test_accuracy']:.2%}, {entry['seconds']:.1f}s",
+        flush=True,
+    )
+
+
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
 def fit(
     model: Sequential,
@@ -136,57 +187,24 @@ def fit(
     Returns the history entries of the epochs run; `seconds` is the wall time of the
     training steps alone.
     """
-    loss_fn = SoftmaxCrossEntropy()
-    n = len(data.train_images)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = epochs * steps_per_epoch
     history = []
     for epoch in range(start_epoch, epochs + 1):
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(n)
-        total_loss, correct = 0.0, 0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"{phase} epoch {epoch}/{epochs}",
-            leave=False,
-            disable=None,
-            unit="batch",
+        train_loss, train_accuracy, seconds = train_epoch(
+            model, optimizer, data, epoch, epochs, batch_size, seed, max_shift, phase, after_step
         )
-        start = time.perf_counter()
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
-            y = data.train_labels[idx].astype(np.int64)
-            global_step = (epoch - 1) * steps_per_epoch + step
-            optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
-            logits, loss = train_step(
-                model, loss_fn, optimizer, x, y, phase, f"at epoch {epoch}, step {step + 1}"
-            )
-            if after_step is not None:
-                after_step(global_step + 1, total_steps)
-            total_loss += loss * len(y)
-            correct += int((logits.argmax(axis=1) == y).sum())
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}")
-        seconds = time.perf_counter() - start
         test_loss, test_accuracy = evaluate(
             model, data.test_images, data.test_labels, dataset=data.dataset
         )
         entry = {
             "epoch": epoch,
-            "train_loss": total_loss / n,
-            "train_accuracy": correct / n,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
             "test_loss": test_loss,
             "test_accuracy": test_accuracy,
             "seconds": seconds,
         }
         history.append(entry)
-        print(
-            f"{phase} epoch {epoch:2d}/{epochs}: train loss {entry['train_loss']:.4f}, "
-            f"train acc {entry['train_accuracy']:.2%}, test loss {test_loss:.4f}, "
-            f"test acc {test_accuracy:.2%}, {seconds:.1f}s",
-            flush=True,
-        )
+        print_epoch(phase, epochs, entry)
         if after_epoch is not None:
             after_epoch(entry)
     return history
