@@ -48,6 +48,8 @@ Copies are written as plain loops, not slice assignments (`a[i:j] = b`): numba c
 general slice assignment slowly, and a first run compiles every kernel before its first step.
 """
 
+import functools
+
 import numpy as np
 from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
@@ -120,12 +122,15 @@ def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
-def _tap_offsets(C: int, K: int, plane: int, Wp: int, groups: int) -> np.ndarray:
-    """-> offs (groups * 4,) int64: offs[t] = c * plane + kh * Wp + kw for tap t = (c*K + kh)*K + kw
-    < C*K*K, and 0 for the padding taps that fill the last group of 4."""
+@functools.lru_cache(maxsize=64)
+def _tap_offsets(C: int, K: int, Hp: int, Wp: int) -> np.ndarray:
+    """-> offs (groups * 4,) int64, groups = ceil(C*K*K / 4): offs[t] = (c * Hp * Wp + kh * Wp +
+    kw) * LANES for tap t = (c*K + kh)*K + kw < C*K*K, and 0 for the padding taps that fill the
+    last group of 4. Read-only and cached: a training step asks for the same few, 5 times each."""
     c, kh, kw = np.meshgrid(np.arange(C), np.arange(K), np.arange(K), indexing="ij")
-    offs = np.zeros(groups * 4, dtype=np.int64)
-    offs[: C * K * K] = (c * plane + kh * Wp + kw).reshape(-1)
+    offs = np.zeros((C * K * K + 3) // 4 * 4, dtype=np.int64)
+    offs[: C * K * K] = (c * Hp * Wp + kh * Wp + kw).reshape(-1) * LANES
+    offs.flags.writeable = False
     return offs
 
 
@@ -158,7 +163,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
     wt = np.zeros((F, groups * 4), dtype=x.dtype)
     wt[:, :T] = w.reshape(F, T)
     out = np.empty((N, F, Hp - K + 1, Wp - K + 1), dtype=x.dtype)
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, groups) * LANES
+    offs = _tap_offsets(C, K, Hp, Wp)
     bias = np.ascontiguousarray(b, dtype=x.dtype)
     over_images(_forward_blocks, _blocks(N), np.ascontiguousarray(x), wt, bias, offs, pad, out)
     return out
@@ -244,7 +249,7 @@ def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: 
     wt = np.zeros((T, F8), dtype=dout.dtype)
     wt[:, :F] = w.reshape(F, T).T
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4) * LANES
+    offs = _tap_offsets(C, K, Hp, Wp)
     over_images(_backward_input_blocks, _blocks(N), np.ascontiguousarray(dout), wt, offs, pad, dx)
     return dx
 
@@ -343,7 +348,7 @@ def conv2d_backward_weight(
     T = C * K * K
     dw_b = np.empty((_blocks(N), F * T), dtype=x.dtype)
     db_b = np.empty((_blocks(N), F), dtype=x.dtype)
-    offs = _tap_offsets(C, K, Hp * Wp, Wp, (T + 3) // 4) * LANES
+    offs = _tap_offsets(C, K, Hp, Wp)
     dout = np.ascontiguousarray(dout, dtype=x.dtype)
     over_images(
         _backward_weight_blocks, _blocks(N), np.ascontiguousarray(x), dout, offs, pad, dw_b, db_b

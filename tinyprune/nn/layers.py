@@ -10,11 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from tinyprune.kernels.conv_gemm import (
-    conv2d_backward_input_gemm,
-    conv2d_backward_weight_gemm,
-    conv2d_forward_gemm,
-)
+from tinyprune.kernels.conv_gemm import conv2d_backward_input_gemm
+from tinyprune.kernels.matmul import matmul
 from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
 
 
@@ -51,11 +48,11 @@ def _uniform(rng: np.random.Generator, fan_in: int, shape: tuple, dtype) -> np.n
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-# A convolution with at least this many taps per filter (C * K * K) runs as matrix products
-# (kernels/conv_gemm.py), one with fewer on the direct loops of kernels/conv.py. At batch 128,
-# one thread, timed in turn with the other kernels: the products took 0.56x the direct loops'
-# time for lenet5-caffe's conv2 (500 taps, 50 filters), but 1.2x for lenet5's conv2 (150 taps,
-# 16 filters) and more for the conv1s (25 taps).
+# A convolution with at least this many taps per filter (C * K * K) computes its backward to
+# the input as a matrix product (kernels/conv_gemm.py), one with fewer on the direct loops of
+# kernels/conv.py, as do all forwards and backwards to the weights. At batch 128 on two threads:
+# the product took 0.59x the direct loops' time for lenet5-caffe's conv2 (500 taps, 50
+# filters), but 1.4x for lenet5's conv2 (150 taps, 16 filters) and 2.4x for its conv1 (25 taps).
 GEMM_MIN_TAPS = 256
 
 
@@ -87,19 +84,10 @@ class Conv2d(Layer):
 
     def forward(self, x):
         self.x = x
-        if self.gemm:
-            out, self.cols = conv2d_forward_gemm(
-                x, self.weight.value, self.bias.value, self.padding
-            )
-            return out
         return conv2d_forward(x, self.weight.value, self.bias.value, self.padding)
 
     def backward(self, dout):
-        K = self.weight.value.shape[2]
-        if self.gemm:
-            dw, db = conv2d_backward_weight_gemm(self.cols, dout, K)
-        else:
-            dw, db = conv2d_backward_weight(self.x, dout, self.padding)
+        dw, db = conv2d_backward_weight(self.x, dout, self.padding)
         self.weight.grad[...] = dw
         self.bias.grad[...] = db
         if not self.input_grad:
@@ -125,11 +113,11 @@ class ReLU(Layer):
     """max(x, 0), elementwise; any shape."""
 
     def forward(self, x):
-        self.positive = x > 0
-        return np.maximum(x, 0)
+        self.out = np.maximum(x, 0)  # kept for backward: out > 0 exactly where x > 0
+        return self.out
 
     def backward(self, dout):
-        return dout * self.positive
+        return dout * (self.out > 0)
 
 
 class Flatten(Layer):
@@ -146,8 +134,8 @@ class Flatten(Layer):
 class Linear(Layer):
     """x (N, in) -> x @ W.T + b (N, out); W is (out, in) as in PyTorch.
 
-    A matrix product is already the fastest loop NumPy has (BLAS), so this layer
-    needs no kernel of its own. `input_grad=False` skips the gradient with respect to the
+    Its products are BLAS's, large ones split between the cores (kernels/matmul.py).
+    `input_grad=False` skips the gradient with respect to the
     input, as for Conv2d: in LeNet-300-100 that is the image, and the product a third of the
     backward pass.
     """
@@ -168,9 +156,11 @@ class Linear(Layer):
 
     def forward(self, x):
         self.x = x
-        return x @ self.weight.value.T + self.bias.value
+        out = matmul(x, self.weight.value.T)
+        out += self.bias.value
+        return out
 
     def backward(self, dout):
-        self.weight.grad[...] = dout.T @ self.x
+        self.weight.grad[...] = matmul(dout.T, self.x)
         self.bias.grad[...] = dout.sum(axis=0)
-        return dout @ self.weight.value if self.input_grad else None
+        return matmul(dout, self.weight.value) if self.input_grad else None
