@@ -25,12 +25,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if M * K * N < SPLIT_MACS:
         return a @ b
     out = np.empty((M, N), dtype=np.result_type(a, b))
-    over_images(_row_blocks, (M + ROWS - 1) // ROWS, a, b, out)
+    # The other threads get this thread's floating-point error handling (np.errstate is per
+    # thread): a caller that silences overflow silences it in the whole product.
+    over_images(_row_blocks, (M + ROWS - 1) // ROWS, a, b, out, np.geterr())
     return out
 
 
-def _row_blocks(a, b, out, lo, hi):
+def _row_blocks(a, b, out, errors, lo, hi):
     """Blocks lo..hi-1 of rows of out = a @ b. NumPy releases the GIL inside BLAS."""
-    for block in range(lo, hi):
-        rows = slice(block * ROWS, (block + 1) * ROWS)
-        np.matmul(a[rows], b, out=out[rows])
+    with np.errstate(**errors):
+        for block in range(lo, hi):
+            rows = slice(block * ROWS, (block + 1) * ROWS)
+            np.matmul(a[rows], b, out=out[rows])
