@@ -1,5 +1,7 @@
-"""Start-up cost: importing tinyprune plus its first training step, with an empty numba cache
-(everything compiled) and with a warm one (`cache=True`: compiled code loaded from disk).
+"""Start-up cost: importing tinyprune plus its first training step as the run command takes it
+(warm_up, then one batch), with an empty numba cache (everything compiled; on such a first run
+warm_up compiles the backward kernels in a second process meanwhile, see
+tinyprune/kernels/precompile.py) and with a warm one (`cache=True`: compiled code loaded).
 
     python benchmarks/startup.py [--json PATH]
 
@@ -22,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
-# Run in the child: time the import, then one batch-128 training step as fit() runs it.
+# Run in the child: time the import, then warm_up and one batch-128 training step, as the run
+# command takes them.
 CHILD = """
 import json, time
 start = time.perf_counter()
@@ -31,9 +34,10 @@ from threadpoolctl import threadpool_limits
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
-from tinyprune.train.loop import ONE_BLAS_THREAD
+from tinyprune.train.loop import ONE_BLAS_THREAD, warm_up
 imported = time.perf_counter()
 model = lenet5(0)
+warm_up(model)
 loss_fn = SoftmaxCrossEntropy()
 optimizer = MaskedSGD(model.params(), 0.05, 0.9, 5e-4)
 rng = np.random.default_rng(0)

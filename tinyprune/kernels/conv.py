@@ -91,17 +91,17 @@ def _fill_lanes(planes, n0, pad, stride, wide):
     N, P, h, w = planes.shape
     rows = wide.shape[0] // (P * stride * LANES)
     images = min(LANES, N - n0)
-    for p in range(P):
-        for i in range(h):
-            start = ((p * rows + i + pad) * stride + pad) * LANES
-            if images == LANES:  # a loop of known length: LLVM packs it into one vector store
-                for k in range(w):
-                    for b in range(LANES):
-                        wide[start + k * LANES + b] = planes[n0 + b, p, i, k]
-            else:
-                for k in range(w):
-                    for b in range(LANES):
-                        wide[start + k * LANES + b] = planes[n0 + b, p, i, k] if b < images else 0
+    for b in range(LANES):  # image by image: each of its rows is read in one run
+        for p in range(P):
+            for i in range(h):
+                start = ((p * rows + i + pad) * stride + pad) * LANES + b
+                if b < images:
+                    row = planes[n0 + b, p, i]
+                    for k in range(w):
+                        wide[start + k * LANES] = row[k]
+                else:
+                    for k in range(w):
+                        wide[start + k * LANES] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -353,17 +353,8 @@ def conv2d_backward_weight(
     over_images(
         _backward_weight_blocks, _blocks(N), np.ascontiguousarray(x), dout, offs, pad, dw_b, db_b
     )
-    return _sum_rows(dw_b).reshape(F, C, K, K), _sum_rows(db_b)
-
-
-@njit(cache=True, nogil=True)
-def _sum_rows(a):
-    """a (N, M) -> (M,), adding rows in the order 0, 1, ..., N-1 whatever the thread count."""
-    total = np.zeros(a.shape[1], dtype=a.dtype)
-    for n in range(a.shape[0]):
-        for m in range(a.shape[1]):
-            total[m] += a[n, m]
-    return total
+    # Rows added in block order (NumPy adds along a non-contiguous axis row by row).
+    return dw_b.sum(axis=0).reshape(F, C, K, K), db_b.sum(axis=0)
 
 
 @njit(cache=True, fastmath=True, nogil=True)

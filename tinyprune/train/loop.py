@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.data.transforms import random_shift, to_input
+from tinyprune.kernels import precompile
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedSGD
@@ -30,26 +31,36 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
     """Run two blank images forward and back through the model, one layer at a time, so that
     numba compiles its kernels now (the first run on a machine: a few seconds) or loads them
     from its cache (a fraction of a second), not inside the first timed epoch. Each kernel is
-    compiled for the dtype it is first called with, here the model's, on first use.
+    compiled for the dtype it is first called with, here the model's, on first use; on a first
+    run the backward kernels compile meanwhile in a second process (kernels/precompile.py).
     After each layer's pass, report(f"{layer} forward" or "... backward", seconds) if given,
-    so a caller can show the progress. -> seconds in all."""
+    so a caller can show the progress; and report(SECOND_PROCESS, seconds) for the wait for that
+    process, if one ran. -> seconds in all."""
     start = time.perf_counter()
     dtype = next(iter(model.params().values())).value.dtype
+    helper = precompile.start(dtype)
     x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
-    passes: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [
-        (f"{name} forward", layer.forward) for name, layer in model.layers.items()
-    ]
-    passes += [
-        (f"{name} backward", layer.backward) for name, layer in reversed(model.layers.items())
-    ]
-    for name, run_pass in passes:
-        begun = time.perf_counter()
-        x = run_pass(x)
-        if report is not None:
-            report(name, time.perf_counter() - begun)
+    for name, layer in model.layers.items():
+        x = _timed(f"{name} forward", layer.forward, x, report)
+    if helper is not None:
+        _timed(SECOND_PROCESS, precompile.finish, helper, report)
+    for name, layer in reversed(model.layers.items()):
+        x = _timed(f"{name} backward", layer.backward, x, report)
         if x is None:  # a layer with input_grad=False: the layers before it need no gradient
             break
     return time.perf_counter() - start
+
+
+SECOND_PROCESS = "the backward kernels in a second process"
+
+
+def _timed(name: str, run_pass: Callable, x, report: Callable[[str, float], None] | None):
+    """-> run_pass(x); report(name, the seconds it took) if report is given."""
+    begun = time.perf_counter()
+    x = run_pass(x)
+    if report is not None:
+        report(name, time.perf_counter() - begun)
+    return x
 
 
 def print_progress(name: str, seconds: float) -> None:

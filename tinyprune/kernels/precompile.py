@@ -1,0 +1,69 @@
+"""A first run's kernels compiled on both cores.
+
+numba compiles one function at a time (it holds a global lock), and a first run on a new
+machine spent about 5 s compiling LeNet-5's kernels before its first step, half of it on the
+backward kernels. So `start` launches a second Python process that compiles the backward
+kernels into numba's on-disk cache (the kernels have cache=True) while this process compiles
+the forward ones; `finish` waits for it before the backward pass, which then loads them from
+the cache in milliseconds. Nothing is started when the cache already holds them, or with
+NUMBA_DISABLE_JIT=1. If the second process fails, nothing is lost: the kernels then compile
+here, as they would without it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from tinyprune.kernels import conv, pool
+
+# In the second process: each backward kernel once, on tiny arrays of the given dtype (numba
+# compiles a kernel per dtype and array layout, whatever the sizes).
+CHILD = """
+import sys
+import numpy as np
+from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight
+from tinyprune.kernels.pool import maxpool2x2_backward
+z = np.zeros((2, 2, 4, 4), sys.argv[1])
+conv2d_backward_weight(z, np.zeros((2, 2, 4, 4), sys.argv[1]), 1)
+conv2d_backward_input(z, np.zeros((2, 2, 3, 3), sys.argv[1]), 1, 4, 4)
+maxpool2x2_backward(z[:, :, :2, :2], np.zeros((2, 2, 2, 2), np.uint8), 4, 4)
+"""
+BACKWARD = [conv._backward_weight_blocks, conv._backward_input_blocks, pool._backward_images]
+
+
+def _in_cache(kernel) -> bool:
+    """Whether numba's on-disk cache has an index for this kernel (for some signature): a
+    cheap sign that this machine compiled it before. Reads numba internals, so when they change
+    it answers True, and nothing is started."""
+    try:
+        return Path(kernel._cache._cache_file._index_path).exists()
+    except AttributeError:
+        return True
+
+
+def start(dtype: np.dtype) -> subprocess.Popen | None:
+    """A second process compiling the backward kernels for dtype into numba's cache, or None
+    if there is nothing to compile."""
+    if numba.config.DISABLE_JIT or all(_in_cache(k) for k in BACKWARD):  # type: ignore[attr-defined]
+        return None
+    root = str(Path(__file__).resolve().parents[2])  # the folder that holds tinyprune/
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-c", CHILD, np.dtype(dtype).name]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish(process: subprocess.Popen | None, timeout: float = 300) -> None:
+    """Wait for start's process, if any (killing it after timeout seconds)."""
+    if process is None:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
