@@ -41,10 +41,20 @@ def uninterrupted(tmp_path_factory):
     return results(out)
 
 
+def default_sigint() -> None:
+    """In the child, before it starts Python: Ctrl-C's default action, even when these tests
+    run where SIGINT is ignored (a shell's background job), which the child would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(out, saved: tuple[str, int], sig: int) -> subprocess.CompletedProcess:
     """Start the run, send `sig` once the checkpoint `saved` = (phase, epoch) exists."""
     proc = subprocess.Popen(
-        RUN + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        RUN + ["--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 300
     while checkpoint_phase(out / CHECKPOINT) != saved:
