@@ -1,11 +1,12 @@
 """A first run's kernels compiled on both cores.
 
 numba compiles one function at a time (it holds a global lock), and a first run on a new
-machine spent about 5 s compiling LeNet-5's kernels before its first step, half of it on the
-backward kernels. So `start` launches a second Python process that compiles the backward
-kernels into numba's on-disk cache (the kernels have cache=True) while this process compiles
-the forward ones; `finish` waits for it before the backward pass, which then loads them from
-the cache in milliseconds. Nothing is started when the cache already holds them, or with
+machine spent about 5 s compiling LeNet-5's kernels before its first step. So `start` launches
+a second Python process that compiles the backward to the weights and the pooling's backward
+into numba's on-disk cache (the kernels have cache=True) while this process compiles the
+forward kernels and then, in `finish`, the convolution's backward to the input; `finish` then
+waits for the second process, and the backward pass loads its kernels from the cache in
+milliseconds. Nothing is started when the cache already holds them, or with
 NUMBA_DISABLE_JIT=1. If the second process fails, nothing is lost: the kernels then compile
 here, as they would without it.
 """
@@ -22,19 +23,18 @@ import numpy as np
 
 from tinyprune.kernels import conv, pool
 
-# In the second process: each backward kernel once, on tiny arrays of the given dtype (numba
+# In the second process: each of its kernels once, on tiny arrays of the given dtype (numba
 # compiles a kernel per dtype and array layout, whatever the sizes).
 CHILD = """
 import sys
 import numpy as np
-from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight
+from tinyprune.kernels.conv import conv2d_backward_weight
 from tinyprune.kernels.pool import maxpool2x2_backward
 z = np.zeros((2, 2, 4, 4), sys.argv[1])
-conv2d_backward_weight(z, np.zeros((2, 2, 4, 4), sys.argv[1]), 1)
-conv2d_backward_input(z, np.zeros((2, 2, 3, 3), sys.argv[1]), 1, 4, 4)
+conv2d_backward_weight(z, z, 1)
 maxpool2x2_backward(z[:, :, :2, :2], np.zeros((2, 2, 2, 2), np.uint8), 4, 4)
 """
-BACKWARD = [conv._backward_weight_blocks, conv._backward_input_blocks, pool._backward_images]
+BACKWARD = [conv._backward_weight_blocks, pool._backward_images]
 
 
 def _in_cache(kernel) -> bool:
@@ -58,12 +58,16 @@ def start(dtype: np.dtype) -> subprocess.Popen | None:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def finish(process: subprocess.Popen | None, timeout: float = 300) -> None:
-    """Wait for start's process, if any (killing it after timeout seconds)."""
+def finish(process: subprocess.Popen | None, dtype: np.dtype, input_grad: bool) -> None:
+    """If start's process runs: compile the convolution's backward to the input here first
+    (if the model needs it: input_grad), then wait for the process (killing it after 300 s)."""
     if process is None:
         return
+    if input_grad:
+        z = np.zeros((2, 2, 4, 4), dtype)
+        conv.conv2d_backward_input(z, np.zeros((2, 2, 3, 3), dtype), 1, 4, 4)
     try:
-        process.wait(timeout)
+        process.wait(300)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

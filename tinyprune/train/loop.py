@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.data.transforms import random_shift, to_input
 from tinyprune.kernels import precompile
+from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedSGD
@@ -32,18 +34,21 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
     numba compiles its kernels now (the first run on a machine: a few seconds) or loads them
     from its cache (a fraction of a second), not inside the first timed epoch. Each kernel is
     compiled for the dtype it is first called with, here the model's, on first use; on a first
-    run the backward kernels compile meanwhile in a second process (kernels/precompile.py).
+    run some backward kernels compile meanwhile in a second process (kernels/precompile.py).
     After each layer's pass, report(f"{layer} forward" or "... backward", seconds) if given,
     so a caller can show the progress; and report(SECOND_PROCESS, seconds) for the wait for that
     process, if one ran. -> seconds in all."""
     start = time.perf_counter()
     dtype = next(iter(model.params().values())).value.dtype
-    helper = precompile.start(dtype)
+    convs = [layer for layer in model.layers.values() if isinstance(layer, Conv2d)]
+    helper = precompile.start(dtype) if convs else None
     x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
     for name, layer in model.layers.items():
         x = _timed(f"{name} forward", layer.forward, x, report)
     if helper is not None:
-        _timed(SECOND_PROCESS, precompile.finish, helper, report)
+        input_grad = any(conv.input_grad and not conv.gemm for conv in convs)
+        finish = functools.partial(precompile.finish, dtype=dtype, input_grad=input_grad)
+        _timed(SECOND_PROCESS, finish, helper, report)
     for name, layer in reversed(model.layers.items()):
         x = _timed(f"{name} backward", layer.backward, x, report)
         if x is None:  # a layer with input_grad=False: the layers before it need no gradient
@@ -51,7 +56,7 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
     return time.perf_counter() - start
 
 
-SECOND_PROCESS = "the backward kernels in a second process"
+SECOND_PROCESS = "the backward kernels, half of them in a second process,"
 
 
 def _timed(name: str, run_pass: Callable, x, report: Callable[[str, float], None] | None):
