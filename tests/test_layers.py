@@ -35,6 +35,7 @@ def test_conv2d_gradients(padding):
     check_layer(layer, rng.standard_normal((2, 2, 6, 5)), rng)
 
 
+@pytest.mark.slow  # minutes as plain Python: 8-image blocks, and finite differences
 @pytest.mark.parametrize("padding", [0, 2])
 def test_conv2d_gradients_as_matrix_products(padding):
     # 16 channels x 4 x 4 = 256 taps per filter: this layer runs on kernels/conv_gemm.py.
@@ -103,6 +104,7 @@ def test_lenet5_has_61706_parameters():
     assert lenet5().num_params() == 61_706
 
 
+@pytest.mark.slow  # 800 forward passes: minutes as plain Python
 def test_lenet5_gradients_end_to_end():
     """The whole model in float64: every parameter's gradient against finite differences."""
     rng = np.random.default_rng(6)
