@@ -26,8 +26,9 @@ side by side: every pixel of the wide layout becomes 8 floats, one per image, at
 (position * LANES + image). A tap is still one contiguous multiply-add, now over q = 0 ..
 L * LANES - 1 (1,088 for conv2), a whole number of vectors; offsets are simply LANES times
 larger. Copying a block of images into this layout and the results back out is a transposition
-that is small beside the arithmetic. At LeNet-5's batch-128 shapes, on one thread, this halved
-conv2's forward and backward to the weights against one image at a time; it gains least for
+that is small beside the arithmetic. At LeNet-5's batch-128 shapes, on one thread, this took
+conv2's forward to about half the time of one image at a time, and its backward to the weights
+to about 0.6x; it gains least for
 conv1, whose planes are long already (L = 892) and whose outputs, with only 25 taps each, make
 the copy back out a larger share.
 
