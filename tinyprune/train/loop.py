@@ -17,7 +17,7 @@ from tinyprune.kernels import precompile
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
-from tinyprune.nn.optim import MaskedSGD
+from tinyprune.nn.optim import MaskedAdam, MaskedSGD
 
 # The kernels use every core (kernels/threads.py). A multithreaded BLAS (for the fc products) would
 # leave its threads spinning on those same cores and slow the kernels after it by 2-3x, so
@@ -103,13 +103,13 @@ def evaluate(
 def train_step(
     model: Sequential,
     loss_fn: SoftmaxCrossEntropy,
-    optimizer: MaskedSGD,
+    optimizer: MaskedSGD | MaskedAdam,
     x: np.ndarray,
     y: np.ndarray,
     phase: str,
     where: str,
 ) -> tuple[np.ndarray, float]:
-    """One step of SGD on the batch x (N, 1, 28, 28), y (N,) -> (logits (N, classes), loss).
+    """One optimizer step on the batch x (N, 1, 28, 28), y (N,) -> (logits (N, classes), loss).
     Diverged, naming the phase and where in it, if the loss is NaN or infinite."""
     # A learning rate too high overflows the activations; the check below says so in one
     # line, so numpy's own overflow warnings would only add noise before it.

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from tinyprune.data.transforms import to_input
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
-from tinyprune.train.loop import ONE_BLAS_THREAD, Diverged, evaluate
+from tinyprune.train.loop import ONE_BLAS_THREAD, evaluate, train_step
 
 
 class Split(NamedTuple):
@@ -78,15 +78,8 @@ def train_steps(
     for iteration, idx in enumerate(
         batches(len(train.images), batch_size, seed, start, stop), start=start
     ):
-        logits = model.forward(to_input(train.images[idx]))
-        loss = loss_fn.forward(logits, train.labels[idx].astype(np.int64))
-        if not math.isfinite(loss):
-            raise Diverged(
-                f"the loss became {loss} at iteration {iteration + 1}; lower the "
-                f"learning rate {optimizer.base_lr:g}"
-            )
-        model.backward(loss_fn.backward())
-        optimizer.step()
+        x, y = to_input(train.images[idx]), train.labels[idx].astype(np.int64)
+        train_step(model, loss_fn, optimizer, x, y, "training", f"at iteration {iteration + 1}")
         done = iteration + 1
         if done % eval_every == 0 or done == stop:
             validate(done)
