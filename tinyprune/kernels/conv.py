@@ -127,7 +127,7 @@ def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
 def _tap_offsets(C: int, K: int, Hp: int, Wp: int) -> np.ndarray:
     """-> offs (groups * 4,) int64, groups = ceil(C*K*K / 4): offs[t] = (c * Hp * Wp + kh * Wp +
     kw) * LANES for tap t = (c*K + kh)*K + kw < C*K*K, and 0 for the padding taps that fill the
-    last group of 4. Read-only and cached: a training step asks for the same few, 5 times each."""
+    last group of 4. Read-only and cached: each pass of each layer asks again, every step."""
     c, kh, kw = np.meshgrid(np.arange(C), np.arange(K), np.arange(K), indexing="ij")
     offs = np.zeros((C * K * K + 3) // 4 * 4, dtype=np.int64)
     offs[: C * K * K] = (c * Hp * Wp + kh * Wp + kw).reshape(-1) * LANES
@@ -347,12 +347,13 @@ def conv2d_backward_weight(
     if dout.shape[0] != N or K < 1 or Wo != Wp - K + 1:
         raise ValueError("conv2d_backward_weight: x, dout, pad do not fit together")
     T = C * K * K
-    dw_b = np.empty((_blocks(N), F * T), dtype=x.dtype)
-    db_b = np.empty((_blocks(N), F), dtype=x.dtype)
+    blocks = _blocks(N)
+    dw_b = np.empty((blocks, F * T), dtype=x.dtype)
+    db_b = np.empty((blocks, F), dtype=x.dtype)
     offs = _tap_offsets(C, K, Hp, Wp)
     dout = np.ascontiguousarray(dout, dtype=x.dtype)
     over_images(
-        _backward_weight_blocks, _blocks(N), np.ascontiguousarray(x), dout, offs, pad, dw_b, db_b
+        _backward_weight_blocks, blocks, np.ascontiguousarray(x), dout, offs, pad, dw_b, db_b
     )
     # Rows added in block order (NumPy adds along a non-contiguous axis row by row).
     return dw_b.sum(axis=0).reshape(F, C, K, K), db_b.sum(axis=0)

@@ -58,11 +58,9 @@ def start(dtype: np.dtype) -> subprocess.Popen | None:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def finish(process: subprocess.Popen | None, dtype: np.dtype, input_grad: bool) -> None:
-    """If start's process runs: compile the convolution's backward to the input here first
-    (if the model needs it: input_grad), then wait for the process (killing it after 300 s)."""
-    if process is None:
-        return
+def finish(process: subprocess.Popen, dtype: np.dtype, input_grad: bool) -> None:
+    """While start's process runs, compile the convolution's backward to the input here (if
+    the model needs it: input_grad); then wait for the process (killing it after 300 s)."""
     if input_grad:
         z = np.zeros((2, 2, 4, 4), dtype)
         conv.conv2d_backward_input(z, np.zeros((2, 2, 3, 3), dtype), 1, 4, 4)

@@ -135,9 +135,8 @@ class Linear(Layer):
     """x (N, in) -> x @ W.T + b (N, out); W is (out, in) as in PyTorch.
 
     Its products are BLAS's, large ones split between the cores (kernels/matmul.py).
-    `input_grad=False` skips the gradient with respect to the
-    input, as for Conv2d: in LeNet-300-100 that is the image, and the product a third of the
-    backward pass.
+    `input_grad=False` skips the gradient with respect to the input, as for Conv2d: in
+    LeNet-300-100 that is the image, and the product a third of the backward pass.
     """
 
     def __init__(
