@@ -119,6 +119,61 @@ def _unfill_lanes(wide, n0, plane, stride, out):
                 row[k] = wide[(i * stride + k) * LANES + b]
 
 
+@njit(cache=True, nogil=True)
+def _pool_lanes(acc, stride, relu, pooled, where):
+    """2x2 max pooling of one output plane of a block, in the lanes layout: where (h, w, LANES)
+    uint8 gets at [i, k, b] the place 0..3 (as in kernels/pool.py) of the largest of acc at
+    rows 2i, 2i+1 and columns 2k, 2k+1 of image b (pixel (row, col) at (row * stride + col) *
+    LANES + b), and pooled (h * w * LANES,) that value at (i * w + k) * LANES + b. With relu, a
+    maximum not above 0 becomes 0 (NaN stays NaN, as with np.maximum) and its place 4: no
+    gradient flows back through it."""
+    h, w = where.shape[0], where.shape[1]
+    zero = pooled.dtype.type(0)
+    row = stride * LANES
+    for i in range(h):
+        # Rows as slices: indices from 0 within them compile to plain loads (see the top).
+        top = acc[2 * i * row : (2 * i + 1) * row]
+        bottom = acc[(2 * i + 1) * row : (2 * i + 2) * row]
+        out, places = pooled[i * w * LANES : (i + 1) * w * LANES], where[i]
+        for k in range(w):
+            for b in range(LANES):
+                v0, v1 = top[2 * k * LANES + b], top[(2 * k + 1) * LANES + b]
+                v2, v3 = bottom[2 * k * LANES + b], bottom[(2 * k + 1) * LANES + b]
+                # Strict > keeps the first of equal values, as the pooling kernel does.
+                best, arg = v0, 0
+                best, arg = (v1, 1) if v1 > best else (best, arg)
+                best, arg = (v2, 2) if v2 > best else (best, arg)
+                best, arg = (v3, 3) if v3 > best else (best, arg)
+                killed = relu and not best > 0
+                out[k * LANES + b] = zero if killed and best == best else best
+                places[k, b] = 4 if killed else arg
+
+
+@njit(cache=True, nogil=True)
+def _unpool_lanes(gp, where, stride, gw):
+    """Pooling's backward for one plane of a block, in the lanes layout: gw (rows * stride *
+    LANES,) becomes 0 but for each window's argmax pixel (where, as _pool_lanes made it), which
+    gets the pooled gradient gp (h * w * LANES,) at (i * w + k) * LANES + b (argmax 4: none)."""
+    h, w = where.shape[0], where.shape[1]
+    zero = gw.dtype.type(0)
+    for j in range(gw.shape[0]):
+        gw[j] = zero
+    for i in range(h):
+        for k in range(w):
+            for b in range(LANES):
+                # No branches: argmax follows the data, and mispredicted branches took 4x as long.
+                arg = int(where[i, k, b])  # int: uint8 arithmetic would wrap past 255
+                g = gp[(i * w + k) * LANES + b] if arg < 4 else zero
+                row, col = 2 * i + (arg & 3) // 2, 2 * k + (arg & 1)
+                gw[(row * stride + col) * LANES + b] = g
+
+
+def _no_argmax() -> np.ndarray:
+    """The argmax argument of a kernel run without pooling: empty, of the type a real one has
+    (so numba compiles each kernel once for both)."""
+    return np.empty((0, 0, 0, 0, 0), dtype=np.uint8)
+
+
 def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
@@ -154,27 +209,41 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.
                     acc_g[q] += the same with wt[g, t]               for q < L * LANES
                 out[block, f], out[block, g] = acc_f, acc_g without their junk columns
     """
+    return forward(x, w, b, pad, pool=False, relu=False)[0]
+
+
+def forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int, pool: bool, relu: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """conv2d_forward, or with pool its output 2x2 max-pooled (and with relu, then ReLU'd) block
+    by block as it is made -> (out, argmax: the pooling's, as kernels/conv_pool.py says, or
+    empty)."""
     N, C, H, W = x.shape
     F, _, K, _ = w.shape
     if w.shape[1] != C:
         raise ValueError("conv2d_forward: w.shape[1] must equal x.shape[1]")
     Hp, Wp = H + 2 * pad, W + 2 * pad
+    Ho, Wo = Hp - K + 1, Wp - K + 1
     T = C * K * K
     groups = (T + 3) // 4
     wt = np.zeros((F, groups * 4), dtype=x.dtype)
     wt[:, :T] = w.reshape(F, T)
-    out = np.empty((N, F, Hp - K + 1, Wp - K + 1), dtype=x.dtype)
+    out = np.empty((N, F, Ho // 2, Wo // 2) if pool else (N, F, Ho, Wo), dtype=x.dtype)
+    lanes_shape = (_blocks(N), F, Ho // 2, Wo // 2, LANES)
+    argmax = np.empty(lanes_shape, dtype=np.uint8) if pool else _no_argmax()
     offs = _tap_offsets(C, K, Hp, Wp)
     bias = np.ascontiguousarray(b, dtype=x.dtype)
-    over_images(_forward_blocks, _blocks(N), np.ascontiguousarray(x), wt, bias, offs, pad, out)
-    return out
+    x = np.ascontiguousarray(x)
+    over_images(_forward_blocks, _blocks(N), x, wt, bias, offs, pad, Ho, Wo, relu, out, argmax)
+    return out, argmax
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _forward_blocks(x, wt, b, offs, pad, out, lo, hi):
-    """conv2d_forward of blocks lo..hi-1 (images lo * LANES .. hi * LANES - 1) into out."""
+def _forward_blocks(x, wt, b, offs, pad, Ho, Wo, relu, out, argmax, lo, hi):
+    """forward of blocks lo..hi-1 (images lo * LANES .. hi * LANES - 1) into out (and argmax,
+    if it is not empty: then each output plane is pooled on its way out)."""
     N, C, H, W = x.shape
-    F, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    F = out.shape[1]
     Hp, Wp = H + 2 * pad, W + 2 * pad
     L = ((Ho - 1) * Wp + Wo) * LANES
     G = wt.shape[1]
@@ -182,6 +251,7 @@ def _forward_blocks(x, wt, b, offs, pad, out, lo, hi):
     # Plain 1-D accumulators: LLVM vectorises them better than rows of a 2-D buffer.
     acc_f = np.empty(L, dtype=x.dtype)
     acc_g = np.empty(L, dtype=x.dtype)
+    pooled = np.empty(Ho // 2 * (Wo // 2) * LANES, dtype=x.dtype)
     for block in range(lo, hi):
         n0 = block * LANES
         _fill_lanes(x, n0, pad, Wp, xw)
@@ -205,8 +275,14 @@ def _forward_blocks(x, wt, b, offs, pad, out, lo, hi):
                     new_g = acc_g[q] + (g0 * v0 + g1 * v1) + (g2 * v2 + g3 * v3)
                     acc_f[q] = new_f
                     acc_g[q] = new_g
-            _unfill_lanes(acc_f, n0, f, Wp, out)
-            _unfill_lanes(acc_g, n0, g, Wp, out)
+            if argmax.shape[0]:
+                _pool_lanes(acc_f, Wp, relu, pooled, argmax[block, f])
+                _unfill_lanes(pooled, n0, f, Wo // 2, out)
+                _pool_lanes(acc_g, Wp, relu, pooled, argmax[block, g])
+                _unfill_lanes(pooled, n0, g, Wo // 2, out)
+            else:
+                _unfill_lanes(acc_f, n0, f, Wp, out)
+                _unfill_lanes(acc_g, n0, g, Wp, out)
 
 
 def conv2d_forward_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int) -> np.ndarray:
@@ -241,33 +317,71 @@ def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: 
     For LeNet-5's conv2 this does 1.8x fewer multiply-adds than correlating dout, padded by
     K - 1, with the flipped filters (the junk of a 10x10 output padded to 18x18).
     """
-    N, F, Ho, Wo = dout.shape
+    return backward_input(dout, _no_argmax(), w, pad, H, W)
+
+
+def backward_input(
+    dout: np.ndarray, argmax: np.ndarray, w: np.ndarray, pad: int, H: int, W: int
+) -> np.ndarray:
+    """conv2d_backward_input; with an argmax that is not empty, dout is the gradient of the
+    pooled output and argmax the pooling's (kernels/conv_pool.py)."""
+    N, F = dout.shape[:2]
     C, K = w.shape[1], w.shape[2]
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    if w.shape[0] != F or Ho != Hp - K + 1 or Wo != Wp - K + 1:
+    Ho, Wo = Hp - K + 1, Wp - K + 1
+    if w.shape[0] != F or not _fits(dout, argmax, Ho, Wo):
         raise ValueError("conv2d_backward_input: dout, w, pad, H, W do not fit together")
     T, F8 = C * K * K, (F + 7) // 8 * 8
     wt = np.zeros((T, F8), dtype=dout.dtype)
     wt[:, :F] = w.reshape(F, T).T
     dx = np.empty((N, C, H, W), dtype=dout.dtype)
     offs = _tap_offsets(C, K, Hp, Wp)
-    over_images(_backward_input_blocks, _blocks(N), np.ascontiguousarray(dout), wt, offs, pad, dx)
+    dout = np.ascontiguousarray(dout)
+    over_images(_backward_input_blocks, _blocks(N), dout, argmax, wt, offs, pad, Ho, Wo, dx)
     return dx
 
 
+def _fits(dout: np.ndarray, argmax: np.ndarray, Ho: int, Wo: int) -> bool:
+    """Whether dout (N, F, h, w) is the gradient of an Ho x Wo output or, with an argmax that is
+    not empty, of that output pooled, with argmax of dout's shape."""
+    if not argmax.shape[0]:
+        return dout.shape[2:] == (Ho, Wo)
+    N, F, h, w = dout.shape
+    return (h, w) == (Ho // 2, Wo // 2) and argmax.shape == (_blocks(N), F, h, w, LANES)
+
+
+@njit(cache=True, nogil=True)
+def _fill_grad(dout, argmax, n0, stride, gp, gw):
+    """Block n0 of the gradient of the convolution's output into gw (F planes), lanes layout,
+    row stride `stride`: dout itself, or with an argmax that is not empty, dout unpooled (by
+    way of gp, the same size as dout's block)."""
+    if not argmax.shape[0]:
+        _fill_lanes(dout, n0, 0, stride, gw)
+        return
+    F, h, w = dout.shape[1], dout.shape[2], dout.shape[3]
+    if h == 0 or w == 0:  # an output too small to pool: no gradient (gw stays zero)
+        return
+    _fill_lanes(dout, n0, 0, w, gp)
+    plane, small = gw.shape[0] // F, h * w * LANES
+    for f in range(F):
+        where = argmax[n0 // LANES, f]
+        _unpool_lanes(gp[f * small : (f + 1) * small], where, stride, gw[f * plane : (f + 1) * plane])
+
+
 @njit(cache=True, fastmath=True, nogil=True)
-def _backward_input_blocks(dout, wt, offs, pad, dx, lo, hi):
-    """conv2d_backward_input of blocks lo..hi-1 (images lo * LANES .. hi * LANES - 1) into dx."""
-    F, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+def _backward_input_blocks(dout, argmax, wt, offs, pad, Ho, Wo, dx, lo, hi):
+    """backward_input of blocks lo..hi-1 (images lo * LANES .. hi * LANES - 1) into dx."""
+    F = dout.shape[1]
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     Hp, Wp = H + 2 * pad, W + 2 * pad
     L, P = ((Ho - 1) * Wp + Wo) * LANES, Ho * Wp * LANES
     T, F8 = wt.shape[0], wt.shape[1]
     gw = np.zeros(F8 * P, dtype=dx.dtype)  # planes F..F8-1 stay zero, as do junk columns
+    gp = np.empty(dout[:1].size * LANES, dtype=dx.dtype)  # a block of dout, if pooled
     dxw = np.empty(C * Hp * Wp * LANES, dtype=dx.dtype)
     for block in range(lo, hi):
         n0 = block * LANES
-        _fill_lanes(dout, n0, 0, Wp, gw[: F * P])
+        _fill_grad(dout, argmax, n0, Wp, gp, gw[: F * P])
         for i in range(dxw.shape[0]):
             dxw[i] = 0
         # In chunks of the output positions: the chunk's 8 planes of g and its span of dxw stay
@@ -340,11 +454,20 @@ def conv2d_backward_weight(
             db_b[block, f] = sum(g[f])          # the junk columns and missing images are zeros
         dw, db = sum of dw_b over blocks, sum of db_b over blocks     # in block order
     """
+    K = x.shape[2] + 2 * pad - dout.shape[2] + 1
+    return backward_weight(x, dout, _no_argmax(), pad, K)
+
+
+def backward_weight(
+    x: np.ndarray, dout: np.ndarray, argmax: np.ndarray, pad: int, K: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """conv2d_backward_weight for K x K filters; with an argmax that is not empty, dout is the
+    gradient of the pooled output and argmax the pooling's (kernels/conv_pool.py)."""
     N, C, H, W = x.shape
-    F, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    F = dout.shape[1]
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    K = Hp - Ho + 1
-    if dout.shape[0] != N or K < 1 or Wo != Wp - K + 1:
+    Ho, Wo = Hp - K + 1, Wp - K + 1
+    if dout.shape[0] != N or K < 1 or not _fits(dout, argmax, Ho, Wo):
         raise ValueError("conv2d_backward_weight: x, dout, pad do not fit together")
     T = C * K * K
     blocks = _blocks(N)
@@ -352,28 +475,28 @@ def conv2d_backward_weight(
     db_b = np.empty((blocks, F), dtype=x.dtype)
     offs = _tap_offsets(C, K, Hp, Wp)
     dout = np.ascontiguousarray(dout, dtype=x.dtype)
-    over_images(
-        _backward_weight_blocks, blocks, np.ascontiguousarray(x), dout, offs, pad, dw_b, db_b
-    )
+    x = np.ascontiguousarray(x)
+    over_images(_backward_weight_blocks, blocks, x, dout, argmax, offs, pad, Ho, Wo, dw_b, db_b)
     # Rows added in block order (NumPy adds along a non-contiguous axis row by row).
     return dw_b.sum(axis=0).reshape(F, C, K, K), db_b.sum(axis=0)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _backward_weight_blocks(x, dout, offs, pad, dw_b, db_b, lo, hi):
-    """conv2d_backward_weight's terms of blocks lo..hi-1 into dw_b[lo:hi], db_b[lo:hi]."""
+def _backward_weight_blocks(x, dout, argmax, offs, pad, Ho, Wo, dw_b, db_b, lo, hi):
+    """backward_weight's terms of blocks lo..hi-1 into dw_b[lo:hi], db_b[lo:hi]."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    F, Ho, Wo = dout.shape[1], dout.shape[2], dout.shape[3]
+    F = dout.shape[1]
     Hp, Wp = H + 2 * pad, W + 2 * pad
     L, P = ((Ho - 1) * Wp + Wo) * LANES, Ho * Wp * LANES
     T = dw_b.shape[1] // F
     xw = np.zeros(C * Hp * Wp * LANES, dtype=x.dtype)
     # The junk columns of g must be zero: they meet real pixels of xw in the sums.
     gw = np.zeros(F * P, dtype=x.dtype)
+    gp = np.empty(dout[:1].size * LANES, dtype=x.dtype)  # a block of dout, if pooled
     for block in range(lo, hi):
         n0 = block * LANES
         _fill_lanes(x, n0, pad, Wp, xw)
-        _fill_lanes(dout, n0, 0, Wp, gw)
+        _fill_grad(dout, argmax, n0, Wp, gp, gw)
         for f in range(F):
             total = x.dtype.type(0)  # a loop, not .sum(): faster to compile
             for q in range(f * P, (f + 1) * P):

@@ -68,13 +68,14 @@ def maxpool2x2_forward_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def maxpool2x2_backward(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) -> np.ndarray:
     """dout (N, C, Ho, Wo) float, argmax (N, C, Ho, Wo) uint8, H, W ints (the input's size)
-    -> dx (N, C, H, W) of dout's dtype: each dout goes to its window's argmax pixel, 0 elsewhere.
+    -> dx (N, C, H, W) of dout's dtype: each dout goes to its window's argmax pixel, 0 elsewhere
+    (argmax 4, which conv_pool.py uses for a ReLU's zeros, sends it nowhere).
 
         for n in 0..N-1, images split between threads:       # a thread writes dx[n] only
             dx[n] = 0
             for c, oh, ow:
                 k = argmax[n, c, oh, ow]
-                dx[n, c, 2*oh + k // 2, 2*ow + k % 2] = dout[n, c, oh, ow]
+                if k < 4: dx[n, c, 2*oh + k // 2, 2*ow + k % 2] = dout[n, c, oh, ow]
     """
     N, C, Ho, Wo = dout.shape
     if argmax.shape != dout.shape or Ho != H // 2 or Wo != W // 2:
@@ -98,7 +99,8 @@ def _backward_images(dout, argmax, dx, lo, hi):
             for oh in range(Ho):
                 for ow in range(Wo):
                     k = int(argmax[n, c, oh, ow])  # int: uint8 arithmetic would wrap past 255
-                    dx[n, c, 2 * oh + k // 2, 2 * ow + k % 2] = dout[n, c, oh, ow]
+                    if k < 4:  # 4: a ReLU after the pooling zeroed it (kernels/conv_pool.py)
+                        dx[n, c, 2 * oh + k // 2, 2 * ow + k % 2] = dout[n, c, oh, ow]
 
 
 def maxpool2x2_backward_numpy(dout: np.ndarray, argmax: np.ndarray, H: int, W: int) -> np.ndarray:

@@ -11,6 +11,12 @@ import numpy as np
 
 from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from tinyprune.kernels.conv_gemm import conv2d_backward_input_gemm
+from tinyprune.kernels.conv_pool import (
+    argmax_planes,
+    conv2d_pool_backward_input,
+    conv2d_pool_backward_weight,
+    conv2d_pool_forward,
+)
 from tinyprune.kernels.matmul import matmul
 from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
 
@@ -96,6 +102,11 @@ class Conv2d(Layer):
         backward_input = conv2d_backward_input_gemm if self.gemm else conv2d_backward_input
         return backward_input(dout, self.weight.value, self.padding, h, w)
 
+    def output_size(self) -> tuple[int, int]:
+        """(Ho, Wo) of the last input."""
+        K, pad = self.weight.value.shape[2], self.padding
+        return self.x.shape[2] + 2 * pad - K + 1, self.x.shape[3] + 2 * pad - K + 1
+
 
 class MaxPool2d(Layer):
     """2x2 window, stride 2: x (N, C, H, W) -> (N, C, H//2, W//2)."""
@@ -163,3 +174,56 @@ class Linear(Layer):
         self.weight.grad[...] = matmul(dout.T, self.x)
         self.bias.grad[...] = dout.sum(axis=0)
         return matmul(dout, self.weight.value) if self.input_grad else None
+
+
+class ConvPool(Layer):
+    """A model's Conv2d, the MaxPool2d after it and the ReLU after that (if given) run as one
+    step (kernels/conv_pool.py): the same numbers as the three layers one after the other,
+    without writing the convolution's whole output, or its gradient, out of the caches.
+    Sequential runs its layers so; the layers themselves stay as they are, and keep the
+    parameters and the gradients."""
+
+    def __init__(self, conv: Conv2d, pool: MaxPool2d, relu: ReLU | None):
+        super().__init__()
+        self.conv, self.pool, self.relu = conv, pool, relu
+
+    def forward(self, x):
+        conv = self.conv
+        conv.x = x
+        w, b = conv.weight.value, conv.bias.value
+        out, self.argmax = conv2d_pool_forward(x, w, b, conv.padding, self.relu is not None)
+        return out
+
+    def backward(self, dout):
+        conv = self.conv
+        K = conv.weight.value.shape[2]
+        dw, db = conv2d_pool_backward_weight(conv.x, dout, self.argmax, conv.padding, K)
+        conv.weight.grad[...] = dw
+        conv.bias.grad[...] = db
+        if not conv.input_grad:
+            return None
+        _, _, h, w = conv.x.shape
+        if conv.gemm:  # the lowered backward reads the whole gradient: unpool it first
+            argmax = argmax_planes(self.argmax, len(dout))
+            unpooled = maxpool2x2_backward(dout, argmax, *conv.output_size())
+            return conv2d_backward_input_gemm(unpooled, conv.weight.value, conv.padding, h, w)
+        return conv2d_pool_backward_input(dout, self.argmax, conv.weight.value, conv.padding, h, w)
+
+
+def fuse(layers: dict[str, Layer]) -> dict[str, Layer]:
+    """layers (name -> layer, in order), with each Conv2d that a MaxPool2d follows, that
+    MaxPool2d and a ReLU after it (if one is) replaced by one ConvPool named 'conv+pool+relu'."""
+    names, steps = list(layers), {}
+    i = 0
+    while i < len(names):
+        group = [layers[name] for name in names[i : i + 3]]
+        conv = group[0]
+        if isinstance(conv, Conv2d) and len(group) > 1 and isinstance(group[1], MaxPool2d):
+            relu = group[2] if len(group) > 2 and isinstance(group[2], ReLU) else None
+            size = 2 if relu is None else 3
+            steps["+".join(names[i : i + size])] = ConvPool(conv, group[1], relu)
+            i += size
+        else:
+            steps[names[i]] = conv
+            i += 1
+    return steps

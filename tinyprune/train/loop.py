@@ -14,7 +14,7 @@ from tqdm import tqdm
 from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.data.transforms import random_shift, to_input
 from tinyprune.kernels import precompile
-from tinyprune.nn.layers import Conv2d
+from tinyprune.nn.layers import Conv2d, fuse
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedAdam, MaskedSGD
@@ -30,12 +30,13 @@ class Diverged(FloatingPointError):
 
 
 def warm_up(model: Sequential, report: Callable[[str, float], None] | None = None) -> float:
-    """Run two blank images forward and back through the model, one layer at a time, so that
+    """Run two blank images forward and back through the model, one step at a time, so that
     numba compiles its kernels now (the first run on a machine: a few seconds) or loads them
     from its cache (a fraction of a second), not inside the first timed epoch. Each kernel is
     compiled for the dtype it is first called with, here the model's, on first use; on a first
     run some backward kernels compile meanwhile in a second process (kernels/precompile.py).
-    After each layer's pass, report(f"{layer} forward" or "... backward", seconds) if given,
+    After each step's pass, report(f"{step} forward" or "... backward", seconds) if given
+    (a step is a layer, or a convolution fused with its pooling: "conv1+pool1+relu1"),
     so a caller can show the progress; and report(SECOND_PROCESS, seconds) for the wait for that
     process, if one ran. -> seconds in all."""
     start = time.perf_counter()
@@ -43,14 +44,15 @@ def warm_up(model: Sequential, report: Callable[[str, float], None] | None = Non
     convs = [layer for layer in model.layers.values() if isinstance(layer, Conv2d)]
     helper = precompile.start(dtype) if convs else None
     x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
-    for name, layer in model.layers.items():
-        x = _timed(f"{name} forward", layer.forward, x, report)
+    steps = fuse(model.layers)  # as model.forward runs them
+    for name, step in steps.items():
+        x = _timed(f"{name} forward", step.forward, x, report)
     if helper is not None:
         input_grad = any(conv.input_grad and not conv.gemm for conv in convs)
         finish = functools.partial(precompile.finish, dtype=dtype, input_grad=input_grad)
         _timed(SECOND_PROCESS, finish, helper, report)
-    for name, layer in reversed(model.layers.items()):
-        x = _timed(f"{name} backward", layer.backward, x, report)
+    for name, step in reversed(steps.items()):
+        x = _timed(f"{name} backward", step.backward, x, report)
         if x is None:  # a layer with input_grad=False: the layers before it need no gradient
             break
     return time.perf_counter() - start
