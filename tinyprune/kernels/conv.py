@@ -364,8 +364,8 @@ def _fill_grad(dout, argmax, n0, stride, gp, gw):
     _fill_lanes(dout, n0, 0, w, gp)
     plane, small = gw.shape[0] // F, h * w * LANES
     for f in range(F):
-        where = argmax[n0 // LANES, f]
-        _unpool_lanes(gp[f * small : (f + 1) * small], where, stride, gw[f * plane : (f + 1) * plane])
+        pooled, where = gp[f * small : (f + 1) * small], argmax[n0 // LANES, f]
+        _unpool_lanes(pooled, where, stride, gw[f * plane : (f + 1) * plane])
 
 
 @njit(cache=True, fastmath=True, nogil=True)

@@ -213,17 +213,17 @@ class ConvPool(Layer):
 def fuse(layers: dict[str, Layer]) -> dict[str, Layer]:
     """layers (name -> layer, in order), with each Conv2d that a MaxPool2d follows, that
     MaxPool2d and a ReLU after it (if one is) replaced by one ConvPool named 'conv+pool+relu'."""
-    names, steps = list(layers), {}
+    names = list(layers)
+    steps: dict[str, Layer] = {}
     i = 0
     while i < len(names):
-        group = [layers[name] for name in names[i : i + 3]]
-        conv = group[0]
-        if isinstance(conv, Conv2d) and len(group) > 1 and isinstance(group[1], MaxPool2d):
-            relu = group[2] if len(group) > 2 and isinstance(group[2], ReLU) else None
+        conv, after = layers[names[i]], [layers[name] for name in names[i + 1 : i + 3]]
+        if isinstance(conv, Conv2d) and after and isinstance(after[0], MaxPool2d):
+            relu = after[1] if len(after) > 1 and isinstance(after[1], ReLU) else None
             size = 2 if relu is None else 3
-            steps["+".join(names[i : i + size])] = ConvPool(conv, group[1], relu)
-            i += size
+            steps["+".join(names[i : i + size])] = ConvPool(conv, after[0], relu)
         else:
+            size = 1
             steps[names[i]] = conv
-            i += 1
+        i += size
     return steps
