@@ -2,9 +2,9 @@
 
 numba compiles one function at a time (it holds a global lock), and a first run on a new
 machine spent about 5 s compiling LeNet-5's kernels before its first step. So `start` launches
-a second Python process that compiles the backward to the weights and the pooling's backward
-into numba's on-disk cache (the kernels have cache=True) while this process compiles the
-forward kernels and then, in `finish`, the convolution's backward to the input; `finish` then
+a second Python process that compiles the convolution's backward to the weights into numba's
+on-disk cache (the kernels have cache=True) while this process compiles the forward kernel and
+then, in `finish`, the backward to the input; `finish` then
 waits for the second process, and the backward pass loads its kernels from the cache in
 milliseconds. Nothing is started when the cache already holds them, or with
 NUMBA_DISABLE_JIT=1. If the second process fails, nothing is lost: the kernels then compile
@@ -21,7 +21,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from tinyprune.kernels import conv, pool
+from tinyprune.kernels import conv
 
 # In the second process: each of its kernels once, on tiny arrays of the given dtype (numba
 # compiles a kernel per dtype and array layout, whatever the sizes).
@@ -29,12 +29,10 @@ CHILD = """
 import sys
 import numpy as np
 from tinyprune.kernels.conv import conv2d_backward_weight
-from tinyprune.kernels.pool import maxpool2x2_backward
 z = np.zeros((2, 2, 4, 4), sys.argv[1])
 conv2d_backward_weight(z, z, 1)
-maxpool2x2_backward(z[:, :, :2, :2], np.zeros((2, 2, 2, 2), np.uint8), 4, 4)
 """
-BACKWARD = [conv._backward_weight_blocks, pool._backward_images]
+BACKWARD = [conv._backward_weight_blocks]
 
 
 def _in_cache(kernel) -> bool:
