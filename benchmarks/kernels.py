@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, matmul_gflops, median_seconds, ms, ratio, write_json  # noqa: E402
 
-from tinyprune.kernels import conv, pool  # noqa: E402
+from tinyprune.kernels import conv, conv_pool, pool  # noqa: E402
 from tinyprune.kernels.threads import get_threads, set_threads  # noqa: E402
 from tinyprune.nn import layers  # noqa: E402
 from tinyprune.nn.loss import SoftmaxCrossEntropy  # noqa: E402
@@ -42,13 +42,16 @@ BATCH, LR, MOMENTUM, WEIGHT_DECAY, SHIFT = 128, 0.05, 0.9, 5e-4, 2
 CONVS = [("conv1", 1, 28, 6, 5, 2), ("conv2", 6, 14, 16, 5, 0)]
 POOLS = [("pool1", 6, 28), ("pool2", 16, 10)]
 FCS = [(400, 120), (120, 84), (84, 10)]
-KERNEL_NAMES = [
-    "conv2d_forward",
-    "conv2d_backward_input",
-    "conv2d_backward_weight",
-    "maxpool2x2_forward",
-    "maxpool2x2_backward",
-]
+KERNEL_NAMES = {
+    "conv2d_forward": conv,
+    "conv2d_backward_input": conv,
+    "conv2d_backward_weight": conv,
+    "conv2d_pool_forward": conv_pool,
+    "conv2d_pool_backward_input": conv_pool,
+    "conv2d_pool_backward_weight": conv_pool,
+    "maxpool2x2_forward": pool,
+    "maxpool2x2_backward": pool,
+}
 
 
 @contextmanager
@@ -56,8 +59,7 @@ def numpy_twins():
     """Make the layers call the NumPy twins. The layers look each kernel up in their module's
     namespace at call time, so swapping the names there swaps the whole model."""
     saved = {name: getattr(layers, name) for name in KERNEL_NAMES}
-    for name in KERNEL_NAMES:
-        module = conv if name.startswith("conv") else pool
+    for name, module in KERNEL_NAMES.items():
         setattr(layers, name, getattr(module, name + "_numpy"))
     try:
         yield
@@ -131,6 +133,7 @@ def kernel_cases(rng):
             )
             cases[-2] = cases[-2][:4] + (lambda bwd=bwd: bwd([True, False, False]),)
             cases[-1] = cases[-1][:4] + (lambda bwd=bwd: bwd([False, True, True]),)
+    cases += fused_cases(rng)
     for name, C, H in POOLS:
         x = np.maximum(rng.standard_normal((BATCH, C, H, H)), 0).astype(f32)
         out, argmax = pool.maxpool2x2_forward(x)
@@ -226,6 +229,67 @@ def kernel_cases(rng):
             loss_torch,
         )
     )
+    return cases
+
+
+def fused_cases(rng):
+    """Rows for conv, pool and ReLU as the model runs them, one step (kernels/conv_pool.py);
+    PyTorch runs the three eager ops, forward, and their three backward ops. The backward is
+    to the weights and the input, but for conv1 (to the weights only, as in LeNet-5)."""
+    f32 = np.float32
+    cases = []
+    for (name, C, H, F, K, pad), (pool_name, _, _) in zip(CONVS, POOLS):
+        x = rng.standard_normal((BATCH, C, H, H)).astype(f32)
+        w = rng.standard_normal((F, C, K, K)).astype(f32) * 0.1
+        b = rng.standard_normal(F).astype(f32)
+        out, argmax = conv_pool.conv2d_pool_forward(x, w, b, pad, True)
+        g = rng.standard_normal(out.shape).astype(f32)
+        input_grad = name != "conv1"  # as in LeNet-5: conv1's input is the image
+
+        def forward(x=x, w=w, b=b, p=pad, twin=False):
+            kernel = conv_pool.conv2d_pool_forward_numpy if twin else conv_pool.conv2d_pool_forward
+            return kernel(x, w, b, p, True)
+
+        def backward(x=x, w=w, g=g, a=argmax, p=pad, K=K, H=H, i=input_grad, twin=False):
+            m = conv_pool
+            dw = (m.conv2d_pool_backward_weight_numpy if twin else m.conv2d_pool_backward_weight)(
+                x, g, a, p, K
+            )
+            bi = m.conv2d_pool_backward_input_numpy if twin else m.conv2d_pool_backward_input
+            return dw, bi(g, a, w, p, H, H) if i else None
+
+        torch_fwd = torch_bwd = None
+        if torch is not None:
+            tx, tw, tb, tg = map(torch.from_numpy, (x, w, b, g))
+            tc = TF.conv2d(tx, tw, tb, padding=pad)
+            tp, idx = TF.max_pool2d(tc, 2, return_indices=True)
+            tr = TF.relu(tp)
+
+            def torch_fwd(tx=tx, tw=tw, tb=tb, p=pad):
+                return TF.relu(TF.max_pool2d(TF.conv2d(tx, tw, tb, padding=p), 2))
+
+            def torch_bwd(tx=tx, tw=tw, tg=tg, tc=tc, tr=tr, idx=idx, p=pad, F=F, i=input_grad):
+                gp = torch.ops.aten.threshold_backward(tg, tr, 0)
+                gc = torch.ops.aten.max_pool2d_with_indices_backward(
+                    gp, tc, [2, 2], [2, 2], [0, 0], [1, 1], False, idx
+                )
+                mask = [i, True, True]
+                return torch.ops.aten.convolution_backward(
+                    gc, tx, tw, [F], [1, 1], [p, p], [1, 1], False, [0, 0], 1, mask
+                )
+
+        steps = f"{name}+{pool_name}+relu{name[-1]}"
+        flops = conv_flops(BATCH, C, H, F, K, pad)
+        cases += [
+            (f"{steps} forward", flops, forward, lambda f=forward: f(twin=True), torch_fwd),
+            (
+                f"{steps} backward",
+                flops * (2 if input_grad else 1),
+                backward,
+                lambda f=backward: f(twin=True),
+                torch_bwd,
+            ),
+        ]
     return cases
 
 
@@ -360,10 +424,13 @@ def row(name, flops, t_numba, t_twin, t_torch):
     }
 
 
+NAME = 34  # width of the name column
+
+
 def print_table(title, rows):
     print(f"\n{title}")
     print(
-        f"{'':28} {'NumPy twin':>11} {'tinyprune':>10} {'PyTorch':>9} {'twin/tiny':>10} "
+        f"{'':{NAME}} {'NumPy twin':>11} {'tinyprune':>10} {'PyTorch':>9} {'twin/tiny':>10} "
         f"{'tiny/torch':>11} {'tiny GFLOP/s':>13}"
     )
     for r in rows:
@@ -372,7 +439,7 @@ def print_table(title, rows):
         unit = "s" if title.startswith("whole") else "ms"
         fmt = (lambda t: "-" if t is None else f"{t:.2f}") if unit == "s" else ms
         print(
-            f"{r['name']:28} {fmt(s['numpy']):>11} {fmt(s['tinyprune']):>10} "
+            f"{r['name']:{NAME}} {fmt(s['numpy']):>11} {fmt(s['tinyprune']):>10} "
             f"{fmt(s['torch']):>9} {ratio(s['numpy'], s['tinyprune']):>10} "
             f"{ratio(s['tinyprune'], s['torch']):>11} "
             f"{'-' if gf is None else f'{gf:.1f}':>13}"
