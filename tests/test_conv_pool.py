@@ -154,3 +154,15 @@ def test_model_steps_equal_its_layers_one_by_one(build):
     np.testing.assert_array_equal(fused_logits, logits)
     for name, p in model.params().items():
         np.testing.assert_array_equal(p.grad, grads[name], err_msg=name)
+
+
+def test_steps_follow_the_layers_and_backward_needs_a_forward():
+    model = lenet5()
+    with pytest.raises(RuntimeError, match="forward first"):
+        model.backward(np.zeros((2, 10), np.float32))
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    model.forward(x)
+    assert list(model.steps)[:2] == ["conv1+pool1+relu1", "conv2+pool2+relu2"]
+    del model.layers["relu1"]  # a caller changes the layers: the next forward fuses anew
+    model.forward(x)
+    assert list(model.steps)[:2] == ["conv1+pool1", "conv2+pool2+relu2"]

@@ -30,17 +30,22 @@ class Sequential:
     def __init__(self, name: str, layers: dict[str, Layer]):
         self.name = name
         self.layers = layers
-        self.steps: dict[str, Layer] = {}
+        self.steps: dict[str, Layer] = {}  # what forward runs: see there
+        self._steps_of: tuple = ()  # the layers self.steps were made from
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Through the layers, a convolution and the pooling (and ReLU) after it as one step
         (layers.fuse: the same numbers, faster); backward runs the same steps back."""
-        self.steps = fuse(self.layers)  # anew each time: a caller may have changed the layers
+        layers = tuple(self.layers.items())
+        if layers != self._steps_of:  # the first call, or a caller changed the layers
+            self.steps, self._steps_of = fuse(self.layers), layers
         for step in self.steps.values():
             x = step.forward(x)
         return x
 
     def backward(self, dout: np.ndarray) -> None:
+        if not self.steps:
+            raise RuntimeError(f"{self.name}: backward needs a forward first")
         for layer in reversed(self.steps.values()):
             dout = layer.backward(dout)
             if dout is None:  # a layer with input_grad=False: the ones before it have no params
