@@ -43,6 +43,11 @@ A last group short of 4 taps is filled with zero-weight taps (forward) or repeat
 to the weights 1.8-1.9x faster than one tap and one filter at a time (one thread). The backward
 to the input scatters instead: one tap and 8 filters per pass (see its docstring).
 
+The kernels also serve kernels/conv_pool.py: given a pooling's argmax, the forward pools each
+output plane of a block as it leaves the accumulators (_pool_lanes), and the backwards put
+the pooled gradient straight into their lanes layout (_unpool_lanes) instead of reading a
+whole-size one; without, an empty argmax. One compiled kernel serves both.
+
 Inner loops index a slice, `x_tap[j]`, rather than `x_c[j + shift]`: numba would have to check
 `j + shift` for a negative (wrap-around) index, and that check stops LLVM from vectorising.
 Copies are written as plain loops, not slice assignments (`a[i:j] = b`): numba compiles its

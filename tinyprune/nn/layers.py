@@ -3,6 +3,7 @@
 A layer's `forward(x)` caches what `backward(dout)` needs; `backward` fills the
 gradients of its parameters and returns the gradient with respect to its input.
 The arithmetic lives in `tinyprune.kernels`; the optimizer lives in `optim.py`.
+A model runs each Conv2d, the MaxPool2d and ReLU after it as one ConvPool step (`fuse`).
 """
 
 from __future__ import annotations
