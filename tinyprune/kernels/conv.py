@@ -81,6 +81,9 @@ def _fill_wide(planes, pad, stride, wide):
 LANES = 8
 # Output positions (times LANES) per chunk in the backward to the input: see there.
 CHUNK = 512
+# The argmax of a kernel run without pooling: no blocks, but of a real one's type, so that
+# numba compiles each kernel once for both (never written: it has no elements).
+NO_ARGMAX = np.empty((0, 0, 0, 0, 0), dtype=np.uint8)
 
 
 def _blocks(N: int) -> int:
@@ -173,12 +176,6 @@ def _unpool_lanes(gp, where, stride, gw):
                 gw[(row * stride + col) * LANES + b] = g
 
 
-def _no_argmax() -> np.ndarray:
-    """The argmax argument of a kernel run without pooling: empty, of the type a real one has
-    (so numba compiles each kernel once for both)."""
-    return np.empty((0, 0, 0, 0, 0), dtype=np.uint8)
-
-
 def _pad_planes(x: np.ndarray, pad: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
@@ -235,7 +232,7 @@ def forward(
     wt[:, :T] = w.reshape(F, T)
     out = np.empty((N, F, Ho // 2, Wo // 2) if pool else (N, F, Ho, Wo), dtype=x.dtype)
     lanes_shape = (_blocks(N), F, Ho // 2, Wo // 2, LANES)
-    argmax = np.empty(lanes_shape, dtype=np.uint8) if pool else _no_argmax()
+    argmax = np.empty(lanes_shape, dtype=np.uint8) if pool else NO_ARGMAX
     offs = _tap_offsets(C, K, Hp, Wp)
     bias = np.ascontiguousarray(b, dtype=x.dtype)
     x = np.ascontiguousarray(x)
@@ -322,7 +319,7 @@ def conv2d_backward_input(dout: np.ndarray, w: np.ndarray, pad: int, H: int, W: 
     For LeNet-5's conv2 this does 1.8x fewer multiply-adds than correlating dout, padded by
     K - 1, with the flipped filters (the junk of a 10x10 output padded to 18x18).
     """
-    return backward_input(dout, _no_argmax(), w, pad, H, W)
+    return backward_input(dout, NO_ARGMAX, w, pad, H, W)
 
 
 def backward_input(
@@ -460,7 +457,7 @@ def conv2d_backward_weight(
         dw, db = sum of dw_b over blocks, sum of db_b over blocks     # in block order
     """
     K = x.shape[2] + 2 * pad - dout.shape[2] + 1
-    return backward_weight(x, dout, _no_argmax(), pad, K)
+    return backward_weight(x, dout, NO_ARGMAX, pad, K)
 
 
 def backward_weight(

@@ -103,11 +103,6 @@ class Conv2d(Layer):
         backward_input = conv2d_backward_input_gemm if self.gemm else conv2d_backward_input
         return backward_input(dout, self.weight.value, self.padding, h, w)
 
-    def output_size(self) -> tuple[int, int]:
-        """(Ho, Wo) of the last input."""
-        K, pad = self.weight.value.shape[2], self.padding
-        return self.x.shape[2] + 2 * pad - K + 1, self.x.shape[3] + 2 * pad - K + 1
-
 
 class MaxPool2d(Layer):
     """2x2 window, stride 2: x (N, C, H, W) -> (N, C, H//2, W//2)."""
@@ -205,8 +200,8 @@ class ConvPool(Layer):
             return None
         _, _, h, w = conv.x.shape
         if conv.gemm:  # the lowered backward reads the whole gradient: unpool it first
-            argmax = argmax_planes(self.argmax, len(dout))
-            unpooled = maxpool2x2_backward(dout, argmax, *conv.output_size())
+            size = h + 2 * conv.padding - K + 1, w + 2 * conv.padding - K + 1
+            unpooled = maxpool2x2_backward(dout, argmax_planes(self.argmax, len(dout)), *size)
             return conv2d_backward_input_gemm(unpooled, conv.weight.value, conv.padding, h, w)
         return conv2d_pool_backward_input(dout, self.argmax, conv.weight.value, conv.padding, h, w)
 
