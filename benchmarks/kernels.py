@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, matmul_gflops, median_seconds, ms, ratio, write_json  # noqa: E402
 
+from tinyprune.config import TrainConfig  # noqa: E402
 from tinyprune.kernels import conv, conv_pool, pool  # noqa: E402
 from tinyprune.kernels.threads import get_threads, set_threads  # noqa: E402
 from tinyprune.nn import layers  # noqa: E402
@@ -37,7 +38,10 @@ try:
 except ImportError:
     torch = None
 
-BATCH, LR, MOMENTUM, WEIGHT_DECAY, SHIFT = 128, 0.05, 0.9, 5e-4, 2
+# The run command's defaults (TrainConfig), so that the epoch below is the run's.
+DEFAULTS = TrainConfig()
+BATCH, LR, MOMENTUM = DEFAULTS.batch_size, DEFAULTS.lr, DEFAULTS.momentum
+WEIGHT_DECAY, SHIFT = DEFAULTS.weight_decay, DEFAULTS.shift
 # LeNet-5's two convolutions: (name, C, H, F, K, pad) and its pools: (name, C, H).
 CONVS = [("conv1", 1, 28, 6, 5, 2), ("conv2", 6, 14, 16, 5, 0)]
 POOLS = [("pool1", 6, 28), ("pool2", 16, 10)]
