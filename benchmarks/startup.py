@@ -1,6 +1,6 @@
 """Start-up cost: importing tinyprune plus its first training step as the run command takes it
 (warm_up, then one batch), with an empty numba cache (everything compiled; on such a first run
-warm_up compiles the backward kernels in a second process meanwhile, see
+warm_up compiles the backward to the weights in a second process meanwhile, see
 tinyprune/kernels/precompile.py) and with a warm one (`cache=True`: compiled code loaded).
 
     python benchmarks/startup.py [--json PATH]
