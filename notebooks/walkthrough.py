@@ -61,7 +61,9 @@ print(
 #
 # The network is a `Sequential` of layers (tinyprune/nn/model.py). Each layer's `forward`
 # takes the output of the one before. The image is first scaled to [0, 1] and normalised by
-# the training set's mean and standard deviation (`to_input`).
+# the training set's mean and standard deviation (`to_input`). Here we call the layers one by
+# one to see each output; `model.forward` runs each convolution, its pooling and its ReLU as
+# one step instead (`fuse` in tinyprune/nn/layers.py): the same numbers, faster.
 
 # %%
 model = lenet5(seed=0)
@@ -323,8 +325,9 @@ else:
 #     NUMBA_DISABLE_JIT=1 python -m tinyprune.run --limit 32 --test-limit 32 --batch-size 16 \
 #         --epochs 1 --finetune-epochs 1 --out runs/debug
 #
-# Set a breakpoint in `conv2d_forward` (tinyprune/kernels/conv.py) and run it under
-# `python -m pdb`, or in your editor's debugger. The next cell runs that command.
+# Set a breakpoint in `_forward_blocks` (tinyprune/kernels/conv.py: every convolution's
+# forward, pooled or not) and run it under `python -m pdb`, or in your editor's debugger. The
+# next cell runs that command.
 
 # %%
 env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
