@@ -35,6 +35,9 @@ from tinyprune.train.loop import evaluate, fit, to_input  # noqa: E402
 try:
     import torch
     import torch.nn.functional as TF
+
+    # PyTorch's LeNet-5 is whole_run.py's peer's: tinyprune's network, layer for layer.
+    from torch_peer import lenet5 as torch_lenet5
 except ImportError:
     torch = None
 
@@ -310,26 +313,6 @@ def tinyprune_step(model, x, y):
         optimizer.step()
 
     return step
-
-
-def torch_lenet5():
-    """The same network as tinyprune.model.lenet5, layer for layer (ReLU after each pool,
-    which computes the same function as before it)."""
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        nn.MaxPool2d(2),
-        nn.ReLU(),
-        nn.Conv2d(6, 16, 5),
-        nn.MaxPool2d(2),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(400, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, 10),
-    )
 
 
 def torch_optimizer(net):
