@@ -6,6 +6,7 @@ import pytest
 from helpers import assert_close, conv_cases
 from hypothesis import given, settings
 
+from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.kernels.conv import (
     conv2d_backward_input,
     conv2d_backward_weight,
@@ -25,6 +26,8 @@ from tinyprune.nn.conv_pool import ConvPool
 from tinyprune.nn.layers import Conv2d, Flatten, MaxPool2d, ReLU
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5, lenet5_caffe
+from tinyprune.prune.criteria import prune
+from tinyprune.prune.filters import shrink
 
 LENET_CONVS = [((20, 1, 28, 28), (6, 1, 5, 5), 2), ((20, 6, 14, 14), (16, 6, 5, 5), 0)]
 
@@ -182,3 +185,18 @@ def test_fused_and_plain_models_load_each_others_weights(tmp_path):
         "fc3",
     ]
     assert isinstance(lenet5().layers["relu1"], ReLU)
+
+
+def test_filter_pruning_and_sparse_inference_take_fused_models():
+    """prune/filters.py and deploy/sparse_model.py see a ConvPool as its conv block."""
+    plain, fused = lenet5(seed=4), lenet5(seed=4, fused=True)
+    for model in (plain, fused):
+        prune(model, 0.5, "filter")
+    small_plain, small_fused = shrink(plain), shrink(fused)
+    assert isinstance(small_fused.layers["conv2"], ConvPool)
+    assert list(small_fused.state()) == list(small_plain.state())
+    for name, value in small_plain.state().items():
+        np.testing.assert_array_equal(small_fused.state()[name], value, err_msg=name)
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(small_fused.forward(x), small_plain.forward(x))
+    np.testing.assert_array_equal(SparseModel(fused).forward(x), SparseModel(plain).forward(x))
