@@ -8,8 +8,9 @@ images is pooled while it is still in cache (_pool_lanes), and on the way back t
 gradient goes straight into the convolution's own layout, each value at its window's argmax
 pixel (_unpool_lanes). The arithmetic between is kernels/conv.py's own pieces (filter_pair,
 weight_terms, input_terms), so the results are those of the three layers, bit for bit: the
-same sums in the same order (tests/test_conv_pool.py). nn/conv_pool.py's ConvPool layer runs
-these kernels; a model uses it where its definition says so (nn/model.py, fused=True).
+same sums in the same order (tests/test_conv_pool.py). numba's cache sees edits to this file
+only: after editing those pieces, delete tinyprune/kernels/__pycache__. nn/conv_pool.py's
+ConvPool layer runs these kernels, in a model whose definition names it (nn/model.py).
 
 argmax is pooling's (kernels/pool.py: 0..3, row-major in the window), plus 4 where the ReLU
 zeroed the output (no gradient flows back there), kept in the kernels' layout: (blocks, F, h,

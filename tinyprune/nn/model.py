@@ -1,9 +1,5 @@
-"""Models: a named sequence of layers, LeNet-5 and its kin, and saving/loading their weights.
-
-A model runs exactly the layers of its definition, in order. `fused=True` builds the LeNets with
-each convolution, its pooling and its ReLU as one ConvPool layer (nn/conv_pool.py): the same
-numbers, faster, and the same parameter names, so the two load each other's weights.
-"""
+"""Models: a named sequence of layers, run in order, LeNet-5 and its kin (with fused=True,
+conv blocks as ConvPool layers), and saving/loading their weights."""
 
 from __future__ import annotations
 
@@ -124,11 +120,8 @@ def lenet5(seed: int = 0, dtype=np.float32, fused: bool = False) -> Sequential:
     # ReLU after the pool, not before: max(relu(a), relu(b)) = relu(max(a, b)), for the
     # gradients too, so the network is the same, and its ReLUs touch 4x fewer numbers.
     features: dict[str, Layer]
-    if fused:  # each as one layer: the same numbers, faster (nn/conv_pool.py)
-        features = {
-            "conv1": ConvPool(conv1, relu=True),  # (N, 1, 28, 28) -> (N, 6, 14, 14)
-            "conv2": ConvPool(conv2, relu=True),  # -> (N, 16, 5, 5)
-        }
+    if fused:  # each block as one layer: the same numbers, faster (nn/conv_pool.py)
+        features = {"conv1": ConvPool(conv1, relu=True), "conv2": ConvPool(conv2, relu=True)}
     else:
         features = {
             "conv1": conv1,
@@ -160,11 +153,8 @@ def lenet5_caffe(seed: int = 0, dtype=np.float32, fused: bool = False) -> Sequen
     conv1 = Conv2d(1, 20, 5, padding=0, rng=rng, dtype=dtype, input_grad=False)  # (N, 20, 24, 24)
     conv2 = Conv2d(20, 50, 5, padding=0, rng=rng, dtype=dtype)  # (N, 50, 8, 8)
     features: dict[str, Layer]
-    if fused:  # each as one layer: the same numbers, faster (nn/conv_pool.py)
-        features = {
-            "conv1": ConvPool(conv1, relu=False),  # (N, 1, 28, 28) -> (N, 20, 12, 12)
-            "conv2": ConvPool(conv2, relu=False),  # -> (N, 50, 4, 4)
-        }
+    if fused:  # each block as one layer: the same numbers, faster (nn/conv_pool.py)
+        features = {"conv1": ConvPool(conv1, relu=False), "conv2": ConvPool(conv2, relu=False)}
     else:
         features = {
             "conv1": conv1,
