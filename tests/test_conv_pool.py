@@ -7,6 +7,7 @@ from helpers import assert_close, conv_cases
 from hypothesis import given, settings
 
 from tinyprune.deploy.sparse_model import SparseModel
+from tinyprune.deploy.weight_sharing import parse_bits
 from tinyprune.kernels.conv import (
     conv2d_backward_input,
     conv2d_backward_weight,
@@ -28,6 +29,7 @@ from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
 from tinyprune.prune.filters import shrink
+from tinyprune.prune.report import weight_uses
 
 LENET_CONVS = [((20, 1, 28, 28), (6, 1, 5, 5), 2), ((20, 6, 14, 14), (16, 6, 5, 5), 0)]
 
@@ -188,9 +190,11 @@ def test_fused_and_plain_models_load_each_others_weights(tmp_path):
     assert isinstance(lenet5().layers["relu1"], ReLU)
 
 
-def test_filter_pruning_and_sparse_inference_take_fused_models():
-    """prune/filters.py and deploy/sparse_model.py see a ConvPool as its conv block."""
+def test_pruning_reports_sharing_and_sparse_inference_take_fused_models():
+    """Code that walks a model's layers sees a ConvPool as its conv block."""
     plain, fused = lenet5(seed=4), lenet5(seed=4, fused=True)
+    assert weight_uses(fused) == weight_uses(plain)  # multiply-adds: the unpooled output's
+    assert parse_bits("conv=8,fc=5", fused) == parse_bits("conv=8,fc=5", plain)
     for model in (plain, fused):
         prune(model, 0.5, "filter")
     small_plain, small_fused = shrink(plain), shrink(fused)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyprune.deploy.kmeans import kmeans_1d
+from tinyprune.nn.conv_pool import ConvPool
 from tinyprune.nn.layers import Conv2d, Param
 from tinyprune.nn.model import Sequential, layer_of
 from tinyprune.nn.optim import MaskedSGD
@@ -89,7 +90,8 @@ def parse_bits(spec: str, model: Sequential) -> dict[str, int]:
     'conv1=8,fc1=4,fc=5' -> by layer name, names before kinds. -> {layer name: bits}.
     Raises ValueError, saying what is wrong, on anything else."""
     layers = [layer_of(name) for name in model.prunable()]
-    kinds = {name: "conv" if isinstance(model.layers[name], Conv2d) else "fc" for name in layers}
+    convs = (Conv2d, ConvPool)
+    kinds = {name: "conv" if isinstance(model.layers[name], convs) else "fc" for name in layers}
     given: dict[str, int] = {}
     for part in spec.split(","):
         key, _, value = part.rpartition("=")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyprune.nn.conv_pool import ConvPool
 from tinyprune.nn.layers import Param
 from tinyprune.nn.model import layer_of
 
@@ -16,8 +17,10 @@ def weight_uses(model, input_shape: tuple = (1, 1, 28, 28)) -> dict[str, int]:
     uses = {}
     x = np.zeros(input_shape, np.float32)
     for name, layer in model.layers.items():
+        if isinstance(layer, ConvPool):  # its output is pooled: count its convolution's
+            uses[name] = int(np.prod(layer.conv.forward(x).shape[2:]))
         x = layer.forward(x)
-        if "weight" in layer.params:
+        if "weight" in layer.params and name not in uses:
             uses[name] = int(np.prod(x.shape[2:])) if x.ndim == 4 else 1
     return uses
 
