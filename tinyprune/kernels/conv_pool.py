@@ -21,21 +21,8 @@ images past N (in the last block) mean nothing. argmax_planes gives it as (N, F,
 import numpy as np
 from numba import njit
 
-from tinyprune.kernels.conv import (
-    LANES,
-    backward_input_by_blocks,
-    backward_weight_by_blocks,
-    blocks,
-    conv2d_backward_input_numpy,
-    conv2d_backward_weight_numpy,
-    conv2d_forward_numpy,
-    fill_lanes,
-    filter_pair,
-    forward_setup,
-    input_terms,
-    unfill_lanes,
-    weight_terms,
-)
+from tinyprune.kernels import conv
+from tinyprune.kernels.conv import LANES
 from tinyprune.kernels.pool import maxpool2x2_backward_numpy, maxpool2x2_forward_numpy
 from tinyprune.kernels.threads import over_images
 
@@ -56,11 +43,11 @@ def conv2d_pool_forward(
         as conv2d_forward, but each pair of output planes acc_f, acc_g, before it leaves:
             out[block, f], argmax[block, f] = _pool_lanes(acc_f)     # and the same for g
     """
-    x, wt, b, offs, Ho, Wo = forward_setup(x, w, b, pad)
+    x, wt, b, offs, Ho, Wo = conv.forward_setup(x, w, b, pad)
     N, F = len(x), len(wt)
     out = np.empty((N, F, Ho // 2, Wo // 2), dtype=x.dtype)
-    argmax = np.empty((blocks(N), F, Ho // 2, Wo // 2, LANES), dtype=np.uint8)
-    over_images(_forward_blocks, blocks(N), x, wt, b, offs, pad, Ho, Wo, relu, out, argmax)
+    argmax = np.empty((conv.blocks(N), F, Ho // 2, Wo // 2, LANES), dtype=np.uint8)
+    over_images(_forward_blocks, conv.blocks(N), x, wt, b, offs, pad, Ho, Wo, relu, out, argmax)
     return out, argmax
 
 
@@ -76,14 +63,14 @@ def _forward_blocks(x, wt, b, offs, pad, Ho, Wo, relu, out, argmax, lo, hi):
     pooled = np.empty(Ho // 2 * (Wo // 2) * LANES, dtype=x.dtype)
     for block in range(lo, hi):
         n0 = block * LANES
-        fill_lanes(x, n0, pad, Wp, xw)
+        conv.fill_lanes(x, n0, pad, Wp, xw)
         for f in range(0, F, 2):
             g = min(f + 1, F - 1)  # an odd F computes its last filter twice
-            filter_pair(xw, wt, b, offs, f, g, acc_f, acc_g)
+            conv.filter_pair(xw, wt, b, offs, f, g, acc_f, acc_g)
             _pool_lanes(acc_f, Wp, relu, pooled, argmax[block, f])
-            unfill_lanes(pooled, n0, f, Wo // 2, out)
+            conv.unfill_lanes(pooled, n0, f, Wo // 2, out)
             _pool_lanes(acc_g, Wp, relu, pooled, argmax[block, g])
-            unfill_lanes(pooled, n0, g, Wo // 2, out)
+            conv.unfill_lanes(pooled, n0, g, Wo // 2, out)
 
 
 @njit(cache=True, nogil=True)
@@ -120,7 +107,7 @@ def conv2d_pool_forward_numpy(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, pad: int, relu: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """NumPy twin of conv2d_pool_forward: the three steps one after the other."""
-    out, argmax = maxpool2x2_forward_numpy(conv2d_forward_numpy(x, w, b, pad))
+    out, argmax = maxpool2x2_forward_numpy(conv.conv2d_forward_numpy(x, w, b, pad))
     if relu:
         argmax[~(out > 0)] = 4
         out = np.maximum(out, 0)
@@ -143,7 +130,7 @@ def conv2d_pool_backward_weight(
     if len(dout) != N or K < 1 or not _fits(dout, argmax, Ho, Wo):
         raise ValueError("conv2d_pool_backward_weight: x, dout, pad do not fit together")
     dout = np.ascontiguousarray(dout, dtype=x.dtype)
-    return backward_weight_by_blocks(_backward_weight_blocks, x, K, pad, dout, argmax, Ho, Wo)
+    return conv.backward_weight_by_blocks(_backward_weight_blocks, x, K, pad, dout, argmax, Ho, Wo)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -157,14 +144,14 @@ def _backward_weight_blocks(x, dout, argmax, Ho, Wo, offs, pad, dw_b, db_b, lo, 
     gw = np.zeros(F * P, dtype=x.dtype)  # junk columns zero, as in conv.py
     gp = np.empty(dout[:1].size * LANES, dtype=x.dtype)  # a block of dout
     for block in range(lo, hi):
-        fill_lanes(x, block * LANES, pad, Wp, xw)
+        conv.fill_lanes(x, block * LANES, pad, Wp, xw)
         _fill_unpooled(dout, argmax, block, Wp, gp, gw)
         for f in range(F):  # here, not in a helper: see conv.py's _backward_weight_blocks
             total = x.dtype.type(0)  # a loop, not .sum(): faster to compile
             for q in range(f * P, (f + 1) * P):
                 total += gw[q]
             db_b[block, f] = total
-        weight_terms(xw, gw, offs, ((Ho - 1) * Wp + Wo) * LANES, F, dw_b[block])
+        conv.weight_terms(xw, gw, offs, ((Ho - 1) * Wp + Wo) * LANES, F, dw_b[block])
 
 
 def conv2d_pool_backward_input(
@@ -178,7 +165,7 @@ def conv2d_pool_backward_input(
     if w.shape[0] != dout.shape[1] or not _fits(dout, argmax, Ho, Wo):
         raise ValueError("conv2d_pool_backward_input: dout, w, pad, H, W do not fit together")
     dout = np.ascontiguousarray(dout)
-    return backward_input_by_blocks(_backward_input_blocks, w, pad, H, W, dout, argmax, Ho, Wo)
+    return conv.backward_input_by_blocks(_backward_input_blocks, w, pad, H, W, dout, argmax, Ho, Wo)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -193,14 +180,14 @@ def _backward_input_blocks(dout, argmax, Ho, Wo, wt, offs, pad, dx, lo, hi):
     dxw = np.empty(C * (H + 2 * pad) * Wp * LANES, dtype=dx.dtype)
     for block in range(lo, hi):
         _fill_unpooled(dout, argmax, block, Wp, gp, gw[: F * P])
-        input_terms(gw, wt, offs, pad, Ho, Wo, dxw, block * LANES, dx)
+        conv.input_terms(gw, wt, offs, pad, Ho, Wo, dxw, block * LANES, dx)
 
 
 def _fits(dout: np.ndarray, argmax: np.ndarray, Ho: int, Wo: int) -> bool:
     """Whether dout (N, F, h, w) is the gradient of an Ho x Wo output pooled, with argmax of
     dout's shape in the kernels' layout."""
     N, F, h, w = dout.shape
-    return (h, w) == (Ho // 2, Wo // 2) and argmax.shape == (blocks(N), F, h, w, LANES)
+    return (h, w) == (Ho // 2, Wo // 2) and argmax.shape == (conv.blocks(N), F, h, w, LANES)
 
 
 @njit(cache=True, nogil=True)
@@ -210,7 +197,7 @@ def _fill_unpooled(dout, argmax, block, stride, gp, gw):
     F, h, w = dout.shape[1], dout.shape[2], dout.shape[3]
     if h == 0 or w == 0:  # an output too small to pool: no gradient (gw stays zero)
         return
-    fill_lanes(dout, block * LANES, 0, w, gp)
+    conv.fill_lanes(dout, block * LANES, 0, w, gp)
     plane, small = gw.shape[0] // F, h * w * LANES
     for f in range(F):
         pooled, where = gp[f * small : (f + 1) * small], argmax[block, f]
@@ -243,7 +230,7 @@ def conv2d_pool_backward_weight_numpy(
     nowhere), then the convolution's."""
     Ho, Wo = x.shape[2] + 2 * pad - K + 1, x.shape[3] + 2 * pad - K + 1
     unpooled = maxpool2x2_backward_numpy(dout, argmax_planes(argmax, len(x)), Ho, Wo)
-    return conv2d_backward_weight_numpy(x, unpooled, pad)
+    return conv.conv2d_backward_weight_numpy(x, unpooled, pad)
 
 
 def conv2d_pool_backward_input_numpy(
@@ -253,4 +240,4 @@ def conv2d_pool_backward_input_numpy(
     K = w.shape[2]
     planes = argmax_planes(argmax, len(dout))
     unpooled = maxpool2x2_backward_numpy(dout, planes, H + 2 * pad - K + 1, W + 2 * pad - K + 1)
-    return conv2d_backward_input_numpy(unpooled, w, pad, H, W)
+    return conv.conv2d_backward_input_numpy(unpooled, w, pad, H, W)
