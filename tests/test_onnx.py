@@ -125,7 +125,7 @@ def test_pruned_lenet5_on_all_mnist_test_images(tmp_path):
     """LeNet-5 after 2 epochs on 6,000 real training images, pruned 50%: ONNX Runtime gives our
     class for each of the 10,000 test images, and logits within 1e-4 of ours."""
     data = load_mnist()
-    subset = Mnist(
+    subset = Mnist(  # 100 test images: fit evaluates on them after each epoch, quickly
         data.train_images[:6000],
         data.train_labels[:6000],
         data.test_images[:100],
