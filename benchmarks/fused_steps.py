@@ -1,8 +1,8 @@
 """LeNet-5's convolutions fused with their pooling and ReLU, against its layers one by one.
 
-A training step and an evaluation on the 10,000 test images as the model runs them (conv, pool
-and ReLU as one step, tinyprune/kernels/conv_pool.py), against the same layers run one by one,
-in one process.
+A training step and an evaluation on the 10,000 test images of the fused model, lenet5(fused=True)
+(conv, pool and ReLU as one ConvPool layer, tinyprune/nn/conv_pool.py), against the plain model,
+lenet5(), which runs them as three layers; both from the same seed, in one process.
 
     python benchmarks/fused_steps.py [--rounds 60] [--steps 20] [--json PATH]
 
@@ -29,19 +29,12 @@ from common import machine_info, write_json  # noqa: E402
 from tinyprune.data.mnist import load_mnist  # noqa: E402
 from tinyprune.data.transforms import to_input  # noqa: E402
 from tinyprune.kernels.threads import get_threads  # noqa: E402
-from tinyprune.nn.layers import fuse  # noqa: E402
 from tinyprune.nn.loss import SoftmaxCrossEntropy  # noqa: E402
 from tinyprune.nn.model import lenet5  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.train.loop import ONE_BLAS_THREAD, evaluate, train_step, warm_up  # noqa: E402
 
-WAYS = ["fused", "layer by layer"]
-
-
-def run_as(model, way: str) -> None:
-    """Make model.forward and backward run its layers `way` from now on."""
-    model.steps = fuse(model.layers) if way == "fused" else dict(model.layers)
-    model._steps_of = tuple(model.layers.items())  # so that forward keeps these steps
+WAYS = {"fused": True, "layer by layer": False}  # way -> lenet5's fused=
 
 
 def main(argv=None) -> int:
@@ -53,28 +46,23 @@ def main(argv=None) -> int:
     if args.rounds < 1 or args.steps < 1:
         parser.error("--rounds and --steps must be at least 1")
     data = load_mnist(download_missing=False, progress=False)
-    model = lenet5(0)
-    warm_up(model)
-    optimizer = MaskedSGD(model.params(), 0.05, 0.9, 5e-4)
+    models = {way: lenet5(0, fused=fused) for way, fused in WAYS.items()}
+    optimizers = {way: MaskedSGD(m.params(), 0.05, 0.9, 5e-4) for way, m in models.items()}
     loss_fn = SoftmaxCrossEntropy()
     order = np.random.default_rng(0).permutation(len(data.train_images))
     batches = [order[i * 128 : (i + 1) * 128] for i in range(args.steps)]
     step_ms: dict[str, list[float]] = {way: [] for way in WAYS}
     eval_s: dict[str, list[float]] = {way: [] for way in WAYS}
+    for model in models.values():  # each way's kernels compile here, untimed
+        warm_up(model)
     with threadpool_limits(**ONE_BLAS_THREAD):  # as in training
-        for way in WAYS:  # the layer-by-layer kernels compile here, untimed
-            run_as(model, way)
-            idx = batches[0]
-            x, y = to_input(data.train_images[idx]), data.train_labels[idx].astype(np.int64)
-            train_step(model, loss_fn, optimizer, x, y, "benchmark", "")
         for r in range(args.rounds):
-            for way in WAYS:
-                run_as(model, way)
+            for way, model in models.items():
                 start = time.perf_counter()
                 for idx in batches:
                     x = to_input(data.train_images[idx])
                     y = data.train_labels[idx].astype(np.int64)
-                    train_step(model, loss_fn, optimizer, x, y, "benchmark", "")
+                    train_step(model, loss_fn, optimizers[way], x, y, "benchmark", "")
                 step_ms[way].append((time.perf_counter() - start) / args.steps * 1e3)
                 if r % 5 == 0:
                     start = time.perf_counter()

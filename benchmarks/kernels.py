@@ -26,6 +26,7 @@ from common import machine_info, matmul_gflops, median_seconds, ms, ratio, write
 from tinyprune.config import TrainConfig  # noqa: E402
 from tinyprune.kernels import conv, conv_pool, pool  # noqa: E402
 from tinyprune.kernels.threads import get_threads, set_threads  # noqa: E402
+from tinyprune.nn import conv_pool as conv_pool_layer  # noqa: E402
 from tinyprune.nn import layers  # noqa: E402
 from tinyprune.nn.loss import SoftmaxCrossEntropy  # noqa: E402
 from tinyprune.nn.model import lenet5  # noqa: E402
@@ -49,30 +50,38 @@ WEIGHT_DECAY, SHIFT = DEFAULTS.weight_decay, DEFAULTS.shift
 CONVS = [("conv1", 1, 28, 6, 5, 2), ("conv2", 6, 14, 16, 5, 0)]
 POOLS = [("pool1", 6, 28), ("pool2", 16, 10)]
 FCS = [(400, 120), (120, 84), (84, 10)]
+# The kernels each layer module calls, and the module each comes from (its twin beside it).
 KERNEL_NAMES = {
-    "conv2d_forward": conv,
-    "conv2d_backward_input": conv,
-    "conv2d_backward_weight": conv,
-    "conv2d_pool_forward": conv_pool,
-    "conv2d_pool_backward_input": conv_pool,
-    "conv2d_pool_backward_weight": conv_pool,
-    "maxpool2x2_forward": pool,
-    "maxpool2x2_backward": pool,
+    layers: {
+        "conv2d_forward": conv,
+        "conv2d_backward_input": conv,
+        "conv2d_backward_weight": conv,
+        "maxpool2x2_forward": pool,
+        "maxpool2x2_backward": pool,
+    },
+    conv_pool_layer: {
+        "conv2d_pool_forward": conv_pool,
+        "conv2d_pool_backward_input": conv_pool,
+        "conv2d_pool_backward_weight": conv_pool,
+        "maxpool2x2_backward": pool,
+    },
 }
 
 
 @contextmanager
 def numpy_twins():
-    """Make the layers call the NumPy twins. The layers look each kernel up in their module's
-    namespace at call time, so swapping the names there swaps the whole model."""
-    saved = {name: getattr(layers, name) for name in KERNEL_NAMES}
-    for name, module in KERNEL_NAMES.items():
-        setattr(layers, name, getattr(module, name + "_numpy"))
+    """Make the layers, plain and fused, call the NumPy twins. The layers look each kernel up
+    in their module's namespace at call time, so swapping the names there swaps the whole
+    model."""
+    saved = {(m, name): getattr(m, name) for m, names in KERNEL_NAMES.items() for name in names}
+    for m, names in KERNEL_NAMES.items():
+        for name, module in names.items():
+            setattr(m, name, getattr(module, name + "_numpy"))
     try:
         yield
     finally:
-        for name, kernel in saved.items():
-            setattr(layers, name, kernel)
+        for (m, name), kernel in saved.items():
+            setattr(m, name, kernel)
 
 
 def conv_flops(N, C, H, F, K, pad):
@@ -240,9 +249,10 @@ def kernel_cases(rng):
 
 
 def fused_cases(rng):
-    """Rows for conv, pool and ReLU as the model runs them, one step (kernels/conv_pool.py);
-    PyTorch runs the three eager ops, forward, and their three backward ops. The backward is
-    to the weights and the input, but for conv1 (to the weights only, as in LeNet-5)."""
+    """Rows for conv, pool and ReLU as a fused model runs them, one ConvPool layer
+    (kernels/conv_pool.py); PyTorch runs the three eager ops, forward, and their three backward
+    ops. The backward is to the weights and the input, but for conv1 (to the weights only, as
+    in LeNet-5)."""
     f32 = np.float32
     cases = []
     for (name, C, H, F, K, pad), (pool_name, _, _) in zip(CONVS, POOLS):
@@ -353,8 +363,8 @@ def torch_inference(net, images, labels, batch_size=1000):
     return correct
 
 
-def tinyprune_epoch_seconds(data, twins: bool):
-    model = lenet5(0)
+def tinyprune_epoch_seconds(data, twins: bool, fused: bool = False):
+    model = lenet5(0, fused=fused)
     optimizer = MaskedSGD(model.params(), LR, MOMENTUM, WEIGHT_DECAY)
     one_epoch = type(data)(
         data.train_images, data.train_labels, data.test_images[:1000], data.test_labels[:1000]
@@ -480,50 +490,47 @@ def main(argv=None) -> int:
     data, source = load_data()
     x = to_input(data.train_images[:BATCH])
     y = data.train_labels[:BATCH].astype(np.int64)
-    model = lenet5(0)
-    t_step = timed(tinyprune_step(model, x, y), 1)
-    with numpy_twins():
-        t_step_twin = timed(tinyprune_step(lenet5(0), x, y), args.threads)
-    t_step_torch = None
+    t_step_torch = t_inf_torch = None
+    reps = max(3, args.repeats // 5)
     if torch is not None:
         net = torch_lenet5()
         t_step_torch = timed(torch_step(net, torch_optimizer(net), x, y), None)
-    whole = [row("training step (batch 128)", step_flops(BATCH), t_step, t_step_twin, t_step_torch)]
+        t_inf_torch = median_seconds(
+            lambda: torch_inference(net, data.test_images, data.test_labels), reps, warmup=1
+        )
 
     def infer(m):
         return lambda: evaluate(m, data.test_images, data.test_labels)
 
-    reps = max(3, args.repeats // 5)
-    t_inf = median_seconds(infer(model), reps, warmup=1)
-    with numpy_twins():
-        t_inf_twin = median_seconds(infer(model), reps, warmup=1)
-    t_inf_torch = (
-        None
-        if torch is None
-        else median_seconds(
-            lambda: torch_inference(net, data.test_images, data.test_labels), reps, warmup=1
-        )
-    )
-    whole.append(row("inference, 10,000 images", None, t_inf, t_inf_twin, t_inf_torch))
-    print_table("training step and inference", whole)
+    whole = []
+    for way, fused in (("", False), (", fused", True)):  # lenet5(), then lenet5(fused=True)
+        model = lenet5(0, fused=fused)
+        t_step = timed(tinyprune_step(model, x, y), 1)
+        with numpy_twins():
+            t_step_twin = timed(tinyprune_step(lenet5(0, fused=fused), x, y), args.threads)
+        step = f"training step{way} (batch 128)"
+        whole.append(row(step, step_flops(BATCH), t_step, t_step_twin, t_step_torch))
+        t_inf = median_seconds(infer(model), reps, warmup=1)
+        with numpy_twins():
+            t_inf_twin = median_seconds(infer(model), reps, warmup=1)
+        whole.append(row(f"inference{way}, 10,000 images", None, t_inf, t_inf_twin, t_inf_torch))
+    print_table("training step and inference (fused: conv, pool and ReLU as one layer)", whole)
 
     if not args.no_epoch:
         n_steps = math.ceil(len(data.train_images) / BATCH)
         t_epoch = tinyprune_epoch_seconds(data, twins=False)
         t_epoch_twin = tinyprune_epoch_seconds(data, twins=True)
+        t_epoch_fused = tinyprune_epoch_seconds(data, twins=False, fused=True)
         # No PyTorch epoch here: run in this process, beside numba, it would share the cores'
         # thread pools and be timed cold. benchmarks/whole_run.py times PyTorch's epochs in a
         # process of their own, warm, as users run them.
-        t_epoch_torch = None
-        epoch = row(
-            f"training epoch ({source})",
-            n_steps * step_flops(BATCH),
-            t_epoch,
-            t_epoch_twin,
-            t_epoch_torch,
-        )
-        whole.append(epoch)
-        print_table("whole epoch, seconds (one run each)", [epoch])
+        flops = n_steps * step_flops(BATCH)
+        epochs = [
+            row(f"training epoch ({source})", flops, t_epoch, t_epoch_twin, None),
+            row(f"training epoch, fused ({source})", flops, t_epoch_fused, None, None),
+        ]
+        whole += epochs
+        print_table("whole epoch, seconds (one run each)", epochs)
         print("(PyTorch's epoch: benchmarks/whole_run.py, each framework in its own process)")
     result["whole"] = whole
     if args.json:

@@ -3,10 +3,11 @@
 warm_up compiles the backward to the weights in a second process meanwhile, see
 tinyprune/kernels/precompile.py) and with a warm one (`cache=True`: compiled code loaded).
 
-    python benchmarks/startup.py [--json PATH]
+    python benchmarks/startup.py [--fused] [--json PATH]
 
 Each measurement is a fresh Python process; the cold one gets a new, empty NUMBA_CACHE_DIR,
-and the warm one runs again on the cache the cold one left.
+and the warm one runs again on the cache the cold one left. With --fused, the model is
+lenet5(fused=True), whose ConvPool layers have kernels of their own (kernels/conv_pool.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from common import write_json  # noqa: E402
 # Run in the child: time the import, then warm_up and one batch-128 training step, as the run
 # command takes them.
 CHILD = """
-import json, time
+import json, sys, time
 start = time.perf_counter()
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -36,7 +37,7 @@ from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.train.loop import ONE_BLAS_THREAD, warm_up
 imported = time.perf_counter()
-model = lenet5(0)
+model = lenet5(0, fused=sys.argv[1] == "fused")
 warm_up(model)
 loss_fn = SoftmaxCrossEntropy()
 optimizer = MaskedSGD(model.params(), 0.05, 0.9, 5e-4)
@@ -52,11 +53,12 @@ print(json.dumps({"import_seconds": imported - start, "first_step_seconds": step
 """
 
 
-def measure(cache_dir: str) -> dict:
+def measure(cache_dir: str, fused: bool) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
+    command = [sys.executable, "-c", CHILD, "fused" if fused else "plain"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -78,11 +80,12 @@ def measure(cache_dir: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fused", action="store_true", help="time lenet5(fused=True)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tinyprune-numba-cache-") as cache_dir:
-        cold = measure(cache_dir)
-        warm = measure(cache_dir)
+        cold = measure(cache_dir, args.fused)
+        warm = measure(cache_dir, args.fused)
     print(
         f"{'numba cache':12} {'import s':>9} {'first step s':>13} {'sum s':>7} {'process s':>10}"
         f" {'process CPU s':>14} {'load':>5}"
@@ -94,7 +97,7 @@ def main(argv=None) -> int:
             f"{r['process_cpu_seconds']:14.2f} {r['loadavg_1min_after']:5.2f}"
         )
     if args.json:
-        write_json(args.json, {"cold": cold, "warm": warm})
+        write_json(args.json, {"cold": cold, "warm": warm, "fused": args.fused})
         print(f"wrote {args.json}")
     return 0
 

@@ -2,7 +2,7 @@
 epoch (`tinyprune.train.loop.evaluate`: batches of 1000, loss and accuracy), for
 benchmarks/whole_run.py.
 
-    python benchmarks/tinyprune_infer.py --model lenet5 --weights runs/latest/model.npz
+    python benchmarks/tinyprune_infer.py --model lenet5 --weights runs/latest/model.npz [--fused]
 
 One untimed call first (numba loads its compiled kernels), then --repeats timed ones. The last
 line it prints is JSON: the seconds of each timed call and the test accuracy.
@@ -25,9 +25,10 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(MODELS), default="lenet5")
     parser.add_argument("--weights", type=Path, required=True, help="a model.npz of that model")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fused", action="store_true", help="the model with ConvPool layers")
     args = parser.parse_args()
     data = load_mnist(download_missing=False, progress=False)
-    model = MODELS[args.model](0)
+    model = MODELS[args.model](0, fused=True) if args.fused else MODELS[args.model](0)
     model.load(args.weights)
     evaluate(model, data.test_images, data.test_labels)
     seconds = []

@@ -2,13 +2,15 @@
 scripts (benchmarks/torch_peer.py), each in its own process, alternated over several rounds.
 
     python benchmarks/whole_run.py [--rounds 3] [--epochs 3] [--models lenet5 lenet5-caffe]
-                                   [--no-compile] [--json PATH]
+                                   [--no-compile] [--fused] [--json PATH]
 
 tinyprune: `python -m tinyprune.run --model M --epochs E --finetune-epochs 0 --sparsity 0`,
 its epoch seconds read from the result.json it writes (`history[i].seconds`: the training steps
 alone, the number the run prints); then inference over the 10,000 test images with the weights
-it saved (benchmarks/tinyprune_infer.py, its own process). PyTorch: benchmarks/torch_peer.py,
-the same network, batch size, optimizer and epochs, eager and with torch.compile.
+it saved (benchmarks/tinyprune_infer.py, its own process). With --fused, "tinyprune fused"
+races too: the same with `--fused` (each convolution, its pooling and ReLU as one layer,
+tinyprune/nn/conv_pool.py). PyTorch: benchmarks/torch_peer.py, the same network, batch size,
+optimizer and epochs, eager and with torch.compile.
 
 Epoch 1 is left out of the comparison (torch.compile compiles in it); the others are the warm
 epochs, compared by their best and their median over all rounds. Inference: the best and median
@@ -59,8 +61,11 @@ def last_json(command: list[str]) -> tuple[dict, str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
 
 
-def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path, limit: list[str]) -> dict:
-    out = tmp / f"run-{model}"
+def run_tinyprune(
+    model: str, epochs: int, repeats: int, tmp: Path, limit: list[str], fused: bool
+) -> dict:
+    out = tmp / f"run-{model}{'-fused' if fused else ''}"
+    fused_option = ["--fused"] if fused else []
     command = [
         sys.executable,
         "-m",
@@ -76,6 +81,7 @@ def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path, limit: list[
         "--out",
         str(out),
         *limit,
+        *fused_option,
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -91,6 +97,7 @@ def run_tinyprune(model: str, epochs: int, repeats: int, tmp: Path, limit: list[
             str(out / "model.npz"),
             "--repeats",
             str(repeats),
+            *fused_option,
         ]
     )
     ready = [line for line in done.stdout.splitlines() if line.startswith("numba kernels ready")]
@@ -165,6 +172,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out")
     parser.add_argument(
+        "--fused", action="store_true", help="race tinyprune's fused models (run --fused) too"
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=None,
@@ -175,6 +185,7 @@ def main(argv=None) -> int:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is not compared")
     contenders = CONTENDERS[:2] if args.no_compile else CONTENDERS
+    contenders = contenders + ["tinyprune fused"] if args.fused else contenders
     limit = [] if args.limit is None else ["--limit", str(args.limit)]
     result: dict = {
         "command": sys.argv,
@@ -195,8 +206,11 @@ def main(argv=None) -> int:
                 for name in contenders:
                     before, start = loadavg(), time.perf_counter()
                     cpu = cpu_seconds()
-                    if name == "tinyprune":
-                        r = run_tinyprune(model, args.epochs, args.infer_repeats, Path(tmp), limit)
+                    if name.startswith("tinyprune"):
+                        fused = name == "tinyprune fused"
+                        r = run_tinyprune(
+                            model, args.epochs, args.infer_repeats, Path(tmp), limit, fused
+                        )
                     else:
                         r = run_torch(
                             model, args.epochs, args.infer_repeats, name == "torch.compile", limit

@@ -27,6 +27,7 @@
 # missing). Set `DATASET = "fashion-mnist"` below to do it all on clothes instead of digits.
 
 # %%
+import inspect
 import os
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ from tinyprune.data.mnist import load_mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.c_export import export_c
 from tinyprune.deploy.compress import load_copy, write_compressed
+from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
@@ -62,8 +64,9 @@ print(
 # The network is a `Sequential` of layers (tinyprune/nn/model.py). Each layer's `forward`
 # takes the output of the one before. The image is first scaled to [0, 1] and normalised by
 # the training set's mean and standard deviation (`to_input`). Here we call the layers one by
-# one to see each output; `model.forward` runs each convolution, its pooling and its ReLU as
-# one step instead (`fuse` in tinyprune/nn/layers.py): the same numbers, faster.
+# one to see each output, as `model.forward` does. `lenet5(fused=True)` would instead name each
+# convolution, its pooling and its ReLU as one layer (`ConvPool`, tinyprune/nn/conv_pool.py):
+# the same numbers, faster, and fewer layers to look at.
 
 # %%
 model = lenet5(seed=0)
@@ -325,11 +328,17 @@ else:
 #     NUMBA_DISABLE_JIT=1 python -m tinyprune.run --limit 32 --test-limit 32 --batch-size 16 \
 #         --epochs 1 --finetune-epochs 1 --out runs/debug
 #
-# Set a breakpoint in `_forward_blocks` (tinyprune/kernels/conv.py: every convolution's
-# forward, pooled or not) and run it under `python -m pdb`, or in your editor's debugger. The
-# next cell runs that command.
+# Set a breakpoint in `Conv2d.forward` (tinyprune/nn/layers.py), the layer the model's
+# definition names, and run it under `python -m pdb`, or in your editor's debugger; from there,
+# step into `conv2d_forward` and its loops, `_forward_blocks` (tinyprune/kernels/conv.py).
+#
+# The next cell prints the pdb commands (`b` at Conv2d.forward's first line, then `c`), and
+# runs the command itself without the debugger.
 
 # %%
+source, first = inspect.getsourcelines(Conv2d.forward)  # its `def` line, then its body
+where = f"{inspect.getsourcefile(Conv2d.forward)}:{first + 1}"
+print(f"under python -m pdb: b {where}  (-> {source[1].strip()}), then c")
 env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
 command = [
     sys.executable,

@@ -1,11 +1,12 @@
 """Convolution fused with pooling and ReLU: each kernel against its NumPy twin, and bit for bit
-against the separate kernels; a model's fused steps against its layers run one by one."""
+against the separate kernels; a fused model (ConvPool layers) against the plain one."""
 
 import numpy as np
 import pytest
 from helpers import assert_close, conv_cases
 from hypothesis import given, settings
 
+from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.kernels.conv import (
     conv2d_backward_input,
     conv2d_backward_weight,
@@ -21,9 +22,12 @@ from tinyprune.kernels.conv_pool import (
     conv2d_pool_forward_numpy,
 )
 from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
-from tinyprune.nn.layers import ConvPool, fuse
+from tinyprune.nn.conv_pool import ConvPool
+from tinyprune.nn.layers import Conv2d, Flatten, MaxPool2d, ReLU
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5, lenet5_caffe
+from tinyprune.prune.criteria import prune
+from tinyprune.prune.filters import shrink
 
 LENET_CONVS = [((20, 1, 28, 28), (6, 1, 5, 5), 2), ((20, 6, 14, 14), (16, 6, 5, 5), 0)]
 
@@ -123,46 +127,77 @@ def test_shapes_that_do_not_fit_are_refused():
         conv2d_pool_backward_input(out, argmax[:, :1], w, 0, 8, 8)
 
 
-def layer_by_layer(model, x, y):
-    """Forward and backward through each layer alone -> logits, {param: grad}."""
-    for layer in model.layers.values():
-        x = layer.forward(x)
+def logits_and_grads(model, x, y):
+    """One forward and backward -> logits, {param: grad}."""
     loss = SoftmaxCrossEntropy()
-    loss.forward(x, y)
-    dout = loss.backward()
-    for layer in reversed(model.layers.values()):
-        dout = layer.backward(dout)
-        if dout is None:
-            break
-    return x, {name: p.grad.copy() for name, p in model.params().items()}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("build", [lenet5, lenet5_caffe])
-def test_model_steps_equal_its_layers_one_by_one(build):
-    model = build(seed=3)
-    steps = fuse(model.layers)
-    assert [type(s) for s in steps.values()][:2] == [ConvPool, ConvPool]
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((19, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, 19)
-    logits, grads = layer_by_layer(model, x, y)
-    fused_logits = model.forward(x)
-    loss = SoftmaxCrossEntropy()
-    loss.forward(fused_logits, y)
+    logits = model.forward(x)
+    loss.forward(logits, y)
     model.backward(loss.backward())
+    return logits, {name: p.grad.copy() for name, p in model.params().items()}
+
+
+def check_fused_equals_plain(build, N, dtype):
+    """A fused and a plain model of one seed: the same state, logits and gradients, bit for bit."""
+    plain, fused = build(seed=3, dtype=dtype), build(seed=3, dtype=dtype, fused=True)
+    kinds = [type(layer) for layer in fused.layers.values()]
+    assert kinds[:3] == [ConvPool, ConvPool, Flatten]
+    assert not any(isinstance(layer, (MaxPool2d, Conv2d)) for layer in fused.layers.values())
+    state = plain.state()
+    assert list(fused.state()) == list(state)
+    for name, value in fused.state().items():
+        np.testing.assert_array_equal(value, state[name], err_msg=name)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, 1, 28, 28)).astype(dtype)
+    y = rng.integers(0, 10, N)
+    logits, grads = logits_and_grads(plain, x, y)
+    fused_logits, fused_grads = logits_and_grads(fused, x, y)
     np.testing.assert_array_equal(fused_logits, logits)
-    for name, p in model.params().items():
-        np.testing.assert_array_equal(p.grad, grads[name], err_msg=name)
+    for name, grad in grads.items():
+        np.testing.assert_array_equal(fused_grads[name], grad, err_msg=name)
 
 
-def test_steps_follow_the_layers_and_backward_needs_a_forward():
-    model = lenet5()
-    with pytest.raises(RuntimeError, match="forward first"):
-        model.backward(np.zeros((2, 10), np.float32))
-    x = np.zeros((2, 1, 28, 28), np.float32)
-    model.forward(x)
-    assert list(model.steps)[:2] == ["conv1+pool1+relu1", "conv2+pool2+relu2"]
-    del model.layers["relu1"]  # a caller changes the layers: the next forward fuses anew
-    model.forward(x)
-    assert list(model.steps)[:2] == ["conv1+pool1", "conv2+pool2+relu2"]
+# lenet5_caffe: 40 s as plain Python (NUMBA_DISABLE_JIT=1), its convolutions being 3-5x larger
+@pytest.mark.parametrize("build", [lenet5, pytest.param(lenet5_caffe, marks=pytest.mark.slow)])
+def test_fused_model_equals_plain_model(build):
+    check_fused_equals_plain(build, 3, np.float64)
+
+
+@pytest.mark.slow  # 19 images: three blocks, the last one short
+@pytest.mark.parametrize("build", [lenet5, lenet5_caffe])
+def test_fused_model_equals_plain_model_in_float32_over_blocks(build):
+    check_fused_equals_plain(build, 19, np.float32)
+
+
+def test_fused_and_plain_models_load_each_others_weights(tmp_path):
+    trained = lenet5(seed=1, fused=True)
+    trained.save(tmp_path / "fused.npz")
+    plain = lenet5(seed=2)
+    plain.load(tmp_path / "fused.npz")
+    for name, value in trained.state().items():
+        np.testing.assert_array_equal(plain.state()[name], value, err_msg=name)
+    assert list(lenet5(fused=True).layers) == [
+        "conv1",
+        "conv2",
+        "flatten",
+        "fc1",
+        "relu3",
+        "fc2",
+        "relu4",
+        "fc3",
+    ]
+    assert isinstance(lenet5().layers["relu1"], ReLU)
+
+
+def test_filter_pruning_and_sparse_inference_take_fused_models():
+    """prune/filters.py and deploy/sparse_model.py see a ConvPool as its conv block."""
+    plain, fused = lenet5(seed=4), lenet5(seed=4, fused=True)
+    for model in (plain, fused):
+        prune(model, 0.5, "filter")
+    small_plain, small_fused = shrink(plain), shrink(fused)
+    assert isinstance(small_fused.layers["conv2"], ConvPool)
+    assert list(small_fused.state()) == list(small_plain.state())
+    for name, value in small_plain.state().items():
+        np.testing.assert_array_equal(small_fused.state()[name], value, err_msg=name)
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(small_fused.forward(x), small_plain.forward(x))
+    np.testing.assert_array_equal(SparseModel(fused).forward(x), SparseModel(plain).forward(x))

@@ -144,12 +144,15 @@ def test_linear_without_input_grad_gives_the_same_weight_gradients():
     np.testing.assert_array_equal(full.bias.grad, first.bias.grad)
 
 
-def test_warm_up_runs_every_step_forward_then_backward_and_reports_each():
-    model = lenet5()
+@pytest.mark.parametrize("fused", [False, True])
+def test_warm_up_runs_every_layer_forward_then_backward_and_reports_each(fused):
+    model = lenet5(fused=fused)
     reported = []
     seconds = warm_up(model, lambda name, s: reported.append(name))
     reported = [name for name in reported if name != SECOND_PROCESS]  # on a first run only
-    names = ["conv1+pool1+relu1", "conv2+pool2+relu2", "flatten", "fc1", "relu3", "fc2", "relu4"]
-    names.append("fc3")
+    names = ["conv1", "pool1", "relu1", "conv2", "pool2", "relu2", "flatten", "fc1", "relu3", "fc2"]
+    names += ["relu4", "fc3"]
+    if fused:  # conv, pool and ReLU as one layer, named for the convolution
+        names = [n for n in names if n not in ("pool1", "relu1", "pool2", "relu2")]
     assert reported == [f"{n} forward" for n in names] + [f"{n} backward" for n in names[::-1]]
-    assert seconds >= 0 and np.abs(model.layers["conv1"].weight.grad).sum() > 0
+    assert seconds >= 0 and np.abs(model.layers["conv1"].params["weight"].grad).sum() > 0

@@ -23,6 +23,7 @@ from tinyprune.kernels.sparse import (
     sparse_forward_serial,
     sparse_linear_numpy,
 )
+from tinyprune.nn.conv_pool import ConvPool
 from tinyprune.nn.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from tinyprune.nn.model import Sequential
 
@@ -37,7 +38,7 @@ class Stage(NamedTuple):
 
 
 LAYOUT_HELP = (
-    "conv blocks (Conv2d, then MaxPool2d and an optional ReLU in either order), "
+    "conv blocks (Conv2d, then MaxPool2d and an optional ReLU in either order; or a ConvPool), "
     "a Flatten, then Linear layers each with an optional ReLU"
 )
 
@@ -62,7 +63,9 @@ def sparse_stages(model: Sequential) -> list[Stage]:
             i += 1
         pools = sum(isinstance(f, MaxPool2d) for f in followers)
         relus = len(followers) - pools
-        if isinstance(layer, Conv2d) and not flat:
+        if isinstance(layer, ConvPool) and not flat and not followers:
+            stages.append(Stage(name, layer.conv, layer.relu))  # the same block, as one layer
+        elif isinstance(layer, Conv2d) and not flat:
             if pools != 1 or relus > 1:
                 refuse(f"{name} is not followed by one MaxPool2d and at most one ReLU")
             stages.append(Stage(name, layer, relus == 1))

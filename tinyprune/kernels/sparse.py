@@ -27,7 +27,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tinyprune.kernels.conv import _fill_wide
+
+@njit(cache=True, nogil=True)
+def _fill_wide(planes, pad, stride, wide):
+    """Copy planes (P, h, w) into wide (P * rows * stride,), planes[p, i, k] going to
+    p * rows * stride + (i + pad) * stride + pad + k. The rest of wide is left as it was: zero
+    once, it stays the zero border of every image copied in."""
+    P, h, w = planes.shape
+    plane = wide.shape[0] // P
+    for p in range(P):
+        for i in range(h):
+            start = p * plane + (i + pad) * stride + pad
+            for k in range(w):
+                wide[start + k] = planes[p, i, k]
 
 
 def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

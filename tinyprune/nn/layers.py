@@ -2,8 +2,8 @@
 
 A layer's `forward(x)` caches what `backward(dout)` needs; `backward` fills the
 gradients of its parameters and returns the gradient with respect to its input.
-The arithmetic lives in `tinyprune.kernels`; the optimizer lives in `optim.py`.
-A model runs each Conv2d, the MaxPool2d and ReLU after it as one ConvPool step (`fuse`).
+The arithmetic lives in `tinyprune.kernels`; the optimizer lives in `optim.py`; a
+convolution with its pooling and ReLU as one faster layer, in `conv_pool.py`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,6 @@ import numpy as np
 
 from tinyprune.kernels.conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from tinyprune.kernels.conv_gemm import conv2d_backward_input_gemm
-from tinyprune.kernels.conv_pool import (
-    argmax_planes,
-    conv2d_pool_backward_input,
-    conv2d_pool_backward_weight,
-    conv2d_pool_forward,
-)
 from tinyprune.kernels.matmul import matmul
 from tinyprune.kernels.pool import maxpool2x2_backward, maxpool2x2_forward
 
@@ -170,56 +164,3 @@ class Linear(Layer):
         self.weight.grad[...] = matmul(dout.T, self.x)
         self.bias.grad[...] = dout.sum(axis=0)
         return matmul(dout, self.weight.value) if self.input_grad else None
-
-
-class ConvPool(Layer):
-    """A model's Conv2d, the MaxPool2d after it and the ReLU after that (if given) run as one
-    step (kernels/conv_pool.py): the same numbers as the three layers one after the other,
-    without writing the convolution's whole output, or its gradient, out of the caches.
-    Sequential runs its layers so; the layers themselves stay as they are, and keep the
-    parameters and the gradients."""
-
-    def __init__(self, conv: Conv2d, pool: MaxPool2d, relu: ReLU | None):
-        super().__init__()
-        self.conv, self.pool, self.relu = conv, pool, relu
-
-    def forward(self, x):
-        conv = self.conv
-        conv.x = x
-        w, b = conv.weight.value, conv.bias.value
-        out, self.argmax = conv2d_pool_forward(x, w, b, conv.padding, self.relu is not None)
-        return out
-
-    def backward(self, dout):
-        conv = self.conv
-        K = conv.weight.value.shape[2]
-        dw, db = conv2d_pool_backward_weight(conv.x, dout, self.argmax, conv.padding, K)
-        conv.weight.grad[...] = dw
-        conv.bias.grad[...] = db
-        if not conv.input_grad:
-            return None
-        _, _, h, w = conv.x.shape
-        if conv.gemm:  # the lowered backward reads the whole gradient: unpool it first
-            size = h + 2 * conv.padding - K + 1, w + 2 * conv.padding - K + 1
-            unpooled = maxpool2x2_backward(dout, argmax_planes(self.argmax, len(dout)), *size)
-            return conv2d_backward_input_gemm(unpooled, conv.weight.value, conv.padding, h, w)
-        return conv2d_pool_backward_input(dout, self.argmax, conv.weight.value, conv.padding, h, w)
-
-
-def fuse(layers: dict[str, Layer]) -> dict[str, Layer]:
-    """layers (name -> layer, in order), with each Conv2d that a MaxPool2d follows, that
-    MaxPool2d and a ReLU after it (if one is) replaced by one ConvPool named 'conv+pool+relu'."""
-    names = list(layers)
-    steps: dict[str, Layer] = {}
-    i = 0
-    while i < len(names):
-        conv, after = layers[names[i]], [layers[name] for name in names[i + 1 : i + 3]]
-        if isinstance(conv, Conv2d) and after and isinstance(after[0], MaxPool2d):
-            relu = after[1] if len(after) > 1 and isinstance(after[1], ReLU) else None
-            size = 2 if relu is None else 3
-            steps["+".join(names[i : i + size])] = ConvPool(conv, after[0], relu)
-        else:
-            size = 1
-            steps[names[i]] = conv
-        i += size
-    return steps

@@ -1,4 +1,5 @@
-"""Models: a named sequence of layers, LeNet-5, and saving/loading their weights."""
+"""Models: a named sequence of layers, run in order, LeNet-5 and its kin (with fused=True,
+conv blocks as ConvPool layers), and saving/loading their weights."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.files import write_npz
-from tinyprune.nn.layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU, fuse
+from tinyprune.nn.conv_pool import ConvPool
+from tinyprune.nn.layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, Param, ReLU
 
 
 def layer_of(param_name: str) -> str:
@@ -30,23 +32,15 @@ class Sequential:
     def __init__(self, name: str, layers: dict[str, Layer]):
         self.name = name
         self.layers = layers
-        self.steps: dict[str, Layer] = {}  # what forward runs: see there
-        self._steps_of: tuple = ()  # the layers self.steps were made from
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Through the layers, a convolution and the pooling (and ReLU) after it as one step
-        (layers.fuse: the same numbers, faster); backward runs the same steps back."""
-        layers = tuple(self.layers.items())
-        if layers != self._steps_of:  # the first call, or a caller changed the layers
-            self.steps, self._steps_of = fuse(self.layers), layers
-        for step in self.steps.values():
-            x = step.forward(x)
+        for layer in self.layers.values():
+            x = layer.forward(x)
         return x
 
     def backward(self, dout: np.ndarray) -> None:
-        if not self.steps:
-            raise RuntimeError(f"{self.name}: backward needs a forward first")
-        for layer in reversed(self.steps.values()):
+        """After forward: each layer's backward, last to first, filling the gradients."""
+        for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
             if dout is None:  # a layer with input_grad=False: the ones before it have no params
                 return
@@ -117,20 +111,30 @@ class Sequential:
             self.load_state(dict(arrays), source=str(path))
 
 
-def lenet5(seed: int = 0, dtype=np.float32) -> Sequential:
-    """LeNet-5 of the original project: 61,706 parameters; input (N, 1, 28, 28)."""
+def lenet5(seed: int = 0, dtype=np.float32, fused: bool = False) -> Sequential:
+    """LeNet-5 of the original project: 61,706 parameters; input (N, 1, 28, 28). With fused,
+    each convolution, its pooling and its ReLU are one ConvPool layer named for the convolution."""
     rng = np.random.default_rng(seed)
+    conv1 = Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype, input_grad=False)  # (N, 6, 28, 28)
+    conv2 = Conv2d(6, 16, 5, padding=0, rng=rng, dtype=dtype)  # (N, 16, 10, 10)
+    # ReLU after the pool, not before: max(relu(a), relu(b)) = relu(max(a, b)), for the
+    # gradients too, so the network is the same, and its ReLUs touch 4x fewer numbers.
+    features: dict[str, Layer]
+    if fused:  # each block as one layer: the same numbers, faster (nn/conv_pool.py)
+        features = {"conv1": ConvPool(conv1, relu=True), "conv2": ConvPool(conv2, relu=True)}
+    else:
+        features = {
+            "conv1": conv1,
+            "pool1": MaxPool2d(),  # (N, 6, 28, 28) -> (N, 6, 14, 14)
+            "relu1": ReLU(),
+            "conv2": conv2,
+            "pool2": MaxPool2d(),  # (N, 16, 10, 10) -> (N, 16, 5, 5)
+            "relu2": ReLU(),
+        }
     return Sequential(
         "lenet5",
         {
-            # ReLU after the pool, not before: max(relu(a), relu(b)) = relu(max(a, b)), for the
-            # gradients too, so the network is the same, and its ReLUs touch 4x fewer numbers.
-            "conv1": Conv2d(1, 6, 5, padding=2, rng=rng, dtype=dtype, input_grad=False),
-            "pool1": MaxPool2d(),  # (N, 6, 28, 28) -> (N, 6, 14, 14)
-            "relu1": ReLU(),
-            "conv2": Conv2d(6, 16, 5, padding=0, rng=rng, dtype=dtype),
-            "pool2": MaxPool2d(),  # (N, 16, 10, 10) -> (N, 16, 5, 5)
-            "relu2": ReLU(),
+            **features,
             "flatten": Flatten(),  # -> (N, 400)
             "fc1": Linear(400, 120, rng, dtype),
             "relu3": ReLU(),
@@ -141,17 +145,27 @@ def lenet5(seed: int = 0, dtype=np.float32) -> Sequential:
     )
 
 
-def lenet5_caffe(seed: int = 0, dtype=np.float32) -> Sequential:
+def lenet5_caffe(seed: int = 0, dtype=np.float32, fused: bool = False) -> Sequential:
     """Caffe's LeNet-5, which Han et al. (2015) pruned 12x: 431,080 parameters; input
-    (N, 1, 28, 28). Like Caffe's, it has no ReLU after its convolutions."""
+    (N, 1, 28, 28). Like Caffe's, it has no ReLU after its convolutions. With fused, each
+    convolution and its pooling are one ConvPool layer named for the convolution."""
     rng = np.random.default_rng(seed)
+    conv1 = Conv2d(1, 20, 5, padding=0, rng=rng, dtype=dtype, input_grad=False)  # (N, 20, 24, 24)
+    conv2 = Conv2d(20, 50, 5, padding=0, rng=rng, dtype=dtype)  # (N, 50, 8, 8)
+    features: dict[str, Layer]
+    if fused:  # each block as one layer: the same numbers, faster (nn/conv_pool.py)
+        features = {"conv1": ConvPool(conv1, relu=False), "conv2": ConvPool(conv2, relu=False)}
+    else:
+        features = {
+            "conv1": conv1,
+            "pool1": MaxPool2d(),  # (N, 20, 24, 24) -> (N, 20, 12, 12)
+            "conv2": conv2,
+            "pool2": MaxPool2d(),  # (N, 50, 8, 8) -> (N, 50, 4, 4)
+        }
     return Sequential(
         "lenet5-caffe",
         {
-            "conv1": Conv2d(1, 20, 5, padding=0, rng=rng, dtype=dtype, input_grad=False),
-            "pool1": MaxPool2d(),  # (N, 20, 24, 24) -> (N, 20, 12, 12)
-            "conv2": Conv2d(20, 50, 5, padding=0, rng=rng, dtype=dtype),
-            "pool2": MaxPool2d(),  # (N, 50, 8, 8) -> (N, 50, 4, 4)
+            **features,
             "flatten": Flatten(),  # -> (N, 800)
             "fc1": Linear(800, 500, rng, dtype),
             "relu1": ReLU(),
@@ -177,5 +191,5 @@ def lenet_300_100(seed: int = 0, dtype=np.float32) -> Sequential:
     )
 
 
-# Name on the command line (--model) -> builder(seed, dtype).
+# Name on the command line (--model) -> builder(seed, dtype); the LeNet-5s take fused= too.
 MODELS = {"lenet5": lenet5, "lenet5-caffe": lenet5_caffe, "lenet-300-100": lenet_300_100}

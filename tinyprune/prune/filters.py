@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyprune.nn.conv_pool import ConvPool
 from tinyprune.nn.layers import Conv2d, Linear
 from tinyprune.nn.model import Sequential
 from tinyprune.prune.masks import keep_mask
 
 
 def weighted_layers(model: Sequential) -> dict[str, Conv2d | Linear]:
-    """The conv and fc layers, by name, in order."""
-    return {
-        name: layer for name, layer in model.layers.items() if isinstance(layer, (Conv2d, Linear))
-    }
+    """The conv and fc layers, by name, in order (a ConvPool's convolution under its name)."""
+    layers = {n: x.conv if isinstance(x, ConvPool) else x for n, x in model.layers.items()}
+    return {name: layer for name, layer in layers.items() if isinstance(layer, (Conv2d, Linear))}
 
 
 def kept_units(layer) -> np.ndarray:
@@ -76,7 +76,8 @@ def shrink(model: Sequential) -> Sequential:
     rng = np.random.default_rng(0)  # the initial values are overwritten right away
     layers = {}
     kept_before = None
-    for name, layer in model.layers.items():
+    for name, outer in model.layers.items():
+        layer = outer.conv if isinstance(outer, ConvPool) else outer
         if not isinstance(layer, (Conv2d, Linear)):
             layers[name] = type(layer)()  # ReLU, MaxPool2d, Flatten: no parameters
             continue
@@ -104,5 +105,7 @@ def shrink(model: Sequential) -> Sequential:
         small.weight.value[...] = w
         small.bias.value[...] = layer.bias.value[out_keep]
         layers[name] = small
+        if isinstance(outer, ConvPool) and isinstance(small, Conv2d):  # fused stays fused
+            layers[name] = ConvPool(small, outer.relu)
         kept_before = out_keep
     return Sequential(model.name, layers)

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.data.transforms import random_shift, to_input
 from tinyprune.kernels import precompile
-from tinyprune.nn.layers import Conv2d, fuse
+from tinyprune.nn.conv_pool import ConvPool
+from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import Sequential
 from tinyprune.nn.optim import MaskedAdam, MaskedSGD
@@ -30,29 +31,31 @@ class Diverged(FloatingPointError):
 
 
 def warm_up(model: Sequential, report: Callable[[str, float], None] | None = None) -> float:
-    """Run two blank images forward and back through the model, one step at a time, so that
-    numba compiles its kernels now (the first run on a machine: a few seconds) or loads them
-    from its cache (a fraction of a second), not inside the first timed epoch. Each kernel is
+    """Run two blank images forward and back through the model, one layer at a time, so that
+    numba compiles the kernels of its layers now (the first run on a machine: a few seconds) or
+    loads them from its cache (a fraction of a second), not inside the first timed epoch: a
+    plain model's conv and pool kernels, a fused one's ConvPool kernels. Each kernel is
     compiled for the dtype it is first called with, here the model's, on first use; on a first
     run some backward kernels compile meanwhile in a second process (kernels/precompile.py).
-    After each step's pass, report(f"{step} forward" or "... backward", seconds) if given
-    (a step is a layer, or a convolution fused with its pooling: "conv1+pool1+relu1"),
+    After each layer's pass, report(f"{name} forward" or "... backward", seconds) if given,
     so a caller can show the progress; and report(SECOND_PROCESS, seconds) for the wait for that
     process, if one ran. -> seconds in all."""
     start = time.perf_counter()
     dtype = next(iter(model.params().values())).value.dtype
-    convs = [layer for layer in model.layers.values() if isinstance(layer, Conv2d)]
-    helper = precompile.start(dtype) if convs else None
+    fused = [layer.conv for layer in model.layers.values() if isinstance(layer, ConvPool)]
+    convs = [layer for layer in model.layers.values() if isinstance(layer, Conv2d)] + fused
+    helper = precompile.start(dtype, bool(fused)) if convs else None
     x = to_input(np.zeros((2, 28, 28), np.uint8)).astype(dtype)
-    steps = fuse(model.layers)  # as model.forward runs them
-    for name, step in steps.items():
-        x = _timed(f"{name} forward", step.forward, x, report)
+    for name, layer in model.layers.items():
+        x = _timed(f"{name} forward", layer.forward, x, report)
     if helper is not None:
         input_grad = any(conv.input_grad and not conv.gemm for conv in convs)
-        finish = functools.partial(precompile.finish, dtype=dtype, input_grad=input_grad)
+        finish = functools.partial(
+            precompile.finish, dtype=dtype, fused=bool(fused), input_grad=input_grad
+        )
         _timed(SECOND_PROCESS, finish, helper, report)
-    for name, step in reversed(steps.items()):
-        x = _timed(f"{name} backward", step.backward, x, report)
+    for name, layer in reversed(model.layers.items()):
+        x = _timed(f"{name} backward", layer.backward, x, report)
         if x is None:  # a layer with input_grad=False: the layers before it need no gradient
             break
     return time.perf_counter() - start
