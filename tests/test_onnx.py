@@ -5,6 +5,7 @@ instead, since CI must run them."""
 
 import importlib
 import os
+from functools import partial
 
 import numpy as np
 import pytest
@@ -60,7 +61,10 @@ def run_onnx(path, images: np.ndarray) -> np.ndarray:
     return session.run(["logits"], {"pixels": images[:, None].astype(np.float32)})[0]
 
 
-@pytest.mark.parametrize("make", [tiny, lenet5, lenet5_caffe, lenet_300_100])
+FUSED = [partial(lenet5, fused=True), partial(lenet5_caffe, fused=True)]
+
+
+@pytest.mark.parametrize("make", [tiny, lenet5, lenet5_caffe, lenet_300_100, *FUSED])
 @pytest.mark.parametrize("dataset", [MNIST, FASHION_MNIST])
 def test_onnx_runtime_gives_our_logits(make, dataset, tmp_path):
     model = make(seed=1)
