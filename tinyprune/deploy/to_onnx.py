@@ -22,9 +22,7 @@ try:
     from onnx.helper import make_node
     from onnx.numpy_helper import from_array
 except ImportError as error:  # an optional dependency: say how to get it
-    raise ImportError(
-        "the ONNX export needs the onnx package: pip install -e '.[export]'"
-    ) from error
+    raise ImportError("the ONNX export needs onnx: pip install -e '.[export]'") from error
 
 import tinyprune
 from tinyprune.data.datasets import MNIST, Dataset
