@@ -63,6 +63,10 @@ def test_degenerate_fields():
     assert ar.field_bits(np.zeros(10, np.int64), 1) == 4  # a one-symbol alphabet: P only
     with pytest.raises(ValueError, match=r"in \[0, 4\)"):
         ar.encode_field(np.array([0, 4]), 4)
+    with pytest.raises(ValueError, match="at most 2\\^15"):
+        ar.encode_field(np.arange(2**15 + 1), 2**15 + 1)
+    with pytest.raises(ValueError, match="alphabet of 0"):
+        ar.read_field(BitReader(bytes(4)), 3, 0)
 
 
 def skewed(alphabet: int, n: int, concentration: float, seed: int) -> np.ndarray:

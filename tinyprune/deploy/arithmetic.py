@@ -151,7 +151,8 @@ def best_table(counts: np.ndarray) -> tuple[np.ndarray, int]:
         cost = len(table_code(f, precision)) + ideal
         if best is None or cost < best[0]:
             best = (cost, f, precision)
-    assert best is not None
+    if best is None:
+        raise ValueError(f"{used.sum()} symbols used: a table holds at most 2^15 (split the field)")
     return best[1], best[2]
 
 
@@ -202,6 +203,8 @@ def read_field(bits: BitReader, count: int, alphabet: int) -> np.ndarray:
     bits that are not such a field; damage that still decodes is the file checksum's job."""
     if count == 0:
         return np.zeros(0, np.int64)
+    if alphabet < 1:
+        raise ValueError(f"{count} symbols to read from an alphabet of {alphabet}")
     precision = int(bits.uints(1, PRECISION_BITS)[0])
     total = 2**precision
     freqs = np.array([read_gamma(bits, precision + 1) - 1 for _ in range(alphabet - 1)], np.int64)
