@@ -5,6 +5,7 @@ API page made from the docstrings).
 Without MkDocs (`pip install -e '.[docs]'`) or Chromium these tests skip, saying so; with
 CI=true they fail instead, since CI must build the site."""
 
+import html as html_module
 import importlib.util
 import os
 import re
@@ -42,7 +43,7 @@ def site(tmp_path_factory) -> Path:
 def text(html: str) -> str:
     """What a reader sees of a page: no scripts, no style, no tags, spaces squeezed."""
     html = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", html, flags=re.S)
-    return " ".join(html.split())
+    return " ".join(html_module.unescape(html).split())
 
 
 def test_index_renders_with_its_title_headings_and_picture(site, tmp_path):
@@ -69,3 +70,4 @@ def test_walkthrough_and_api_pages_hold_their_content(site):
     api = text(dom(site / "api" / "nn" / "index.html"))
     for name in ("Conv2d", "MaskedSGD", "SoftmaxCrossEntropy", "lenet5"):
         assert name in api, name
+    assert "(N, C, H, W) -> (N, C*H*W)" in api  # Flatten's docstring, its stars kept (hooks.py)
