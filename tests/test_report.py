@@ -73,6 +73,12 @@ def drawn(tmp_path_factory):
                 "int8_test_accuracy": 0.8666,
                 "history": tune,
                 "bytes": {"dense_float32": 246824, "compressed": 80000, "compressed_int8": 30000},
+                "shared": {
+                    "bits": "conv=8,fc=5",
+                    "file": "shared.tpz",
+                    "file_bytes": 20000,
+                    "file_accuracy": 0.8650,
+                },
                 "layers": [
                     {"name": "conv1.weight", "weights": 150, "nonzero": 45, "sparsity": 0.7}
                 ],
@@ -119,13 +125,38 @@ def test_sweep_size_plot_skips_points_without_sizes(tmp_path):
     assert sweep_size_plot(result, tmp_path / "size.png") == tmp_path / "size.png"
 
 
+def visible_text(page: str) -> str:
+    """What a reader sees of an HTML page: no scripts, no style, no tags or attributes."""
+    return re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", page, flags=re.S)
+
+
+def table_rows(page: str) -> list[list[str]]:
+    """Every row of every table, as the text of its cells."""
+    return [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr>(.*?)</tr>", page)]
+
+
 def test_page_is_self_contained_and_holds_the_numbers(run_dir):
     page = build_page(run_dir)
     assert "fine-tuned 86.71%" in page and "int8 86.66%" in page and "dense 82.70%" in page
     assert page.count("src='data:image/png;base64,") == 4
     assert not re.search(r"(src|href)=['\"]?(https?:|//)", page)  # nothing fetched from a network
-    assert "3.1x" in page and "pruned.tpz" in page  # dense float32 246,824 bytes / 80,000
     assert "<script" in page and "http" not in page.split("<script>")[1].split("</script>")[0]
+
+
+def test_page_lists_every_model_file_with_its_bytes_and_accuracy(run_dir):
+    rows = {row[0]: row[1:4] for row in table_rows(build_page(run_dir)) if row[0].endswith(".tpz")}
+    # bytes; dense float32 (246,824 bytes) / bytes; accuracy of the model the file decodes to
+    assert rows == {
+        "pruned.tpz": ["80,000", "3.1x", "86.71%"],
+        "pruned-int8.tpz": ["30,000", "8.2x", "86.66%"],
+        "shared.tpz": ["20,000", "12.3x", "86.50%"],
+    }
+
+
+def test_page_says_nothing_meant_for_the_developer(run_dir):
+    text = visible_text(build_page(run_dir))
+    for word in ("JavaScript", "decoded", "not checked", "n/a"):
+        assert word not in text, word
 
 
 def test_command_writes_the_page_and_refuses_a_folder_without_a_run(run_dir, tmp_path):
@@ -150,11 +181,13 @@ def test_chromium_renders_the_page_with_every_picture(run_dir, tmp_path):
     colour = ((pixels.max(axis=2) - pixels.min(axis=2)) > 0.3).mean()  # the plots' colours
     assert ink > 0.05 and colour > 0.005, f"blank-looking page: ink {ink:.3f}, colour {colour:.4f}"
     html = dom(page)
-    assert "all 4 pictures decoded" in html
-    assert "fine-tuned 86.71%" in html
+    assert 'data-pictures-decoded="4 of 4"' in html
+    assert "fine-tuned 86.71%" in html and "shared.tpz" in html
+    assert "could not be shown" not in visible_text(html)
 
 
 def test_the_browser_check_sees_a_broken_picture(run_dir):
     (run_dir / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
     html = dom(write_page(run_dir))
-    assert "1 of 5 pictures could not be decoded" in html
+    assert 'data-pictures-decoded="4 of 5"' in html
+    assert "These pictures could not be shown: zz-broken.png" in visible_text(html)

@@ -1,0 +1,1 @@
+../notebooks/walkthrough.py
