@@ -12,8 +12,8 @@ from helpers import quickly_pruned_lenet5
 
 from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.transforms import to_input
+from tinyprune.deploy import tpz
 from tinyprune.deploy.c_export import c_float, export_c
-from tinyprune.deploy.compress import load_compressed, save_compressed
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
@@ -84,9 +84,8 @@ def check_agreement(model, images, tmp_path, quantize=False):
     Python logits."""
     c_logits, c_classes = compile_and_run(model, images, tmp_path, quantize)
     if quantize:  # Python's reference: the weights as int8 * scale, as the C file has them
-        save_compressed(model, tmp_path / "q.tpz", quantize=True)
-        model = type(model)(model.name, model.layers)
-        load_compressed(tmp_path / "q.tpz", model)
+        tpz.save(model, tmp_path / "q.tpz", "int8")
+        model = tpz.decoded_model(model, tmp_path / "q.tpz")
     x = to_input(images)
     logits = model.forward(x)
     np.testing.assert_array_equal(c_classes, logits.argmax(axis=1))
@@ -133,7 +132,7 @@ def test_command_line(tmp_path):
     model = lenet5()
     prune(model, 0.9)
     model.save(tmp_path / "pruned.npz", with_masks=True)
-    save_compressed(model, tmp_path / "pruned.tpz")
+    tpz.save(model, tmp_path / "pruned.tpz")
     for source in ("pruned.npz", "pruned.tpz"):
         result = subprocess.run(
             [

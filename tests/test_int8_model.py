@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tinyprune.data.transforms import to_input
-from tinyprune.deploy import compress_v2
+from tinyprune.deploy import tpz
 from tinyprune.deploy.c_int8 import SKIP, export_c_int8, gap_encode, pack_indices
 from tinyprune.deploy.int8_model import (
     INPUT_SCALE,
@@ -225,7 +225,7 @@ def test_command_line_int8_and_shared(tmp_path):
     prune(model, 0.9)
     model.save(tmp_path / "pruned.npz", with_masks=True)
     shared = share_weights(model, parse_bits("conv=8,fc=5", model))
-    compress_v2.save(model, tmp_path / "shared.tpz", "shared", shared)
+    tpz.save(model, tmp_path / "shared.tpz", "shared", shared)
     for source, written in (("pruned.npz", "lenet5_int8.c"), ("shared.tpz", "lenet5_shared.c")):
         result = subprocess.run(
             [

@@ -23,8 +23,8 @@ import numpy as np
 from tinyprune.config import RunConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.data.transforms import to_input
-from tinyprune.deploy.compress import load_copy, write_compressed
 from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
+from tinyprune.deploy.tpz import decoded_model, write_compressed
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.nn.optim import MaskedSGD
@@ -260,7 +260,7 @@ def prune_phase(
 
 def share_phase(model: Sequential, data: Mnist, config: RunConfig) -> dict:
     """Share the weights of a copy of the pruned model, fine-tune the shared values, write it
-    as shared.tpz (format version 2) -> write_and_measure's results and the phase's."""
+    as shared.tpz -> write_and_measure's results and the phase's."""
     shared_model = copy.deepcopy(model)
     shared, sharing = share_and_finetune(shared_model, data, config.share, config.train)
     return {**sharing, **write_and_measure(shared_model, shared, data, config.out / "shared.tpz")}
@@ -280,9 +280,13 @@ def package_phase(
     p, out = config.prune, config.out
     layers = sparsity_report(model.params(), weight_uses(model))
     model.save(out / "pruned.npz", with_masks=True)
-    model_bytes = write_compressed(model, out)  # zeros not stored (deploy/compress.py)
+    model_bytes = write_compressed(model, out)  # zeros not stored (deploy/tpz.py)
+    # float32 values: pruned.tpz decodes to the model itself, whose test metrics follow
+    shipped = decoded_model(model, out / "pruned.tpz").state(with_masks=True)
+    if any(not np.array_equal(v, shipped[k]) for k, v in model.state(with_masks=True).items()):
+        raise RuntimeError("pruned.tpz does not decode to the model: a bug in deploy/tpz.py")
     _, int8_accuracy = evaluate(
-        load_copy(model, out / "pruned-int8.tpz"),
+        decoded_model(model, out / "pruned-int8.tpz"),
         data.test_images,
         data.test_labels,
         dataset=data.dataset,

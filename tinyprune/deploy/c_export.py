@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.data.datasets import MNIST, Dataset
-from tinyprune.deploy import compress_v2
-from tinyprune.deploy.compress import CompressedFormatError, quantize_int8
+from tinyprune.deploy import tpz
+from tinyprune.deploy.quantize import quantize_int8
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.files import write_text
@@ -312,10 +312,10 @@ def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, Share
     version (it names its own model); -> (model, its shared weights: {} unless the file has
     some)."""
     if path.suffix == ".tpz":
-        meta, state, shared = compress_v2.read(path)
+        meta, state, shared = tpz.read(path)
         model_name = meta["model"]
         if model_name not in MODELS:
-            raise CompressedFormatError(
+            raise tpz.CompressedFormatError(
                 f"{path} holds a {model_name!r}, which this tinyprune "
                 f"does not know ({', '.join(MODELS)})"
             )

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyprune.data.transforms import MNIST_MEAN, MNIST_STD, to_input
-from tinyprune.deploy.compress import quantize_int8
+from tinyprune.deploy.quantize import quantize_int8
 from tinyprune.deploy.sparse_model import Stage, sparse_stages
 from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.nn.layers import Conv2d
