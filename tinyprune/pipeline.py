@@ -23,6 +23,7 @@ import numpy as np
 from tinyprune.config import RunConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.data.transforms import to_input
+from tinyprune.deploy.int8_model import CALIBRATION_IMAGES, Int8Model
 from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
 from tinyprune.deploy.tpz import decoded_model, write_compressed
 from tinyprune.files import write_json
@@ -285,12 +286,10 @@ def package_phase(
     shipped = decoded_model(model, out / "pruned.tpz").state(with_masks=True)
     if any(not np.array_equal(v, shipped[k]) for k, v in model.state(with_masks=True).items()):
         raise RuntimeError("pruned.tpz does not decode to the model: a bug in deploy/tpz.py")
-    _, int8_accuracy = evaluate(
-        decoded_model(model, out / "pruned-int8.tpz"),
-        data.test_images,
-        data.test_labels,
-        dataset=data.dataset,
-    )
+    # pruned-int8.tpz run as TFLite runs an int8 model: integers only (deploy/int8_model.py)
+    calibration = data.train_images[:CALIBRATION_IMAGES]
+    int8 = Int8Model(decoded_model(model, out / "pruned-int8.tpz"), calibration, None, data.dataset)
+    int8_accuracy = float((int8.predict(data.test_images) == data.test_labels).mean())
     test_loss, test_accuracy = last_test_metrics(model, data, pruning["history"])
     # agp prunes a little at a time while it trains: there is no moment "just pruned".
     after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None, "test_accuracy": None}

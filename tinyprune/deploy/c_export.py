@@ -1,6 +1,6 @@
 """Export a pruned model as one dependency-free C99 source file and its header.
 
-    export_c(model, out_dir, quantize=False)
+    export_c(model, out_dir)
 
 writes out_dir/lenet5.c and out_dir/lenet5.h (named after the model) with
 
@@ -10,10 +10,10 @@ writes out_dir/lenet5.c and out_dir/lenet5.h (named after the model) with
 Both return the predicted class. `image` is normalised as tinyprune.data.transforms.to_input does,
 (pixel / 255 - mean) / std; `pixels` are the raw 0..255 pixels, normalised inside with the
 mean and std of the data set the model was trained on.
-The weights are const arrays in the CSR form of kernels/sparse.py (only non-zeros, with their
-row pointers and column indices), float32 or, with --quantize, int8 with one float scale per
-layer. No malloc, no globals written, only <stdint.h> included: activations live on the stack
-(about 14 KB for LeNet-5), so predict is re-entrant. Compiles cleanly with gcc -std=c99 -Wall
+The weights are const float32 arrays in the CSR form of kernels/sparse.py (only non-zeros, with
+their row pointers and column indices); an integer-only export is c_int8.py's. No malloc, no
+globals written, only <stdint.h> included: activations live on the stack (about 14 KB for
+LeNet-5), so predict is re-entrant. Compiles cleanly with gcc -std=c99 -Wall
 -Wextra.
 """
 
@@ -26,7 +26,6 @@ import numpy as np
 
 from tinyprune.data.datasets import MNIST, Dataset
 from tinyprune.deploy import tpz
-from tinyprune.deploy.quantize import quantize_int8
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.files import write_text
@@ -43,7 +42,7 @@ C_TYPES = {
 }
 
 # The two layer functions of the exports (a model without convs needs only the second);
-# weight_t and index_t are set per model.
+# index_t is set per model.
 CONV_POOL = r"""
 /* out[f] = relu?(maxpool2x2(b[f] + sum of the taps of channel f)), for f < F.
  * in (C, Hp, Wp): the input, already padded. A tap's index is c*Hp*Wp + kh*Wp + kw, so it adds
@@ -51,8 +50,8 @@ CONV_POOL = r"""
  * out (F, Hq + 2*opad, Wq + 2*opad), zeroed by the caller: the pooled planes go inside a
  * border of opad zeros, the padding the next conv needs. */
 static void conv_pool(const float *in, int Hp, int Wp, int K, int F, const index_t *ptr,
-                      const index_t *index, const weight_t *values, float scale, const float *b,
-                      int relu, float *plane, int opad, float *out)
+                      const index_t *index, const float *values, const float *b, int relu,
+                      float *plane, int opad, float *out)
 {
     const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
@@ -60,7 +59,7 @@ static void conv_pool(const float *in, int Hp, int Wp, int K, int F, const index
         for (int j = 0; j < Ho * Wo; j++)
             plane[j] = b[f];
         for (index_t t = ptr[f]; t < ptr[f + 1]; t++) {
-            const float w = (float)values[t] * scale;
+            const float w = values[t];
             const float *x = in + index[t];
             for (int oh = 0; oh < Ho; oh++)
                 for (int ow = 0; ow < Wo; ow++)
@@ -83,12 +82,12 @@ static void conv_pool(const float *in, int Hp, int Wp, int K, int F, const index
 LINEAR = r"""
 /* out[r] = relu?(b[r] + sum of the row's weights times the inputs they pick), for r < R. */
 static void linear(const float *x, int R, const index_t *ptr, const index_t *index,
-                   const weight_t *values, float scale, const float *b, int relu, float *out)
+                   const float *values, const float *b, int relu, float *out)
 {
     for (int r = 0; r < R; r++) {
         float acc = b[r];
         for (index_t t = ptr[r]; t < ptr[r + 1]; t++)
-            acc += ((float)values[t] * scale) * x[index[t]];
+            acc += values[t] * x[index[t]];
         out[r] = (relu && acc < 0.0f) ? 0.0f : acc;
     }
 }
@@ -116,7 +115,7 @@ def c_array(name: str, values: np.ndarray) -> tuple[str, int]:
 
 
 def float_layers(
-    sparse: SparseModel, quantize: bool, index_dtype: type, input_shape: tuple[int, int, int]
+    sparse: SparseModel, index_dtype: type, input_shape: tuple[int, int, int]
 ) -> tuple[list[str], int, list[str], list[str]]:
     """-> (the C arrays of every layer, their bytes, predict's buffers, its calls)."""
     C, H, W = input_shape
@@ -130,10 +129,6 @@ def float_layers(
     current, plane = "input", 1
     for i, (stage, (ptr, index, values, b)) in enumerate(zip(sparse.stages, sparse.csr)):
         name = stage.name
-        scale = 1.0
-        if quantize:
-            values, q_scale = quantize_int8(values)
-            scale = float(q_scale)  # exact: a float32 is a double
         for suffix, array in (
             ("ptr", ptr.astype(index_dtype)),
             ("index", index.astype(index_dtype)),
@@ -143,10 +138,7 @@ def float_layers(
             text, size = c_array(f"{name}_{suffix}", array)
             arrays.append(text)
             weights += size
-        args = (
-            f"{name}_ptr, {name}_index, {name}_values, {c_float(scale)}, {name}_bias, "
-            f"{int(stage.relu)}"
-        )
+        args = f"{name}_ptr, {name}_index, {name}_values, {name}_bias, {int(stage.relu)}"
         rows = len(ptr) - 1
         if isinstance(stage.layer, Conv2d):
             K = stage.layer.weight.value.shape[2]
@@ -228,7 +220,6 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
 
 def generate_c(
     model: Sequential,
-    quantize: bool = False,
     dataset: Dataset = MNIST,
     input_shape: tuple[int, int, int] = (1, 28, 28),
     source: str = "a tinyprune model",
@@ -240,26 +231,24 @@ def generate_c(
     index_dtype = index_type(sparse.csr)
     C, H, W = input_shape
     pad0 = getattr(sparse.stages[0].layer, "padding", 0)
-    arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
+    arrays, weights, buffers, calls = float_layers(sparse, index_dtype, input_shape)
     header = float_header(
         prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1, dataset
     )
     kept = sparse.nonzero
     total = sum(p.value.size for p in model.prunable().values())
-    weight_type = "int8_t" if quantize else "float"
     has_conv = isinstance(sparse.stages[0].layer, Conv2d)
     buffer_lines = "\n    ".join(buffers)
     call_lines = "\n    ".join(calls)
     source_text = f"""/* {prefix}.c: {model.name} exported by tinyprune.export_c from {source}.
  * Generated: do not edit. {kept:,} of {total:,} weights kept ({1 - kept / total:.1%} sparse), as
  * CSR: row r's weights are values[ptr[r]..ptr[r+1]-1], at the column (conv: input offset)
- * index[...]. Weights are {weight_type}{", each layer's times its scale" if quantize else ""}.
+ * index[...], float32.
  * {weights:,} bytes of weight arrays. C99; no malloc; includes <stdint.h> only. */
 #include <stdint.h>
 
 #include "{prefix}.h"
 
-typedef {weight_type} weight_t;
 typedef {C_TYPES[np.dtype(index_dtype)][0]} index_t;
 {CONV_POOL if has_conv else ""}{LINEAR}
 {"".join(arrays)}
@@ -285,7 +274,6 @@ int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}
 def export_c(
     model: Sequential,
     out_dir: str | Path,
-    quantize: bool = False,
     source: str = "a tinyprune model",
     dataset: Dataset = MNIST,
 ) -> dict:
@@ -293,7 +281,7 @@ def export_c(
     the one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    c_text, h_text, weights = generate_c(model, quantize, dataset, source=source)
+    c_text, h_text, weights = generate_c(model, dataset, source=source)
     prefix = re.sub(r"\W", "_", model.name).lower()
     c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
     write_text(h_path, h_text)

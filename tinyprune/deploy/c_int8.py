@@ -2,9 +2,9 @@
 reference bit for bit:
 
     int lenet5_int8_predict(const uint8_t pixels[LENET5_INT8_INPUT_SIZE],
-                            int32_t logits[LENET5_INT8_CLASSES]);
+                            int8_t logits[LENET5_INT8_CLASSES]);
 
-takes the raw 0..255 pixels, writes the int32 logits and returns the class (the first largest).
+takes the raw 0..255 pixels, writes the int8 logits and returns the class (the first largest).
 ("lenet5_shared" for a model with shared weights.) Per layer, the C holds:
 
     ptr, gap   where the kept weights are: row r's entries are ptr[r] .. ptr[r+1]-1, and each
@@ -15,7 +15,8 @@ takes the raw 0..255 pixels, writes the int32 logits and returns the class (the 
     weights    int8: one int8 value per kept weight. Shared: the int8 codebook (<= 2^b values)
                and one b-bit index per kept weight, packed (the flash saving of weight sharing
                survives on the device: nothing is expanded).
-    bias       int32, and the requantisation's two integers in the call.
+    bias       int32, the input's zero point folded in (bias - z_in * sum of the row's weights);
+    mult, shift  each output channel's requantisation (int32 and int8).
 
 Activations are int8 and live on the stack; a conv block is computed two conv rows at a time and
 pooled at once, so no whole conv output plane is ever held: LeNet-5 needs about 3 KB of them
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.deploy.c_export import C_TYPES, c_array
-from tinyprune.deploy.int8_model import INPUT_ZERO, Int8Model, IntStage
+from tinyprune.deploy.int8_model import Int8Model, IntStage
 from tinyprune.files import write_text
 
 SKIP = 255  # a gap byte that only moves the input pointer on, with no weight
@@ -102,7 +103,15 @@ def layer_arrays(q: Int8Model, input_shape: tuple[int, int, int]) -> tuple[list[
     for stage, (ptr, gap) in zip(q.stages, entries):
         stored = stage_entries(stage, shape)[2]
         n = stage.name
-        parts = [("ptr", ptr.astype(ptr_dtype)), ("gap", gap), ("bias", stage.bias)]
+        # the input's zero point folded into the bias: sum w (a - z) = sum w a - z sum w
+        bias = stage.bias - stage.in_zero * stage.weight.reshape(len(stage.weight), -1).sum(axis=1)
+        parts = [
+            ("ptr", ptr.astype(ptr_dtype)),
+            ("gap", gap),
+            ("bias", bias.astype(np.int32)),
+            ("mult", stage.mult.astype(np.int32)),
+            ("shift", stage.shift.astype(np.int8)),
+        ]
         if stage.codebook is None:
             parts.append(("values", stored.astype(np.int8)))
             weights = f"{{{n}_values}}"
@@ -138,11 +147,11 @@ def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
     lines = [
         (
             f"int8_t input[{C * Hp * Wp}];  /* ({C}, {Hp}, {Wp}): pixel - 128, in a border "
-            f"of {pad} zero points ({INPUT_ZERO}) */"
+            f"of {pad} zero points ({q.input_zero}) */"
         )
     ]
     if pad:
-        lines.append(f"for (int j = 0; j < {C * Hp * Wp}; j++) input[j] = {INPUT_ZERO};")
+        lines.append(f"for (int j = 0; j < {C * Hp * Wp}; j++) input[j] = {q.input_zero};")
     lines.append(
         f"for (int c = 0; c < {C}; c++) for (int h = 0; h < {H}; h++) "
         f"for (int w = 0; w < {W}; w++)\n        "
@@ -160,7 +169,7 @@ def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
     for i, stage in enumerate(q.stages):
         n, last = stage.name, i == len(q.stages) - 1
         args = (
-            f"{n}_ptr, {n}_gap, &{n}_weights, {n}_bias, {stage.mult}, {stage.shift}, "
+            f"{n}_ptr, {n}_gap, &{n}_weights, {n}_bias, {n}_mult, {n}_shift, "
             f"{stage.zero}, {stage.lo}"
         )
         F, Hq, Wq = stage_output_shape(
@@ -178,10 +187,10 @@ def predict_body(q: Int8Model, input_shape: tuple[int, int, int]) -> list[str]:
             current, shape = f"{n}_out", out
         elif not last:
             lines.append(f"int8_t {n}_out[{F}];")
-            lines.append(f"linear({current}, {F}, {args}, {n}_out, 0);")
+            lines.append(f"linear({current}, {F}, {args}, {n}_out);")
             current = f"{n}_out"
         else:
-            lines.append(f"linear({current}, {F}, {args}, 0, logits);")
+            lines.append(f"linear({current}, {F}, {args}, logits);")
     return lines
 
 
@@ -198,7 +207,7 @@ def generate_c_int8(
     C, H, W = input_shape
     signature = (
         f"int {prefix}_predict(const uint8_t pixels[{macro}_INPUT_SIZE], "
-        f"int32_t logits[{macro}_CLASSES])"
+        f"int8_t logits[{macro}_CLASSES])"
     )
     header = f"""/* {prefix}.h: {q.name} in integers only, exported by tinyprune from {source}. */
 #ifndef {macro}_H
@@ -209,8 +218,9 @@ def generate_c_int8(
 #define {macro}_INPUT_SIZE ({C} * {H} * {W})
 #define {macro}_CLASSES {len(q.stages[-1].bias)}
 
-/* pixels: ({C}, {H}, {W}) raw 0..255. Writes the int32 logits (real logits times
- * {1 / q.logit_scale:.6g}) and returns the predicted class (the first largest logit). */
+/* pixels: ({C}, {H}, {W}) raw 0..255. Writes the int8 logits (real logits ~
+ * {q.output_scale:.6g} * (logits - ({q.output_zero}))) and returns the predicted class (the
+ * first largest logit). */
 {signature};
 
 #endif
@@ -219,9 +229,10 @@ def generate_c_int8(
     source_text = f"""/* {prefix}.c: {q.name} exported by tinyprune (deploy/c_int8.py) from
  * {source}.
  * Generated: do not edit. Integer arithmetic only, equal bit for bit to
- * tinyprune.deploy.int8_model.Int8Model: weights as {how}, {kept:,} kept;
- * int8 activations, int32 accumulators and biases, requantisation by an integer multiply and
- * shift. {weight_bytes:,} bytes of weight arrays. C99; no malloc; includes <stdint.h> only. */
+ * tinyprune.deploy.int8_model.Int8Model, TensorFlow Lite's int8 arithmetic: weights as {how},
+ * {kept:,} kept, a scale per output channel; int8 activations, int32 accumulators and biases,
+ * requantisation by TFLite's fixed-point multiplier and shift. {weight_bytes:,} bytes of weight
+ * arrays. C99; no malloc; includes <stdint.h> only. */
 #include <stdint.h>
 
 #include "{prefix}.h"

@@ -25,12 +25,35 @@ static inline int32_t shared_weight(const weights_t *w, uint32_t n)
 typedef struct { const int8_t *values; } weights_t;
 #define WEIGHT(w, n) ((w)->values[n])
 #endif
-/* The int8 value of an accumulator:
- * clamp(zero + ((acc * mult + 2^(shift-1)) >> shift), lo, 127). >> of a negative number is an
- * arithmetic shift in gcc and clang (C99 leaves it to them). */
+/* TFLite's requantisation (its reference kernels' MultiplyByQuantizedMultiplier): acc times
+ * mult / 2^31 * 2^shift, in two roundings. First the high 32 bits of 2 acc mult, rounded
+ * (SaturatingRoundingDoublingHighMul; C's division rounds toward zero, hence the nudge), then a
+ * right shift that rounds to nearest, halves away from zero (RoundingDivideByPOT). >> of a
+ * negative number is an arithmetic shift in gcc and clang (C99 leaves it to them). */
+static int32_t doubling_high_mul(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN)
+        return INT32_MAX;
+    const int64_t ab = (int64_t)a * b;
+    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+static int32_t rounding_divide_by_pot(int32_t x, int exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + ((x & mask) > threshold ? 1 : 0);
+}
+
+/* The int8 value of an accumulator: clamp(zero + acc * mult / 2^31 * 2^shift, lo, 127), lo
+ * the zero point with a fused ReLU, else -128. The left shift cannot overflow: Int8Model
+ * checks the accumulators' bound. */
 static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 {
-    int32_t y = (int32_t)(((int64_t)acc * mult + ((int64_t)1 << (shift - 1))) >> shift) + zero;
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const int32_t y = rounding_divide_by_pot(doubling_high_mul(acc * (1 << left), mult), right)
+                      + zero;
     return (int8_t)(y < lo ? lo : (y > 127 ? 127 : y));
 }
 
@@ -67,7 +90,9 @@ static NOINLINE uint32_t conv_rows(const int8_t *x, int Wp, int Wo, const uint8_
     return n;
 }
 
-/* out[f] = requantize(maxpool2x2(bias[f] + sum of the taps of channel f)), for f < F.
+/* out[f] = maxpool2x2(requantize(bias[f] + sum of the taps of channel f)), for f < F, with
+ * channel f's mult[f] and shift[f]: TFLite's order (requantise, fused ReLU, then the max of
+ * the int8 values).
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
  * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
@@ -75,8 +100,8 @@ static NOINLINE uint32_t conv_rows(const int8_t *x, int Wp, int Wo, const uint8_
  * (a real 0), the padding of the next conv. */
 static void conv_pool(const int8_t *in, int Hp, int Wp, int K, int F, const ptr_t *ptr,
                       const uint8_t *gap, const weights_t *weights, const int32_t *bias,
-                      int32_t mult, int shift, int zero, int lo, int opad, int32_t *rows,
-                      int8_t *out)
+                      const int32_t *mult, const int8_t *shift, int zero, int lo, int opad,
+                      int32_t *rows, int8_t *out)
 {
     const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
@@ -89,21 +114,22 @@ static void conv_pool(const int8_t *in, int Hp, int Wp, int K, int F, const ptr_
             n = conv_rows(in + 2 * i * Wp, Wp, Wo, gap + ptr[f], gap + ptr[f + 1], weights,
                           first, bias[f], rows);
             for (int k = 0; k < Wq; k++) {
-                int32_t m = rows[2 * k];
-                if (rows[2 * k + 1] > m) m = rows[2 * k + 1];
-                if (rows[Wo + 2 * k] > m) m = rows[Wo + 2 * k];
-                if (rows[Wo + 2 * k + 1] > m) m = rows[Wo + 2 * k + 1];
-                o[i * Ws + k] = requantize(m, mult, shift, zero, lo);
+                const int32_t *r = rows + 2 * k;
+                int8_t m = requantize(r[0], mult[f], shift[f], zero, lo), v;
+                if ((v = requantize(r[1], mult[f], shift[f], zero, lo)) > m) m = v;
+                if ((v = requantize(r[Wo], mult[f], shift[f], zero, lo)) > m) m = v;
+                if ((v = requantize(r[Wo + 1], mult[f], shift[f], zero, lo)) > m) m = v;
+                o[i * Ws + k] = m;
             }
         }
     }
 }
 #endif
-/* acc[r] = bias[r] + sum of row r's weights times the inputs they pick, for r < R; then
- * out[r] = requantize(acc[r]), or, for the last layer (out == 0), logits[r] = acc[r]. */
+/* out[r] = requantize(bias[r] + sum of row r's weights times the inputs they pick), for r < R,
+ * with row r's mult[r] and shift[r] (the last layer's out: the logits). */
 static void linear(const int8_t *x, int R, const ptr_t *ptr, const uint8_t *gap,
-                   const weights_t *weights, const int32_t *bias, int32_t mult, int shift,
-                   int zero, int lo, int8_t *out, int32_t *logits)
+                   const weights_t *weights, const int32_t *bias, const int32_t *mult,
+                   const int8_t *shift, int zero, int lo, int8_t *out)
 {
     const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
     const uint8_t *g = gap + ptr[0];
@@ -116,9 +142,6 @@ static void linear(const int8_t *x, int R, const ptr_t *ptr, const uint8_t *gap,
             if (*g != SKIP)
                 acc += WEIGHT(&w, n++) * *xp;
         }
-        if (out)
-            out[r] = requantize(acc, mult, shift, zero, lo);
-        else
-            logits[r] = acc;
+        out[r] = requantize(acc, mult[r], shift[r], zero, lo);
     }
 }

@@ -20,9 +20,10 @@ the model's order, which says what the payload holds for it, in this order:
                  g (an int): gap coding in g bits (positions.py): 2^g Huffman code lengths
                  (LENGTH_BITS each), then the m gap symbols, Huffman-coded
       values     "float32": n x 32 bits
-                 "int8": q + 127 (q in -127..127, the weight is q * scale, "scale" in the entry,
-                 see quantize.py): n x 8 bits, or, with "coded" in the entry, 255 Huffman code
-                 lengths (LENGTH_BITS each), then the n symbols q + 127, Huffman-coded
+                 "int8": a float32 scale per output channel c, then q + 127 per kept weight
+                 (q in -127..127, the weight is q * scale[c], see quantize.py): n x 8 bits,
+                 or, with "coded" in the entry, 255 Huffman code lengths (LENGTH_BITS each),
+                 then the n symbols q + 127, Huffman-coded
                  "shared": k (entry "codebook") float32 shared values, k Huffman code lengths
                  (LENGTH_BITS each), then n indices into them, Huffman-coded (weight_sharing.py)
 
@@ -107,6 +108,23 @@ def write_positions(out: BitWriter, kept: np.ndarray, entry: dict) -> dict:
     }
 
 
+def write_int8(out: BitWriter, weight: np.ndarray, kept: np.ndarray, entry: dict) -> dict:
+    """The kept weights as int8, one scale per output channel (quantize.py); -> its part of
+    the report."""
+    q, scales = quantize_int8(weight)
+    entry["values"] = "int8"
+    out.floats(scales)
+    symbols = q[kept].astype(np.int64) + 127
+    counts = np.bincount(symbols, minlength=255)
+    if 255 * LENGTH_BITS + huffman.total_bits(counts) >= 8 * len(symbols):
+        out.uints(symbols, 8)
+        return {"value_bits": 8, "value_bits_coded": 8.0}
+    entry["coded"] = True  # a layer's int8 values are peaked around 0: Huffman pays
+    coded = huffman.encode(symbols, write_table(out, counts)[0])
+    out.bits(coded)
+    return {"value_bits": 8, "value_bits_coded": len(coded) / len(symbols)}
+
+
 def write_values(
     out: BitWriter, values: np.ndarray, kind: str, entry: dict, shared: SharedWeight | None
 ) -> dict:
@@ -116,18 +134,6 @@ def write_values(
     if kind == "float32":
         out.floats(values)
         return {"value_bits": 32, "value_bits_coded": 32.0}
-    if kind == "int8":
-        q, scale = quantize_int8(values)
-        entry["scale"] = float(scale)  # a float32 is exact as a JSON double
-        symbols = q.astype(np.int64) + 127
-        counts = np.bincount(symbols, minlength=255)
-        if 255 * LENGTH_BITS + huffman.total_bits(counts) >= 8 * len(q):
-            out.uints(symbols, 8)
-            return {"value_bits": 8, "value_bits_coded": 8.0}
-        entry["coded"] = True  # a layer's int8 values are peaked around 0: Huffman pays
-        coded = huffman.encode(symbols, write_table(out, counts)[0])
-        out.bits(coded)
-        return {"value_bits": 8, "value_bits_coded": len(coded) / n}
     assert shared is not None
     index = shared.index[shared.kept]
     entry["codebook"] = len(shared.codebook)
@@ -165,7 +171,10 @@ def write_param(
     entry.update(masked=p.prunable and p.mask is not None, kept=int(kept.sum()))
     row = {"name": layer_of(name), "weights": p.value.size, "kept": entry["kept"], "values": kind}
     row.update(write_positions(out, kept.ravel(), entry))
-    row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry, shared))
+    if kind == "int8":
+        row.update(write_int8(out, p.value, kept, entry))
+    else:
+        row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry, shared))
     return row
 
 
@@ -229,9 +238,10 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, S
     if entry["values"] == "float32":
         values = bits.floats(n)
     elif entry["values"] == "int8":
-        coded = entry.get("coded", False)
+        coded, scales = entry.get("coded", False), bits.floats(shape[0])
         q = read_huffman(bits, n, read_table(bits, 255)) if coded else bits.uints(n, 8)
-        values = (q.astype(np.int64) - 127).astype(np.float32) * np.float32(entry["scale"])
+        rows = np.nonzero(kept.reshape(shape[0], -1))[0]  # each kept weight's output channel
+        values = (q.astype(np.int64) - 127).astype(np.float32) * scales[rows]
     else:
         codebook = bits.floats(entry["codebook"]).copy()
         index = read_huffman(bits, n, read_table(bits, len(codebook)))
