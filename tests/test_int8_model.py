@@ -14,7 +14,7 @@ import pytest
 from tinyprune.data.datasets import MNIST
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy import tpz
-from tinyprune.deploy.c_int8 import SKIP, export_c_int8, gap_encode, pack_indices
+from tinyprune.deploy.c_export import SKIP, export_c_int8, gap_encode, pack_indices
 from tinyprune.deploy.int8_model import Int8Model, input_params
 from tinyprune.deploy.quantize import (
     activation_params,
@@ -194,24 +194,19 @@ def run_host_c(q, pixels, tmp_path):
     (tmp_path / "main.c").write_text(
         HARNESS.replace("PREFIX", prefix).replace("MACRO", prefix.upper())
     )
-    build = subprocess.run(
-        [
-            "gcc",
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-O2",
-            "-o",
-            str(tmp_path / "predict"),
-            str(written["c"]),
-            str(tmp_path / "main.c"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0 and build.stderr == "", build.stderr
+    # -mgeneral-regs-only: gcc refuses any float arithmetic in the exported model
+    objects = []
+    for source, flags in ((written["c"], ["-mgeneral-regs-only"]), (tmp_path / "main.c", [])):
+        objects.append(tmp_path / f"{source.stem}.o")
+        build = subprocess.run(
+            ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", *flags, "-c"]
+            + ["-o", str(objects[-1]), str(source)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert build.returncode == 0 and build.stderr == "", build.stderr
+    subprocess.run(["gcc", "-o", str(tmp_path / "predict"), *map(str, objects)], check=True)
     pixels.tofile(tmp_path / "images.u8")
     subprocess.run(
         [
@@ -310,4 +305,4 @@ def test_command_line_int8_and_shared(tmp_path):
         assert result.returncode == 0, result.stderr
         assert f"wrote {tmp_path / 'c' / written}" in result.stdout
     assert "conv1_codebook" in (tmp_path / "c" / "lenet5_shared.c").read_text()
-    assert "float" not in (tmp_path / "c" / "lenet5_int8.c").read_text()
+    assert "#define INT8_MODEL" in (tmp_path / "c" / "lenet5_int8.c").read_text()

@@ -4,7 +4,7 @@
 
 writes DIR/lenet5.c and DIR/lenet5.h (named after the model): float32 (deploy/c_export.py).
 With --int8, DIR/lenet5_int8.c: integers
-only, activation scales calibrated on training images (deploy/c_int8.py); from a shared.tpz
+only, activation scales calibrated on training images (deploy/c_export.py); from a shared.tpz
 (python -m tinyprune.deep_compress), DIR/lenet5_shared.c, which keeps each layer's codebook and
 packed indices.
 """
@@ -19,8 +19,7 @@ from tinyprune.cli.options import check_data_dir, load_data_or_say_why
 from tinyprune.cli.types import positive_int
 from tinyprune.config import DataConfig
 from tinyprune.data.datasets import DATASETS
-from tinyprune.deploy.c_export import export_c, load_model
-from tinyprune.deploy.c_int8 import export_c_int8
+from tinyprune.deploy.c_export import export_c, export_c_int8, load_model
 from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.nn.model import MODELS
 

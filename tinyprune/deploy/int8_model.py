@@ -1,5 +1,5 @@
 """A pruned model in integer-only arithmetic, as TensorFlow Lite (Micro) runs an int8 model: the
-NumPy reference that the exported C (deploy/c_int8.py) and the emulated device (deploy/mcu/)
+NumPy reference that the exported C (deploy/c_export.py) and the emulated device (deploy/mcu/)
 equal bit for bit.
 
     q = Int8Model(model, calibration_images)   # uint8 (N, 28, 28) training images, not test

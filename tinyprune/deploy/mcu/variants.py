@@ -8,7 +8,7 @@ computation it must agree with.
 
     float   float32 weights (the CSR export of deploy/c_export.py) and float activations;
             Python: model.forward. Same classes; logits equal to rounding (another sum order).
-    int8    integers only, TFLite's int8 arithmetic (deploy/c_int8.py); Python:
+    int8    integers only, TFLite's int8 arithmetic (deploy/c_export.py); Python:
             Int8Model.forward. Equal bit for bit.
     shared  the same with shared weights (an int8 codebook per layer and packed indices, from
             deploy/weight_sharing.py); Python: Int8Model(..., shared).forward. Bit for bit.
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.data.transforms import to_input
-from tinyprune.deploy.c_export import export_c
-from tinyprune.deploy.c_int8 import export_c_int8
+from tinyprune.deploy.c_export import export_c, export_c_int8
 from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.deploy.mcu.build import Program
 from tinyprune.deploy.mcu.qemu import RunResult

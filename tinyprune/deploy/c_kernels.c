@@ -1,13 +1,22 @@
-/* The integer-only kernels of tinyprune's int8 and shared-weight C exports (deploy/c_int8.py),
+/* The kernels of tinyprune's C exports (deploy/c_export.py), float32 and integer-only alike,
  * copied by it into each exported .c file after the lines that choose them:
  *
  *     typedef uint16_t ptr_t;      (or uint32_t: entries of a layer's gap stream)
  *     #define SKIP 255             a gap that only moves the input pointer on, with no weight
- *     #define SHARED_WEIGHTS       for shared weights (a codebook and packed indices)
+ *     #define INT8_MODEL           integers only, TFLite's arithmetic (else float32)
+ *     #define SHARED_WEIGHTS       int8 shared weights (a codebook and packed indices)
  *     #define HAS_CONV             for a model with conv layers
  *
- * Each layer's kept weights are entries of a gap stream (see c_int8.py): an entry's gap moves
+ * Each layer's kept weights are entries of a gap stream (see c_export.py): an entry's gap moves
  * the input pointer on from the previous entry, and every entry but a SKIP has a weight. */
+
+#ifdef INT8_MODEL
+typedef int8_t act_t;                 /* activations */
+typedef int32_t acc_t;                /* accumulators and biases */
+#else
+typedef float act_t;
+typedef float acc_t;
+#endif
 
 #ifdef SHARED_WEIGHTS
 /* A layer's kept weights as shared values: weight n is codebook[index n], the indices `bits`
@@ -21,10 +30,28 @@ static inline int32_t shared_weight(const weights_t *w, uint32_t n)
 }
 #define WEIGHT(w, n) shared_weight(w, n)
 #else
-/* A layer's kept weights, one int8 each, in the order of its entries. */
-typedef struct { const int8_t *values; } weights_t;
+/* A layer's kept weights, one each (int8 or float), in the order of its entries. */
+typedef struct { const act_t *values; } weights_t;
 #define WEIGHT(w, n) ((w)->values[n])
 #endif
+
+/* One layer: its gap stream (row r's entries are ptr[r] .. ptr[r+1]-1 of gap), its weights and
+ * biases, and what turns an accumulator into the layer's output. */
+typedef struct {
+    const ptr_t *ptr;
+    const uint8_t *gap;
+    weights_t weights;
+    const acc_t *bias;
+#ifdef INT8_MODEL
+    const int32_t *mult;              /* per output channel: the requantisation */
+    const int8_t *shift;
+    int32_t zero, lo;                 /* the output's zero point; its lowest value */
+#else
+    int relu;
+#endif
+} layer_t;
+
+#ifdef INT8_MODEL
 /* TFLite's requantisation (its reference kernels' MultiplyByQuantizedMultiplier): acc times
  * mult / 2^31 * 2^shift, in two roundings. First the high 32 bits of 2 acc mult, rounded
  * (SaturatingRoundingDoublingHighMul; C's division rounds toward zero, hence the nudge), then a
@@ -57,6 +84,14 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
     return (int8_t)(y < lo ? lo : (y > 127 ? 127 : y));
 }
 
+/* Output channel c's value of an accumulator, and the value of a real 0 (padding). */
+#define ACTIVATION(L, acc, c) requantize(acc, (L)->mult[c], (L)->shift[c], (L)->zero, (L)->lo)
+#define REAL_ZERO(L) ((int8_t)(L)->zero)
+#else
+#define ACTIVATION(L, acc, c) ((L)->relu && (acc) < 0.0f ? 0.0f : (acc))
+#define REAL_ZERO(L) 0.0f
+#endif
+
 #ifdef HAS_CONV
 #ifdef __GNUC__
 /* conv_rows has few live variables, so that those of its MAC loop stay in registers */
@@ -68,20 +103,20 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 /* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
  * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
  * where each gap moves the tap's offset on. -> the number of the channel's next weight. */
-static NOINLINE uint32_t conv_rows(const int8_t *x, int Wp, int Wo, const uint8_t *g,
+static NOINLINE uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t *g,
                                    const uint8_t *end, const weights_t *weights, uint32_t n,
-                                   int32_t b, int32_t *rows)
+                                   acc_t b, acc_t *rows)
 {
     const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
-    int32_t *rows1 = rows + Wo;
+    acc_t *rows1 = rows + Wo;
     for (int j = 0; j < 2 * Wo; j++)
         rows[j] = b;
     for (; g < end; g++) {
         x += *g;
         if (*g == SKIP)
             continue;
-        const int32_t wt = WEIGHT(&w, n++);
-        const int8_t *x1 = x + Wp;
+        const acc_t wt = WEIGHT(&w, n++);
+        const act_t *x1 = x + Wp;
         for (int j = 0; j < Wo; j++) {
             rows[j] += wt * x[j];
             rows1[j] += wt * x1[j];
@@ -90,58 +125,52 @@ static NOINLINE uint32_t conv_rows(const int8_t *x, int Wp, int Wo, const uint8_
     return n;
 }
 
-/* out[f] = maxpool2x2(requantize(bias[f] + sum of the taps of channel f)), for f < F, with
- * channel f's mult[f] and shift[f]: TFLite's order (requantise, fused ReLU, then the max of
- * the int8 values).
+/* out[f] = maxpool2x2(ACTIVATION(bias[f] + sum of the taps of channel f)), for f < F: for
+ * int8, TFLite's order (requantise, the ReLU fused in, then the max of the int8 values).
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
  * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
- * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad values `zero`
- * (a real 0), the padding of the next conv. */
-static void conv_pool(const int8_t *in, int Hp, int Wp, int K, int F, const ptr_t *ptr,
-                      const uint8_t *gap, const weights_t *weights, const int32_t *bias,
-                      const int32_t *mult, const int8_t *shift, int zero, int lo, int opad,
-                      int32_t *rows, int8_t *out)
+ * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad real zeros,
+ * the padding of the next conv. */
+static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer_t *L, int opad,
+                      acc_t *rows, act_t *out)
 {
     const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
     uint32_t first = 0, n = 0;            /* the number of channel f's first weight */
     for (int j = 0; opad > 0 && j < F * Hs * Ws; j++)
-        out[j] = (int8_t)zero;
+        out[j] = REAL_ZERO(L);
     for (int f = 0; f < F; f++, first = n) {
-        int8_t *o = out + f * Hs * Ws + opad * Ws + opad;
+        act_t *o = out + f * Hs * Ws + opad * Ws + opad;
         for (int i = 0; i < Hq; i++) {
-            n = conv_rows(in + 2 * i * Wp, Wp, Wo, gap + ptr[f], gap + ptr[f + 1], weights,
-                          first, bias[f], rows);
+            n = conv_rows(in + 2 * i * Wp, Wp, Wo, L->gap + L->ptr[f], L->gap + L->ptr[f + 1],
+                          &L->weights, first, L->bias[f], rows);
             for (int k = 0; k < Wq; k++) {
-                const int32_t *r = rows + 2 * k;
-                int8_t m = requantize(r[0], mult[f], shift[f], zero, lo), v;
-                if ((v = requantize(r[1], mult[f], shift[f], zero, lo)) > m) m = v;
-                if ((v = requantize(r[Wo], mult[f], shift[f], zero, lo)) > m) m = v;
-                if ((v = requantize(r[Wo + 1], mult[f], shift[f], zero, lo)) > m) m = v;
+                const acc_t *r = rows + 2 * k;
+                act_t m = ACTIVATION(L, r[0], f), v;
+                if ((v = ACTIVATION(L, r[1], f)) > m) m = v;
+                if ((v = ACTIVATION(L, r[Wo], f)) > m) m = v;
+                if ((v = ACTIVATION(L, r[Wo + 1], f)) > m) m = v;
                 o[i * Ws + k] = m;
             }
         }
     }
 }
 #endif
-/* out[r] = requantize(bias[r] + sum of row r's weights times the inputs they pick), for r < R,
- * with row r's mult[r] and shift[r] (the last layer's out: the logits). */
-static void linear(const int8_t *x, int R, const ptr_t *ptr, const uint8_t *gap,
-                   const weights_t *weights, const int32_t *bias, const int32_t *mult,
-                   const int8_t *shift, int zero, int lo, int8_t *out)
+/* out[r] = ACTIVATION(bias[r] + sum of row r's weights times the inputs they pick), r < R. */
+static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
 {
-    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
-    const uint8_t *g = gap + ptr[0];
+    const weights_t w = L->weights;   /* a local copy, so that its pointers stay in registers */
+    const uint8_t *g = L->gap + L->ptr[0];
     uint32_t n = 0;
     for (int r = 0; r < R; r++) {
-        int32_t acc = bias[r];
-        const int8_t *xp = x;
-        for (const uint8_t *end = gap + ptr[r + 1]; g < end; g++) {
+        acc_t acc = L->bias[r];
+        const act_t *xp = x;
+        for (const uint8_t *end = L->gap + L->ptr[r + 1]; g < end; g++) {
             xp += *g;
             if (*g != SKIP)
                 acc += WEIGHT(&w, n++) * *xp;
         }
-        out[r] = requantize(acc, mult[r], shift[r], zero, lo);
+        out[r] = ACTIVATION(L, acc, r);
     }
 }
