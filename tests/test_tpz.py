@@ -158,6 +158,13 @@ def test_file_shrinks_with_sparsity_and_int8(tmp_path):
         sizes[s] = tpz.write_compressed(model, tmp_path, f"m{s}")
         for key, values in (("compressed", False), ("compressed_int8", True)):
             assert tpz.compressed_bytes(model, values) == sizes[s][key]  # the file's own size
+        meta, int8, _ = tpz.read(tmp_path / f"m{s}-int8.tpz")
+        coded = {e["name"]: e.get("coded", False) for e in meta["params"] if "kept" in e}
+        assert coded["fc1.weight"] and not coded["conv1.weight"]  # Huffman pays for fc1's
+        for name, p in model.prunable().items():  # within half a step of each channel's scale
+            step = np.abs(p.value).reshape(len(p.value), -1).max(axis=1) / 127
+            error = np.abs(int8[name] - p.value).reshape(len(p.value), -1)
+            assert np.all(error <= step[:, None] / 2 * (1 + 1e-5))
     for key in ("compressed", "compressed_int8"):
         assert sizes[0.5][key] > sizes[0.75][key] > sizes[0.9][key] > sizes[0.95][key]
     assert all(s["compressed_int8"] < s["compressed"] for s in sizes.values())

@@ -2,11 +2,10 @@
 
     python -m tinyprune.export_c runs/latest/pruned.npz --out DIR [--int8]
 
-writes DIR/lenet5.c and DIR/lenet5.h (named after the model): float32 (deploy/c_export.py).
-With --int8, DIR/lenet5_int8.c: integers
-only, activation scales calibrated on training images (deploy/c_export.py); from a shared.tpz
-(python -m tinyprune.deep_compress), DIR/lenet5_shared.c, which keeps each layer's codebook and
-packed indices.
+writes DIR/lenet5.c and DIR/lenet5.h (named after the model), float32. With --int8,
+DIR/lenet5_int8.c: integers only, TFLite's int8 arithmetic, activation scales calibrated on
+training images; from a shared.tpz (python -m tinyprune.deep_compress), DIR/lenet5_shared.c,
+which keeps each layer's codebook and packed indices (deploy/c_export.py, both).
 """
 
 from __future__ import annotations
