@@ -282,9 +282,11 @@ def package_phase(
     layers = sparsity_report(model.params(), weight_uses(model))
     model.save(out / "pruned.npz", with_masks=True)
     model_bytes = write_compressed(model, out)  # zeros not stored (deploy/tpz.py)
-    # float32 values: pruned.tpz decodes to the model itself, whose test metrics follow
+    # float32 values: pruned.tpz decodes to the model itself (but for filter pruning's bias
+    # masks, which it does not store), whose test metrics follow
+    state = model.state(with_masks=True)
     shipped = decoded_model(model, out / "pruned.tpz").state(with_masks=True)
-    if any(not np.array_equal(v, shipped[k]) for k, v in model.state(with_masks=True).items()):
+    if any(not np.array_equal(v, state[k]) for k, v in shipped.items()):
         raise RuntimeError("pruned.tpz does not decode to the model: a bug in deploy/tpz.py")
     # pruned-int8.tpz run as TFLite runs an int8 model: integers only (deploy/int8_model.py)
     calibration = data.train_images[:CALIBRATION_IMAGES]
