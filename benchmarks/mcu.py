@@ -46,7 +46,7 @@ from common import write_json  # noqa: E402
 
 from tinyprune.data.mnist import load_mnist  # noqa: E402
 from tinyprune.data.transforms import to_input  # noqa: E402
-from tinyprune.deploy import compress_v2  # noqa: E402
+from tinyprune.deploy import tpz  # noqa: E402
 from tinyprune.deploy.mcu.build import TARGETS, build, footprint, missing_tools  # noqa: E402
 from tinyprune.deploy.mcu.qemu import run  # noqa: E402
 from tinyprune.deploy.mcu.variants import VARIANTS, export_variant  # noqa: E402
@@ -81,7 +81,7 @@ def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential
     seen = set()
     for folder in run_dirs:
         if (folder / "shared.tpz").is_file():
-            meta, state, shared = compress_v2.read(folder / "shared.tpz")
+            meta, state, shared = tpz.read(folder / "shared.tpz")
             model = MODELS[meta["model"]]()
             model.load_state(state, source=str(folder / "shared.tpz"))
         else:

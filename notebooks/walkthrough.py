@@ -41,7 +41,7 @@ import numpy as np
 from tinyprune.data.mnist import load_mnist
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy.c_export import export_c
-from tinyprune.deploy.compress import load_copy, write_compressed
+from tinyprune.deploy.tpz import decoded_model, write_compressed
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.loss import SoftmaxCrossEntropy
 from tinyprune.nn.model import lenet5
@@ -247,7 +247,7 @@ assert still_zero
 # ## 6. The compressed model and the exported C
 #
 # The pruned model ships without its zeros: a bitmask and the kept values, as float32 or
-# quantised to int8 (tinyprune/deploy/compress.py). Loaded back, it predicts as before.
+# quantised to int8 (tinyprune/deploy/tpz.py). Loaded back, it predicts as before.
 # Then the same model as a C file (tinyprune/deploy/c_export.py), compiled with the host's
 # gcc, predicts the same class for our test image.
 
@@ -260,8 +260,8 @@ print(
 )
 x = to_input(data.test_images[:1], data.dataset)
 python_class = int(model.forward(x).argmax())
-shipped = load_copy(model, work / "pruned.tpz")
-int8 = load_copy(model, work / "pruned-int8.tpz")
+shipped = decoded_model(model, work / "pruned.tpz")
+int8 = decoded_model(model, work / "pruned-int8.tpz")
 print(
     f"test image 0 (a {classes[label]}): Python says {classes[python_class]}, "
     f"pruned.tpz says {classes[int(shipped.forward(x).argmax())]}, "

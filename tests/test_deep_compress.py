@@ -10,7 +10,7 @@ import pytest
 from tinyprune.config import DataConfig
 from tinyprune.data.mnist import load_data
 from tinyprune.deep_compress import main
-from tinyprune.deploy import compress_v2
+from tinyprune.deploy import tpz
 from tinyprune.nn.model import lenet5
 from tinyprune.train.loop import evaluate
 
@@ -70,7 +70,7 @@ def test_short_run_on_the_validation_split(tmp_path, capsys):
     assert results["file_bytes"] == (out / "shared.tpz").stat().st_size
     assert [r["round"] for r in results["rounds"]] == [1, 2]
     data = load_data(DataConfig(validation=True))
-    decoded = compress_v2.decoded_model(lenet5(), out / "shared.tpz")
+    decoded = tpz.decoded_model(lenet5(), out / "shared.tpz")
     assert evaluate(decoded, data.test_images, data.test_labels)[1] == results["file_accuracy"]
     assert len(list(cache.glob("lenet5-*.npz"))) == 1
     assert "validation set of 10,000" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """The C export compiles with gcc -std=c99 -Wall -Wextra -Werror and computes what Python does:
 on random images for untrained models (fast), and on the 10,000 real MNIST test images for a
-quickly trained and pruned LeNet-5, float32 and int8 (slow)."""
+quickly trained and pruned LeNet-5 (slow)."""
 
 import shutil
 import subprocess
@@ -12,8 +12,8 @@ from helpers import quickly_pruned_lenet5
 
 from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.transforms import to_input
+from tinyprune.deploy import tpz
 from tinyprune.deploy.c_export import c_float, export_c
-from tinyprune.deploy.compress import load_compressed, save_compressed
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
@@ -49,10 +49,10 @@ int main(int argc, char **argv)
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this machine")
 
 
-def compile_and_run(model, images: np.ndarray, tmp_path, quantize=False):
+def compile_and_run(model, images: np.ndarray, tmp_path):
     """Export the model, build it with HARNESS, run it on uint8 images (N, 28, 28)
     -> (logits (N, classes) float32, classes (N,) from <prefix>_predict_u8)."""
-    written = export_c(model, tmp_path, quantize=quantize)
+    written = export_c(model, tmp_path)
     prefix = written["c"].stem
     (tmp_path / "main.c").write_text(
         HARNESS.replace("PREFIX", prefix).replace("MACRO", prefix.upper())
@@ -79,14 +79,9 @@ def compile_and_run(model, images: np.ndarray, tmp_path, quantize=False):
     return logits, np.fromfile(tmp_path / "classes.u8", np.uint8)
 
 
-def check_agreement(model, images, tmp_path, quantize=False):
-    """C against model.forward and SparseModel on the same (dequantised) weights; -> the
-    Python logits."""
-    c_logits, c_classes = compile_and_run(model, images, tmp_path, quantize)
-    if quantize:  # Python's reference: the weights as int8 * scale, as the C file has them
-        save_compressed(model, tmp_path / "q.tpz", quantize=True)
-        model = type(model)(model.name, model.layers)
-        load_compressed(tmp_path / "q.tpz", model)
+def check_agreement(model, images, tmp_path):
+    """C against model.forward and SparseModel; -> the Python logits."""
+    c_logits, c_classes = compile_and_run(model, images, tmp_path)
     x = to_input(images)
     logits = model.forward(x)
     np.testing.assert_array_equal(c_classes, logits.argmax(axis=1))
@@ -104,13 +99,12 @@ def test_c_float_literals_read_back_exactly():
 
 
 @needs_gcc
-@pytest.mark.parametrize("quantize", [False, True])
 @pytest.mark.parametrize("build, sparsity", [(lenet5, 0.9), (lenet5, 0.0), (lenet5_caffe, 0.95)])
-def test_export_compiles_cleanly_and_matches_python(build, sparsity, quantize, tmp_path):
+def test_export_compiles_cleanly_and_matches_python(build, sparsity, tmp_path):
     model = build(seed=0)
     prune(model, sparsity)
     images = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
-    check_agreement(model, images, tmp_path, quantize)
+    check_agreement(model, images, tmp_path)
 
 
 def test_pixels_are_normalised_as_the_data_set_says(tmp_path):
@@ -133,7 +127,7 @@ def test_command_line(tmp_path):
     model = lenet5()
     prune(model, 0.9)
     model.save(tmp_path / "pruned.npz", with_masks=True)
-    save_compressed(model, tmp_path / "pruned.tpz")
+    tpz.save(model, tmp_path / "pruned.tpz")
     for source in ("pruned.npz", "pruned.tpz"):
         result = subprocess.run(
             [
@@ -143,14 +137,13 @@ def test_command_line(tmp_path):
                 str(tmp_path / source),
                 "--out",
                 str(tmp_path / "c"),
-                "--quantize",
             ],
             capture_output=True,
             text=True,
         )
         assert result.returncode == 0, result.stderr
         assert "of which the weight arrays take" in result.stdout
-        assert "typedef int8_t weight_t;" in (tmp_path / "c" / "lenet5.c").read_text()
+        assert "lenet5_predict_u8" in (tmp_path / "c" / "lenet5.c").read_text()
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["lenet5.c", "lenet5.h"]
     missing = subprocess.run(
         [
@@ -193,13 +186,12 @@ def trained_pruned_lenet5():
 
 @needs_gcc
 @pytest.mark.slow
-@pytest.mark.parametrize("quantize", [False, True])
-def test_c_agrees_with_python_on_all_mnist_test_images(trained_pruned_lenet5, quantize, tmp_path):
+def test_c_agrees_with_python_on_all_mnist_test_images(trained_pruned_lenet5, tmp_path):
     model, data, accuracy = trained_pruned_lenet5
     assert accuracy > 0.5  # quick and 90% pruned, but well above chance (10%)
-    logits = check_agreement(model, data.test_images, tmp_path, quantize)
+    logits = check_agreement(model, data.test_images, tmp_path)
     c_accuracy = (logits.argmax(axis=1) == data.test_labels).mean()
     print(
-        f"quantize={quantize}: Python float32 accuracy {accuracy:.2%}; the C file's "
+        f"Python float32 accuracy {accuracy:.2%}; the C file's "
         f"{c_accuracy:.2%} on the same 10,000 images"
     )

@@ -1,12 +1,11 @@
 """Export a pruned model as one dependency-free C99 source file and its header.
 
-    python -m tinyprune.export_c runs/latest/pruned.npz --out DIR [--quantize | --int8]
+    python -m tinyprune.export_c runs/latest/pruned.npz --out DIR [--int8]
 
-writes DIR/lenet5.c and DIR/lenet5.h (named after the model): float activations, weights
-float32 or, with --quantize, int8 (deploy/c_export.py). With --int8, DIR/lenet5_int8.c: integers
-only, activation scales calibrated on training images (deploy/c_int8.py); from a shared.tpz
-(python -m tinyprune.deep_compress), DIR/lenet5_shared.c, which keeps each layer's codebook and
-packed indices.
+writes DIR/lenet5.c and DIR/lenet5.h (named after the model), float32. With --int8,
+DIR/lenet5_int8.c: integers only, TFLite's int8 arithmetic, activation scales calibrated on
+training images; from a shared.tpz (python -m tinyprune.deep_compress), DIR/lenet5_shared.c,
+which keeps each layer's codebook and packed indices (deploy/c_export.py, both).
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ from tinyprune.cli.options import check_data_dir, load_data_or_say_why
 from tinyprune.cli.types import positive_int
 from tinyprune.config import DataConfig
 from tinyprune.data.datasets import DATASETS
-from tinyprune.deploy.c_export import export_c, load_model
-from tinyprune.deploy.c_int8 import export_c_int8
+from tinyprune.deploy.c_export import export_c, export_c_int8, load_model
 from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.nn.model import MODELS
 
@@ -35,13 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "model_file", type=Path, help="pruned.npz (as python -m tinyprune.run writes) or a .tpz"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for <model>.c and .h")
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument(
-        "--quantize",
-        action="store_true",
-        help="store weights as int8 with one float scale per layer",
-    )
-    kind.add_argument(
+    parser.add_argument(
         "--int8",
         action="store_true",
         help="integers only: int8 weights (or shared values) and activations",
@@ -96,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             q = Int8Model(model, data.train_images[: args.calibration], shared)
             written = export_c_int8(q, args.out, source=source)
         else:
-            written = export_c(
-                model, args.out, args.quantize, source=source, dataset=DATASETS[args.dataset]
-            )
+            written = export_c(model, args.out, source=source, dataset=DATASETS[args.dataset])
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,8 +23,9 @@ import numpy as np
 from tinyprune.config import RunConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.data.transforms import to_input
-from tinyprune.deploy.compress import load_copy, write_compressed
+from tinyprune.deploy.int8_model import CALIBRATION_IMAGES, Int8Model
 from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
+from tinyprune.deploy.tpz import decoded_model, write_compressed
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.nn.optim import MaskedSGD
@@ -260,7 +261,7 @@ def prune_phase(
 
 def share_phase(model: Sequential, data: Mnist, config: RunConfig) -> dict:
     """Share the weights of a copy of the pruned model, fine-tune the shared values, write it
-    as shared.tpz (format version 2) -> write_and_measure's results and the phase's."""
+    as shared.tpz -> write_and_measure's results and the phase's."""
     shared_model = copy.deepcopy(model)
     shared, sharing = share_and_finetune(shared_model, data, config.share, config.train)
     return {**sharing, **write_and_measure(shared_model, shared, data, config.out / "shared.tpz")}
@@ -280,13 +281,17 @@ def package_phase(
     p, out = config.prune, config.out
     layers = sparsity_report(model.params(), weight_uses(model))
     model.save(out / "pruned.npz", with_masks=True)
-    model_bytes = write_compressed(model, out)  # zeros not stored (deploy/compress.py)
-    _, int8_accuracy = evaluate(
-        load_copy(model, out / "pruned-int8.tpz"),
-        data.test_images,
-        data.test_labels,
-        dataset=data.dataset,
-    )
+    model_bytes = write_compressed(model, out)  # zeros not stored (deploy/tpz.py)
+    # float32 values: pruned.tpz decodes to the model itself (but for filter pruning's bias
+    # masks, which it does not store), whose test metrics follow
+    state = model.state(with_masks=True)
+    shipped = decoded_model(model, out / "pruned.tpz").state(with_masks=True)
+    if any(not np.array_equal(v, state[k]) for k, v in shipped.items()):
+        raise RuntimeError("pruned.tpz does not decode to the model: a bug in deploy/tpz.py")
+    # pruned-int8.tpz run as TFLite runs an int8 model: integers only (deploy/int8_model.py)
+    calibration = data.train_images[:CALIBRATION_IMAGES]
+    int8 = Int8Model(decoded_model(model, out / "pruned-int8.tpz"), calibration, None, data.dataset)
+    int8_accuracy = float((int8.predict(data.test_images) == data.test_labels).mean())
     test_loss, test_accuracy = last_test_metrics(model, data, pruning["history"])
     # agp prunes a little at a time while it trains: there is no moment "just pruned".
     after_prune = pruning["rounds"][0]["after_prune"] or {"test_loss": None, "test_accuracy": None}

@@ -1,6 +1,6 @@
 """Bits in, bits out: unsigned fields of any width, packed most significant bit first.
 
-The compressed format (compress_v2.py) is one stream of such fields; a BitWriter builds it, a
+The .tpz format (tpz.py) is one stream of such fields; a BitWriter builds it, a
 BitReader reads it back in the same order. Bits are held one per uint8 element while in memory.
 """
 

@@ -1,38 +1,51 @@
-"""Export a pruned model as one dependency-free C99 source file and its header.
+"""Export a pruned model as one dependency-free C99 source file and its header, in float32 or in
+integers only (an Int8Model, TFLite's int8 arithmetic, equal to its NumPy reference bit for bit).
 
-    export_c(model, out_dir, quantize=False)
+    export_c(model, out_dir)        -> out_dir/lenet5.c, .h (named after the model):
+        int lenet5_predict(const float image[LENET5_INPUT_SIZE], float logits[LENET5_CLASSES]);
+        int lenet5_predict_u8(const unsigned char pixels[LENET5_INPUT_SIZE], float logits[...]);
+    export_c_int8(q, out_dir)       -> out_dir/lenet5_int8.c, .h (lenet5_shared if shared):
+        int lenet5_int8_predict(const uint8_t pixels[...], int8_t logits[LENET5_INT8_CLASSES]);
 
-writes out_dir/lenet5.c and out_dir/lenet5.h (named after the model) with
+Each returns the predicted class (the first largest logit). `image` is normalised as
+data/transforms.py's to_input does; `pixels` are the raw 0..255 pixels. The kernels are C, in
+c_kernels.c, which both exports copy in; this module writes only the model's arrays, one
+`layer_t` per layer, the predict function's calls and the header. Per layer:
 
-    int lenet5_predict(const float image[LENET5_INPUT_SIZE], float logits[LENET5_CLASSES]);
-    int lenet5_predict_u8(const unsigned char pixels[LENET5_INPUT_SIZE], float logits[...]);
+    ptr, gap   where the kept weights are: row r's entries are ptr[r] .. ptr[r+1]-1, and each
+               entry's gap (one byte) moves the input pointer on from the previous entry (or
+               the row's start); a gap of 255 is a jump with no weight, so longer gaps cost a
+               byte per 255 columns. For a conv a row is an output channel and the "column" is
+               the tap's offset c*Hp*Wp + kh*Wp + kw in the padded input.
+    weights    one value per kept weight (float32, or int8); or, shared, the int8 codebook
+               (<= 2^b values) and one b-bit index per kept weight, packed (nothing expanded)
+    bias       float32; int8: int32, the input's zero point folded in (bias - z_in * sum of the
+               row's weights), and each output channel's requantisation (mult int32, shift int8)
 
-Both return the predicted class. `image` is normalised as tinyprune.data.transforms.to_input does,
-(pixel / 255 - mean) / std; `pixels` are the raw 0..255 pixels, normalised inside with the
-mean and std of the data set the model was trained on.
-The weights are const arrays in the CSR form of kernels/sparse.py (only non-zeros, with their
-row pointers and column indices), float32 or, with --quantize, int8 with one float scale per
-layer. No malloc, no globals written, only <stdint.h> included: activations live on the stack
-(about 14 KB for LeNet-5), so predict is re-entrant. Compiles cleanly with gcc -std=c99 -Wall
--Wextra.
+No malloc, no globals written, only <stdint.h> included: activations live on the stack, a conv
+block computed two conv rows at a time and pooled at once, so predict is re-entrant. Compiles
+cleanly with gcc -std=c99 -Wall -Wextra -Werror.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tinyprune.data.datasets import MNIST, Dataset
-from tinyprune.deploy import compress_v2
-from tinyprune.deploy.compress import CompressedFormatError, quantize_int8
-from tinyprune.deploy.sparse_model import SparseModel
+from tinyprune.deploy import tpz
+from tinyprune.deploy.int8_model import Int8Model
+from tinyprune.deploy.sparse_model import sparse_stages
 from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.files import write_text
 from tinyprune.nn.layers import Conv2d
 from tinyprune.nn.model import MODELS, Sequential
 
+SKIP = 255  # a gap byte that only moves the input pointer on, with no weight
+KERNELS = Path(__file__).with_name("c_kernels.c")  # the C functions every export shares
 C_TYPES = {
     np.dtype(np.float32): ("float", 4),
     np.dtype(np.int8): ("int8_t", 1),
@@ -42,57 +55,22 @@ C_TYPES = {
     np.dtype(np.uint8): ("uint8_t", 1),
 }
 
-# The two layer functions of the exports (a model without convs needs only the second);
-# weight_t and index_t are set per model.
-CONV_POOL = r"""
-/* out[f] = relu?(maxpool2x2(b[f] + sum of the taps of channel f)), for f < F.
- * in (C, Hp, Wp): the input, already padded. A tap's index is c*Hp*Wp + kh*Wp + kw, so it adds
- * w * in[index + oh*Wp + ow] to output pixel (oh, ow). plane: room for one Ho x Wo plane.
- * out (F, Hq + 2*opad, Wq + 2*opad), zeroed by the caller: the pooled planes go inside a
- * border of opad zeros, the padding the next conv needs. */
-static void conv_pool(const float *in, int Hp, int Wp, int K, int F, const index_t *ptr,
-                      const index_t *index, const weight_t *values, float scale, const float *b,
-                      int relu, float *plane, int opad, float *out)
-{
-    const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
-    const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
-    for (int f = 0; f < F; f++) {
-        for (int j = 0; j < Ho * Wo; j++)
-            plane[j] = b[f];
-        for (index_t t = ptr[f]; t < ptr[f + 1]; t++) {
-            const float w = (float)values[t] * scale;
-            const float *x = in + index[t];
-            for (int oh = 0; oh < Ho; oh++)
-                for (int ow = 0; ow < Wo; ow++)
-                    plane[oh * Wo + ow] += w * x[oh * Wp + ow];
-        }
-        for (int i = 0; i < Hq; i++) {
-            for (int k = 0; k < Wq; k++) {
-                const float *p = plane + 2 * i * Wo + 2 * k;
-                float m = p[0];
-                if (p[1] > m) m = p[1];
-                if (p[Wo] > m) m = p[Wo];
-                if (p[Wo + 1] > m) m = p[Wo + 1];
-                out[f * Hs * Ws + (i + opad) * Ws + k + opad] = (relu && m < 0.0f) ? 0.0f : m;
-            }
-        }
-    }
-}
-"""
 
-LINEAR = r"""
-/* out[r] = relu?(b[r] + sum of the row's weights times the inputs they pick), for r < R. */
-static void linear(const float *x, int R, const index_t *ptr, const index_t *index,
-                   const weight_t *values, float scale, const float *b, int relu, float *out)
-{
-    for (int r = 0; r < R; r++) {
-        float acc = b[r];
-        for (index_t t = ptr[r]; t < ptr[r + 1]; t++)
-            acc += ((float)values[t] * scale) * x[index[t]];
-        out[r] = (relu && acc < 0.0f) ? 0.0f : acc;
-    }
-}
-"""
+@dataclass
+class CLayer:
+    """What the C holds for one layer. kept: bool like the weight; arrays: (suffix, values) of
+    its weights (in the order of the kept weights, row-major), bias and the rest; init: the
+    fields of its layer_t after ptr and gap."""
+
+    name: str
+    kept: np.ndarray
+    pad: int
+    arrays: list[tuple[str, np.ndarray]]
+    init: str
+
+    @property
+    def is_conv(self) -> bool:
+        return self.kept.ndim == 4
 
 
 def c_float(value) -> str:
@@ -115,108 +93,227 @@ def c_array(name: str, values: np.ndarray) -> tuple[str, int]:
     return f"static const {ctype} {name}[{count}] = {{\n    {body}\n}};\n", count * size
 
 
-def float_layers(
-    sparse: SparseModel, quantize: bool, index_dtype: type, input_shape: tuple[int, int, int]
-) -> tuple[list[str], int, list[str], list[str]]:
-    """-> (the C arrays of every layer, their bytes, predict's buffers, its calls)."""
-    C, H, W = input_shape
-    weights, arrays, calls, buffers = 0, [], [], []
-    pad0 = getattr(sparse.stages[0].layer, "padding", 0)  # 0 for a first fc layer
-    shape = (C, H + 2 * pad0, W + 2 * pad0)  # the current input, padded
-    buffers.append(
-        f"float input[{np.prod(shape)}] = {{0}};  /* ({C}, {shape[1]}, {shape[2]}), "
-        f"image in a border of {pad0} zeros */"
-    )
-    current, plane = "input", 1
-    for i, (stage, (ptr, index, values, b)) in enumerate(zip(sparse.stages, sparse.csr)):
-        name = stage.name
-        scale = 1.0
-        if quantize:
-            values, q_scale = quantize_int8(values)
-            scale = float(q_scale)  # exact: a float32 is a double
-        for suffix, array in (
-            ("ptr", ptr.astype(index_dtype)),
-            ("index", index.astype(index_dtype)),
-            ("values", values),
-            ("bias", b.astype(np.float32)),
-        ):
-            text, size = c_array(f"{name}_{suffix}", array)
-            arrays.append(text)
-            weights += size
-        args = (
-            f"{name}_ptr, {name}_index, {name}_values, {c_float(scale)}, {name}_bias, "
-            f"{int(stage.relu)}"
-        )
-        rows = len(ptr) - 1
-        if isinstance(stage.layer, Conv2d):
-            K = stage.layer.weight.value.shape[2]
-            Ho, Wo = shape[1] - K + 1, shape[2] - K + 1
-            plane = max(plane, Ho * Wo)
-            nxt = sparse.stages[i + 1].layer
-            opad = nxt.padding if isinstance(nxt, Conv2d) else 0
-            out_shape = (rows, Ho // 2 + 2 * opad, Wo // 2 + 2 * opad)
-            buffers.append(f"float {name}_out[{np.prod(out_shape)}] = {{0}};  /* {out_shape} */")
-            calls.append(
-                f"conv_pool({current}, {shape[1]}, {shape[2]}, {K}, {rows}, {args}, "
-                f"plane, {opad}, {name}_out);"
-            )
-            shape = out_shape
-            current = f"{name}_out"
-        elif i + 1 < len(sparse.stages):
-            buffers.append(f"float {name}_out[{rows}];")
-            calls.append(f"linear({current}, {rows}, {args}, {name}_out);")
-            current = f"{name}_out"
+def gap_encode(ptr: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows (ptr, increasing columns per row) -> (ptr of the gap stream, gaps uint8): each
+    column as the gap from the previous one of its row (the first: from 0), a gap of 255 or more
+    preceded by SKIP bytes of 255 each (Han et al. 2016 use filler zeros instead)."""
+    new_ptr, gaps = [0], []
+    for r in range(len(ptr) - 1):
+        previous = 0
+        for column in columns[ptr[r] : ptr[r + 1]]:
+            gap = int(column) - previous
+            gaps += [SKIP] * (gap // SKIP) + [gap % SKIP]
+            previous = int(column)
+        new_ptr.append(len(gaps))
+    return np.array(new_ptr, np.int64), np.array(gaps, np.uint8)
+
+
+def pack_indices(index: np.ndarray, bits: int) -> np.ndarray:
+    """index (n,) ints < 2^bits -> uint8: index t in bits t*bits .. t*bits + bits-1 of the
+    stream, lowest bit first, plus one zero byte (the C reads two bytes at a time)."""
+    planes = ((index.astype(np.int64)[:, None] >> np.arange(bits)) & 1).astype(np.uint8)
+    return np.append(np.packbits(planes.ravel(), bitorder="little"), np.uint8(0))
+
+
+def float_layers(model: Sequential) -> list[CLayer]:
+    """The float32 model's layers: its non-zero weights, its biases, its ReLUs."""
+    layers = []
+    for stage in sparse_stages(model):
+        w, b = stage.layer.weight.value, stage.layer.bias.value
+        pad = stage.layer.padding if isinstance(stage.layer, Conv2d) else 0
+        arrays = [("values", w[w != 0].astype(np.float32)), ("bias", b.astype(np.float32))]
+        n = stage.name
+        layers.append(CLayer(n, w != 0, pad, arrays, f"{{{n}_values}}, {n}_bias, {stage.relu:d}"))
+    return layers
+
+
+def int8_layers(q: Int8Model) -> list[CLayer]:
+    """The integer model's layers (see the module's docstring)."""
+    layers = []
+    for s in q.stages:
+        n = s.name
+        # the input's zero point folded into the bias: sum w (a - z) = sum w a - z sum w
+        bias = s.bias - s.in_zero * s.weight.reshape(len(s.weight), -1).sum(axis=1)
+        if s.codebook is None:
+            arrays, weights = [("values", s.weight[s.kept])], f"{{{n}_values}}"
         else:
-            calls.append(f"linear({current}, {rows}, {args}, logits);")
-    if isinstance(sparse.stages[0].layer, Conv2d):
-        buffers.append(f"float plane[{plane}];  /* one conv output plane before pooling */")
-    return arrays, weights, buffers, calls
+            assert s.index is not None
+            bits = max(1, int(np.ceil(np.log2(len(s.codebook)))))
+            arrays = [("codebook", s.codebook), ("index", pack_indices(s.index[s.kept], bits))]
+            weights = f"{{{n}_codebook, {n}_index, {bits}}}"
+        arrays += [
+            ("bias", bias.astype(np.int32)),
+            ("mult", s.mult.astype(np.int32)),
+            ("shift", s.shift.astype(np.int8)),
+        ]
+        init = f"{weights}, {n}_bias, {n}_mult, {n}_shift, {s.zero}, {s.lo}"
+        layers.append(CLayer(n, s.kept, s.pad, arrays, init))
+    return layers
 
 
-def float_header(
-    prefix: str,
-    model_name: str,
-    source: str,
-    input_shape: tuple[int, int, int],
-    classes: int,
-    dataset: Dataset,
-) -> str:
-    """The header of a float export: its two predict functions."""
+def output_shape(layer: CLayer, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(C, H, W) in -> (F, H', W') out: conv (padded), then 2x2 pool; a linear layer: (R, 1, 1)."""
+    if not layer.is_conv:
+        return len(layer.kept), 1, 1
+    K, (_, H, W) = layer.kept.shape[2], shape
+    return len(layer.kept), (H + 2 * layer.pad - K + 1) // 2, (W + 2 * layer.pad - K + 1) // 2
+
+
+def gap_stream(layer: CLayer, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The layer's kept weights, row by row, as a gap stream (ptr, gap) over its input of shape
+    (C, H, W) (a conv's columns: offsets in the padded input)."""
+    rows = len(layer.kept)
+    r, cols = np.nonzero(layer.kept.reshape(rows, -1))
+    ptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(np.bincount(r, minlength=rows), out=ptr[1:])
+    if layer.is_conv:
+        C, H, W = shape
+        K = layer.kept.shape[2]
+        c, kh, kw = np.unravel_index(cols, (C, K, K))
+        cols = c * (H + 2 * layer.pad) * (W + 2 * layer.pad) + kh * (W + 2 * layer.pad) + kw
+    return gap_encode(ptr, cols)
+
+
+def layer_arrays(layers: list[CLayer], input_shape: tuple[int, int, int]) -> tuple[str, int, str]:
+    """-> (the C definitions of every layer's arrays and layer_t, their bytes, ptr's C type)."""
+    streams, shape = [], input_shape
+    for layer in layers:
+        streams.append(gap_stream(layer, shape))
+        shape = output_shape(layer, shape)
+    big = max(int(ptr[-1]) for ptr, _ in streams)
+    ptr_dtype = np.dtype(np.uint16 if big < 2**16 else np.uint32)
+    texts, size = [], 0
+    for layer, (ptr, gap) in zip(layers, streams):
+        for suffix, array in [("ptr", ptr.astype(ptr_dtype)), ("gap", gap), *layer.arrays]:
+            text, nbytes = c_array(f"{layer.name}_{suffix}", array)
+            texts.append(text)
+            size += nbytes
+        n = layer.name
+        texts.append(f"static const layer_t {n} = {{{n}_ptr, {n}_gap, {layer.init}}};\n")
+    return "".join(texts), size, C_TYPES[ptr_dtype][0]
+
+
+def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) -> list[str]:
+    """-> predict's statements after the input's: a buffer and a call per layer; the input
+    (C, Hp, Wp) is already in `input`, padded for the first layer."""
+    lines, current, room = [], "input", 0
+    C, H, W = shape
+    for i, layer in enumerate(layers):
+        F, Hq, Wq = output_shape(layer, shape)
+        if layer.is_conv:
+            K, p = layer.kept.shape[2], layer.pad
+            room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            opad = nxt.pad if nxt is not None and nxt.is_conv else 0
+            out = (F, Hq + 2 * opad, Wq + 2 * opad)
+            lines.append(f"{act} {layer.name}_out[{int(np.prod(out))}];  /* {out} */")
+            lines.append(
+                f"conv_pool({current}, {H + 2 * p}, {W + 2 * p}, {K}, {F}, &{layer.name}, "
+                f"{opad}, rows, {layer.name}_out);"
+            )
+        elif i + 1 < len(layers):
+            lines.append(f"{act} {layer.name}_out[{F}];")
+            lines.append(f"linear({current}, {F}, &{layer.name}, {layer.name}_out);")
+        else:
+            lines.append(f"linear({current}, {F}, &{layer.name}, logits);")
+        current, shape = f"{layer.name}_out", (F, Hq, Wq)
+        C, H, W = shape
+    if room:
+        acc = "int32_t" if act == "int8_t" else "float"
+        lines.insert(0, f"{acc} rows[{room}];  /* two conv output rows before pooling */")
+    return lines
+
+
+def input_lines(shape: tuple[int, int, int], pad: int, act: str, zero: int) -> list[str]:
+    """-> predict's first statements: the input, padded, from `pixels` (int8: pixel - 128,
+    border: the zero point) or `image` (float: as it is, border 0)."""
+    C, H, W = shape
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    value = "(int8_t)(pixels[i] - 128)" if act == "int8_t" else "image[i]"
+    return [
+        f"{act} input[{C * Hp * Wp}];  /* ({C}, {Hp}, {Wp}), in a border of {pad} real zeros */",
+        f"for (int j = 0; j < {C * Hp * Wp}; j++) input[j] = {zero};",
+        f"for (int c = 0; c < {C}; c++) for (int h = 0; h < {H}; h++) "
+        f"for (int w = 0; w < {W}; w++) {{\n        const int i = (c * {H} + h) * {W} + w;\n"
+        f"        input[(c * {Hp} + h + {pad}) * {Wp} + w + {pad}] = {value};\n    }}",
+    ]
+
+
+def c_source(
+    prefix: str, about: str, layers: list[CLayer], signature: str, body: list[str], int8: bool
+) -> tuple[str, int]:
+    """-> (the .c file: the kernels, the arrays, predict; the bytes of the arrays)."""
+    arrays, size, ptr_type = layer_arrays(layers, (1, 28, 28))
+    shared = any(suffix == "codebook" for layer in layers for suffix, _ in layer.arrays)
+    defines = [
+        *(["#define INT8_MODEL"] if int8 else []),
+        *(["#define SHARED_WEIGHTS"] if shared else []),
+        *(["#define HAS_CONV"] if layers[0].is_conv else []),
+    ]
+    statements = "\n    ".join(body)
+    text = f"""/* {prefix}.c: {about}
+ * {size:,} bytes of weight arrays. Generated: do not edit. C99; no malloc; <stdint.h> only. */
+#include <stdint.h>
+
+#include "{prefix}.h"
+
+typedef {ptr_type} ptr_t;
+#define SKIP {SKIP}
+{chr(10).join(defines)}
+
+{KERNELS.read_text()}
+{arrays}
+{signature}
+{{
+    {statements}
+    int best = 0;
+    for (int k = 1; k < {len(layers[-1].kept)}; k++)
+        if (logits[k] > logits[best])
+            best = k;
+    return best;
+}}
+"""
+    return text, size
+
+
+def header(prefix: str, about: str, declarations: str, classes: int) -> str:
     macro = prefix.upper()
-    C, H, W = input_shape
-    return f"""/* {prefix}.h: {model_name} exported by tinyprune.export_c from {source}. */
+    return f"""/* {prefix}.h: {about} */
 #ifndef {macro}_H
 #define {macro}_H
 
-#define {macro}_INPUT_SIZE ({C} * {H} * {W})
+#include <stdint.h>
+
+#define {macro}_INPUT_SIZE (1 * 28 * 28)
 #define {macro}_CLASSES {classes}
 
-/* image: ({C}, {H}, {W}) normalised as {dataset.title}'s pixels are:
- * (pixel / 255 - {dataset.mean}) / {dataset.std}.
- * Writes the {classes} logits and returns the predicted class (the first largest logit). */
-int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES]);
-
-/* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
-int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
-{" " * len(prefix)}                float logits[{macro}_CLASSES]);
-
+{declarations}
 #endif
 """
 
 
-def index_type(csr: list) -> type:
-    """np.uint16 if every row pointer and column index of the layers' CSR arrays fits in 16
-    bits (the smaller tables), else np.uint32."""
-    largest = max(int(a.max(initial=0)) for ptr, index, _, _ in csr for a in (ptr, index))
-    return np.uint16 if largest < 2**16 else np.uint32
-
-
-def predict_u8_source(prefix: str, dataset: Dataset) -> str:
-    """The C of <prefix>_predict_u8: normalise raw pixels 0..255 as `dataset`'s, then predict."""
-    macro = prefix.upper()
-    return f"""
-int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
-{" " * len(prefix)}                float logits[{macro}_CLASSES])
+def generate_c(
+    model: Sequential, dataset: Dataset = MNIST, source: str = "a tinyprune model"
+) -> tuple[str, str, int]:
+    """-> (C source, header, bytes of the weight arrays) of the float32 model."""
+    prefix = re.sub(r"\W", "_", model.name).lower()
+    macro, layers = prefix.upper(), float_layers(model)
+    kept = sum(int(layer.kept.sum()) for layer in layers)
+    signature = (
+        f"int {prefix}_predict(const float image[{macro}_INPUT_SIZE], "
+        f"float logits[{macro}_CLASSES])"
+    )
+    u8 = (
+        f"int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE], "
+        f"float logits[{macro}_CLASSES])"
+    )
+    body = input_lines((1, 28, 28), layers[0].pad, "float", 0) + predict_body(
+        layers, (1, 28, 28), "float"
+    )
+    about = f"{model.name} in float32, exported by tinyprune from {source}; {kept:,} weights kept."
+    text, size = c_source(prefix, about, layers, signature, body, int8=False)
+    text += f"""
+{u8}
 {{
     float image[{macro}_INPUT_SIZE];
     for (int i = 0; i < {macro}_INPUT_SIZE; i++)
@@ -224,98 +321,92 @@ int {prefix}_predict_u8(const unsigned char pixels[{macro}_INPUT_SIZE],
     return {prefix}_predict(image, logits);
 }}
 """
+    declarations = f"""/* image: (1, 28, 28) normalised as {dataset.title}'s pixels are:
+ * (pixel / 255 - {dataset.mean}) / {dataset.std}. Writes the logits and returns the predicted
+ * class (the first largest logit). */
+{signature};
+
+/* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
+{u8};
+"""
+    return text, header(prefix, about, declarations, len(layers[-1].kept)), size
 
 
-def generate_c(
-    model: Sequential,
-    quantize: bool = False,
-    dataset: Dataset = MNIST,
-    input_shape: tuple[int, int, int] = (1, 28, 28),
-    source: str = "a tinyprune model",
-) -> tuple[str, str, int]:
-    """-> (C source, header, bytes of the weight arrays) for a model SparseModel accepts."""
-    sparse = SparseModel(model, input_shape)
-    prefix = re.sub(r"\W", "_", model.name).lower()
+def c_prefix(q: Int8Model) -> str:
+    """The file and function prefix of the export: 'lenet5_int8' or 'lenet5_shared'."""
+    shared = any(stage.codebook is not None for stage in q.stages)
+    return re.sub(r"\W", "_", q.name).lower() + ("_shared" if shared else "_int8")
+
+
+def generate_c_int8(q: Int8Model, source: str = "a tinyprune model") -> tuple[str, str, int]:
+    """-> (C source, header, bytes of the weight arrays) of the integer-only model."""
+    prefix, layers = c_prefix(q), int8_layers(q)
     macro = prefix.upper()
-    index_dtype = index_type(sparse.csr)
-    C, H, W = input_shape
-    pad0 = getattr(sparse.stages[0].layer, "padding", 0)
-    arrays, weights, buffers, calls = float_layers(sparse, quantize, index_dtype, input_shape)
-    header = float_header(
-        prefix, model.name, source, input_shape, len(sparse.csr[-1][0]) - 1, dataset
+    kept = sum(int(layer.kept.sum()) for layer in layers)
+    signature = (
+        f"int {prefix}_predict(const uint8_t pixels[{macro}_INPUT_SIZE], "
+        f"int8_t logits[{macro}_CLASSES])"
     )
-    kept = sparse.nonzero
-    total = sum(p.value.size for p in model.prunable().values())
-    weight_type = "int8_t" if quantize else "float"
-    has_conv = isinstance(sparse.stages[0].layer, Conv2d)
-    buffer_lines = "\n    ".join(buffers)
-    call_lines = "\n    ".join(calls)
-    source_text = f"""/* {prefix}.c: {model.name} exported by tinyprune.export_c from {source}.
- * Generated: do not edit. {kept:,} of {total:,} weights kept ({1 - kept / total:.1%} sparse), as
- * CSR: row r's weights are values[ptr[r]..ptr[r+1]-1], at the column (conv: input offset)
- * index[...]. Weights are {weight_type}{", each layer's times its scale" if quantize else ""}.
- * {weights:,} bytes of weight arrays. C99; no malloc; includes <stdint.h> only. */
-#include <stdint.h>
+    body = input_lines((1, 28, 28), layers[0].pad, "int8_t", q.input_zero) + predict_body(
+        layers, (1, 28, 28), "int8_t"
+    )
+    about = (
+        f"{q.name} in integers only (TFLite's int8 arithmetic, equal bit for bit to "
+        f"tinyprune.deploy.int8_model.Int8Model), exported by tinyprune from {source}; "
+        f"{kept:,} weights kept."
+    )
+    text, size = c_source(prefix, about, layers, signature, body, int8=True)
+    declarations = f"""/* pixels: (1, 28, 28) raw 0..255. Writes the int8 logits (real logits ~
+ * {q.output_scale:.6g} * (logits - ({q.output_zero}))) and returns the predicted class (the
+ * first largest logit). */
+{signature};
+"""
+    return text, header(prefix, about, declarations, len(layers[-1].kept)), size
 
-#include "{prefix}.h"
 
-typedef {weight_type} weight_t;
-typedef {C_TYPES[np.dtype(index_dtype)][0]} index_t;
-{CONV_POOL if has_conv else ""}{LINEAR}
-{"".join(arrays)}
-int {prefix}_predict(const float image[{macro}_INPUT_SIZE], float logits[{macro}_CLASSES])
-{{
-    {buffer_lines}
-    for (int c = 0; c < {C}; c++)
-        for (int h = 0; h < {H}; h++)
-            for (int w = 0; w < {W}; w++)
-                input[(c * {H + 2 * pad0} + h + {pad0}) * {W + 2 * pad0} + w + {pad0}] =
-                    image[(c * {H} + h) * {W} + w];
-    {call_lines}
-    int best = 0;
-    for (int k = 1; k < {macro}_CLASSES; k++)
-        if (logits[k] > logits[best])
-            best = k;
-    return best;
-}}
-{predict_u8_source(prefix, dataset)}"""
-    return source_text, header, weights
+def write_export(prefix: str, out_dir: str | Path, texts: tuple[str, str, int]) -> dict:
+    """Write <prefix>.c and .h into out_dir; -> their paths and sizes, the weight arrays' bytes
+    and the prefix."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
+    write_text(h_path, texts[1])
+    write_text(c_path, texts[0])
+    return {
+        "c": c_path,
+        "h": h_path,
+        "weight_bytes": texts[2],
+        "c_bytes": c_path.stat().st_size,
+        "h_bytes": h_path.stat().st_size,
+        "prefix": prefix,
+    }
 
 
 def export_c(
     model: Sequential,
     out_dir: str | Path,
-    quantize: bool = False,
     source: str = "a tinyprune model",
     dataset: Dataset = MNIST,
 ) -> dict:
-    """Write <name>.c and <name>.h into out_dir; -> their paths and sizes in bytes. dataset:
-    the one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    c_text, h_text, weights = generate_c(model, quantize, dataset, source=source)
+    """Write <name>.c and <name>.h, float32, into out_dir; -> write_export's dict. dataset: the
+    one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
     prefix = re.sub(r"\W", "_", model.name).lower()
-    c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
-    write_text(h_path, h_text)
-    write_text(c_path, c_text)
-    return {
-        "c": c_path,
-        "h": h_path,
-        "weight_bytes": weights,
-        "c_bytes": c_path.stat().st_size,
-        "h_bytes": h_path.stat().st_size,
-    }
+    return write_export(prefix, out_dir, generate_c(model, dataset, source))
+
+
+def export_c_int8(q: Int8Model, out_dir: str | Path, source: str = "a tinyprune model") -> dict:
+    """Write <prefix>.c and .h of the integer model into out_dir; -> write_export's dict."""
+    return write_export(c_prefix(q), out_dir, generate_c_int8(q, source))
 
 
 def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, SharedWeight]]:
-    """A model from a pruned.npz (Sequential.save, a model_name) or a compressed .tpz of either
-    version (it names its own model); -> (model, its shared weights: {} unless the file has
-    some)."""
+    """A model from a pruned.npz (Sequential.save, a model_name) or a .tpz of either version
+    (it names its own model); -> (model, its shared weights: {} unless the file has some)."""
     if path.suffix == ".tpz":
-        meta, state, shared = compress_v2.read(path)
+        meta, state, shared = tpz.read(path)
         model_name = meta["model"]
         if model_name not in MODELS:
-            raise CompressedFormatError(
+            raise tpz.CompressedFormatError(
                 f"{path} holds a {model_name!r}, which this tinyprune "
                 f"does not know ({', '.join(MODELS)})"
             )

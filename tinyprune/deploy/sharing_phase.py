@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tinyprune.config import ShareConfig, TrainConfig
 from tinyprune.data.mnist import Mnist
-from tinyprune.deploy import compress_v2
+from tinyprune.deploy import tpz
 from tinyprune.deploy.size_report import size_rows
 from tinyprune.deploy.weight_sharing import SharedSGD, SharedWeight, parse_bits, share_weights
 from tinyprune.nn.model import Sequential
@@ -51,13 +51,13 @@ def share_and_finetune(
 def write_and_measure(
     model: Sequential, shared: dict[str, SharedWeight], data: Mnist, path: str | Path
 ) -> dict:
-    """Write the shared model to path (format version 2) and measure the model decoded from
+    """Write the shared model to path and measure the model decoded from
     it; -> {"file" (its name: results must not depend on where the run is), "file_bytes",
     "file_accuracy", "file_loss", "layers": size_rows}."""
     path = Path(path)
-    report = compress_v2.save(model, path, "shared", shared)
+    report = tpz.save(model, path, "shared", shared)
     loss, accuracy = evaluate(
-        compress_v2.decoded_model(model, path),
+        tpz.decoded_model(model, path),
         data.test_images,
         data.test_labels,
         dataset=data.dataset,

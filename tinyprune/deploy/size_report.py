@@ -20,7 +20,7 @@ from tinyprune.nn.model import Sequential, layer_of
 
 
 def size_rows(report: list[dict], model: Sequential) -> list[dict]:
-    """compress_v2.encode's report -> the rows of the table, each with dense_bytes and ratio,
+    """tpz.encode's report -> the rows of the table, each with dense_bytes and ratio,
     and a last "total" row for the whole file."""
     dense: dict[str, int] = {}
     for name, p in model.params().items():

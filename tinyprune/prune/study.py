@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tinyprune.config import PruneConfig, TrainConfig
 from tinyprune.data.mnist import Mnist
-from tinyprune.deploy.compress import compressed_bytes, dense_float32_bytes
+from tinyprune.deploy.tpz import compressed_bytes, dense_float32_bytes
 from tinyprune.nn.model import Sequential, layer_of
 from tinyprune.prune.criteria import magnitude_mask
 from tinyprune.prune.report import sparsity_report, weight_uses

@@ -1,7 +1,7 @@
 """Cross-compile a model's C with the harness for a Cortex-M, and measure its flash and RAM.
 
     program = Program(sources=[Path("out/lenet5_int8.c")], predict="lenet5_int8_predict",
-                      logit_type="int32_t", input_size=784, classes=10)
+                      logit_type="int8_t", input_size=784, classes=10)
     elf = build(program, TARGETS["cortex-m4"], Path("out/m4"))
     sizes = footprint(program, TARGETS["cortex-m4"], Path("out/m4"))  # flash, static RAM
 
@@ -59,7 +59,7 @@ TARGETS = {
 @dataclass(frozen=True)
 class Program:
     """A model's C sources and its predict function, int PREDICT(const unsigned char *pixels,
-    LOGIT_T *logits), whose logits are float or int32_t."""
+    LOGIT_T *logits), whose logits are float or int8_t."""
 
     sources: list[Path]
     predict: str

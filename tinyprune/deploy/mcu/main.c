@@ -3,11 +3,11 @@
  * are not built into the program, so any number of them runs on the same build and none of
  * them counts as flash) and prints one line per image, all numbers in hex:
  *
- *     <image index> <predicted class> <CLASSES logits, the 32 bits of each> <SysTick ticks>
+ *     <image index> <predicted class> <CLASSES logits, the bytes of each> <SysTick ticks>
  *
  * The ticks are those of the predict call alone. Before the first image the unused stack is
  * painted with a pattern; after it, "stack <bytes>" says how deep predict wrote. The model
- * comes in by macros: PREDICT (its function), LOGIT_T (float or int32_t), INPUT_SIZE, CLASSES.
+ * comes in by macros: PREDICT (its function), LOGIT_T (float or int8_t), INPUT_SIZE, CLASSES.
  * No libc: printing is by hand, in hex, to need no division (the Cortex-M0+ has none). */
 #include <stdint.h>
 
@@ -27,7 +27,7 @@ int PREDICT(const unsigned char *pixels, LOGIT_T *logits);
 extern uint32_t __stack_limit[];
 
 static unsigned char pixels[INPUT_SIZE];
-static union { LOGIT_T value[CLASSES]; uint32_t bits[CLASSES]; } logits;
+static LOGIT_T logits[CLASSES];
 static char line[16 + 9 * (CLASSES + 3)];
 
 static char *put_hex(char *p, uint32_t v)
@@ -39,6 +39,16 @@ static char *put_hex(char *p, uint32_t v)
         *p++ = "0123456789abcdef"[(v >> shift) & 0xF];
     *p++ = ' ';
     return p;
+}
+
+/* A logit's bytes (float, int32_t or int8_t), zero-extended to 32 bits, little-endian */
+static uint32_t logit_bits(const LOGIT_T *logit)
+{
+    const unsigned char *b = (const unsigned char *)logit;
+    uint32_t bits = 0;
+    for (unsigned i = 0; i < sizeof *logit; i++)
+        bits |= (uint32_t)b[i] << (8 * i);
+    return bits;
 }
 
 static void say(int console, const char *text)
@@ -78,7 +88,7 @@ int main(void)
             for (volatile uint32_t *p = __stack_limit; p < sp; p++)
                 *p = PAINT;
         uint32_t start = SYST_CVR;
-        int k = PREDICT(pixels, logits.value);
+        int k = PREDICT(pixels, logits);
         uint32_t ticks = (start - SYST_CVR) & 0xFFFFFF;
         if (i == 0) {
             volatile uint32_t *p = __stack_limit;
@@ -93,7 +103,7 @@ int main(void)
         char *p = put_hex(line, i);
         p = put_hex(p, (uint32_t)k);
         for (int c = 0; c < CLASSES; c++)
-            p = put_hex(p, logits.bits[c]);
+            p = put_hex(p, logit_bits(&logits[c]));
         p = put_hex(p, ticks);
         p[-1] = '\n';
         semihost_write(console, line, (int)(p - line));

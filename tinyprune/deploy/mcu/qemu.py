@@ -27,8 +27,9 @@ RESULT_LINE = re.compile(r"[0-9a-f]+( [0-9a-f]+)+")  # image, class, logits, tic
 
 @dataclass
 class RunResult:
-    """classes (N,) int64; logits_bits (N, classes) uint32, the logits' 32 bits (view them as
-    float32 or int32); instructions (N,) int64 per inference; stack: bytes predict used."""
+    """classes (N,) int64; logits_bits (N, classes) uint32, the logits' bytes, zero-extended
+    (Variant.device_logits reads them); instructions (N,) int64 per inference; stack: bytes
+    predict used."""
 
     classes: np.ndarray
     logits_bits: np.ndarray

@@ -8,7 +8,8 @@ computation it must agree with.
 
     float   float32 weights (the CSR export of deploy/c_export.py) and float activations;
             Python: model.forward. Same classes; logits equal to rounding (another sum order).
-    int8    integers only (deploy/c_int8.py); Python: Int8Model.forward. Equal bit for bit.
+    int8    integers only, TFLite's int8 arithmetic (deploy/c_export.py); Python:
+            Int8Model.forward. Equal bit for bit.
     shared  the same with shared weights (an int8 codebook per layer and packed indices, from
             deploy/weight_sharing.py); Python: Int8Model(..., shared).forward. Bit for bit.
 """
@@ -22,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.data.transforms import to_input
-from tinyprune.deploy.c_export import export_c
-from tinyprune.deploy.c_int8 import export_c_int8
+from tinyprune.deploy.c_export import export_c, export_c_int8
 from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.deploy.mcu.build import Program
 from tinyprune.deploy.mcu.qemu import RunResult
@@ -45,7 +45,10 @@ class Variant:
     exact: bool
 
     def device_logits(self, result: RunResult) -> np.ndarray:
-        return result.logits_bits.view(self.logit_dtype)
+        """The logits the device printed, as logit_dtype (float32 or int8) (N, classes)."""
+        size = np.dtype(self.logit_dtype).itemsize
+        raw = result.logits_bits.astype("<u4").view(np.uint8).reshape(*result.logits_bits.shape, 4)
+        return raw[..., :size].copy().view(self.logit_dtype)[..., 0]
 
 
 def export_variant(
@@ -80,9 +83,9 @@ def export_variant(
         q = Int8Model(model, calibration_images, shared if name == "shared" else None)
         written = export_c_int8(q, out_dir)
         program = Program(
-            [written["c"]], f"{written['prefix']}_predict", "int32_t", size, model_classes(model)
+            [written["c"]], f"{written['prefix']}_predict", "int8_t", size, model_classes(model)
         )
-        return Variant(name, program, q.forward, np.int32, exact=True)
+        return Variant(name, program, q.forward, np.int8, exact=True)
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
 

@@ -1,6 +1,9 @@
-"""The compressed file format, version 2: pruning, weight sharing and Huffman coding together.
+"""The .tpz file: a pruned model as it ships, its zeros not stored, its values float32, int8 or
+shared (weight sharing), Huffman-coded where that is smaller. Every .tpz a run writes
+(pruned.tpz, pruned-int8.tpz, shared.tpz) is this format, version 2; `read` also reads the
+version 1 files of older tinyprunes (tpz_v1.py).
 
-A file (conventionally .tpz) is
+A file is
 
     magic     4 bytes  b"TPZ2"
     header    4 bytes  H, its length (uint32, little-endian), then H bytes: JSON, deflated (zlib)
@@ -16,8 +19,11 @@ the model's order, which says what the payload holds for it, in this order:
       positions  "bitmask": size bits, 1 = kept (row-major)
                  g (an int): gap coding in g bits (positions.py): 2^g Huffman code lengths
                  (LENGTH_BITS each), then the m gap symbols, Huffman-coded
-      values     "float32": n x 32 bits;  "int8": n x 8 bits, q + 127, with "scale" in the
-                 entry (the weight is q * scale, see compress.py)
+      values     "float32": n x 32 bits
+                 "int8": a float32 scale per output channel c, then q + 127 per kept weight
+                 (q in -127..127, the weight is q * scale[c], see quantize.py): n x 8 bits,
+                 or, with "coded" in the entry, 255 Huffman code lengths (LENGTH_BITS each),
+                 then the n symbols q + 127, Huffman-coded
                  "shared": k (entry "codebook") float32 shared values, k Huffman code lengths
                  (LENGTH_BITS each), then n indices into them, Huffman-coded (weight_sharing.py)
 
@@ -38,8 +44,9 @@ import numpy as np
 
 from tinyprune.deploy import huffman
 from tinyprune.deploy.bitstream import BitReader, BitStreamError, BitWriter
-from tinyprune.deploy.compress import FORMAT, CompressedFormatError, quantize_int8, read_compressed
 from tinyprune.deploy.positions import PositionsError, gap_positions, gap_symbols
+from tinyprune.deploy.quantize import quantize_int8
+from tinyprune.deploy.tpz_v1 import FORMAT, read_v1
 from tinyprune.deploy.weight_sharing import SharedWeight, kept_pattern
 from tinyprune.files import atomic_write
 from tinyprune.nn.layers import Param
@@ -50,6 +57,10 @@ MAGIC = b"TPZ2"
 LENGTH_BITS = 5  # a Huffman code length, 0..31, is stored in 5 bits
 MAX_GAP_BITS = 8  # gap codings tried: 1..8 bits
 VALUE_KINDS = ("float32", "int8", "shared")
+
+
+class CompressedFormatError(ValueError):
+    """The file is not a .tpz this version can read, or not for this model."""
 
 
 def write_table(out: BitWriter, counts: np.ndarray) -> tuple[np.ndarray, int]:
@@ -97,6 +108,23 @@ def write_positions(out: BitWriter, kept: np.ndarray, entry: dict) -> dict:
     }
 
 
+def write_int8(out: BitWriter, weight: np.ndarray, kept: np.ndarray, entry: dict) -> dict:
+    """The kept weights as int8, one scale per output channel (quantize.py); -> its part of
+    the report."""
+    q, scales = quantize_int8(weight)
+    entry["values"] = "int8"
+    out.floats(scales)
+    symbols = q[kept].astype(np.int64) + 127
+    counts = np.bincount(symbols, minlength=255)
+    if 255 * LENGTH_BITS + huffman.total_bits(counts) >= 8 * len(symbols):
+        out.uints(symbols, 8)
+        return {"value_bits": 8, "value_bits_coded": 8.0}
+    entry["coded"] = True  # a layer's int8 values are peaked around 0: Huffman pays
+    coded = huffman.encode(symbols, write_table(out, counts)[0])
+    out.bits(coded)
+    return {"value_bits": 8, "value_bits_coded": len(coded) / len(symbols)}
+
+
 def write_values(
     out: BitWriter, values: np.ndarray, kind: str, entry: dict, shared: SharedWeight | None
 ) -> dict:
@@ -106,11 +134,6 @@ def write_values(
     if kind == "float32":
         out.floats(values)
         return {"value_bits": 32, "value_bits_coded": 32.0}
-    if kind == "int8":
-        q, scale = quantize_int8(values)
-        entry["scale"] = float(scale)  # a float32 is exact as a JSON double
-        out.uints(q.astype(np.int64) + 127, 8)
-        return {"value_bits": 8, "value_bits_coded": 8.0}
     assert shared is not None
     index = shared.index[shared.kept]
     entry["codebook"] = len(shared.codebook)
@@ -148,14 +171,17 @@ def write_param(
     entry.update(masked=p.prunable and p.mask is not None, kept=int(kept.sum()))
     row = {"name": layer_of(name), "weights": p.value.size, "kept": entry["kept"], "values": kind}
     row.update(write_positions(out, kept.ravel(), entry))
-    row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry, shared))
+    if kind == "int8":
+        row.update(write_int8(out, p.value, kept, entry))
+    else:
+        row.update(write_values(out, p.value[kept].astype(np.float32), kind, entry, shared))
     return row
 
 
 def encode(
     model: Sequential, values: str = "float32", shared: dict[str, SharedWeight] | None = None
 ) -> tuple[bytes, list[dict]]:
-    """The model as a version 2 file -> (its bytes, report rows: one per weighted layer, see
+    """The model as a .tpz file -> (its bytes, report rows: one per weighted layer, see
     size_report.py, then one "header" row for the rest of the file).
 
     values: "float32", "int8" or "shared"; with "shared", the weights (and biases) in `shared`
@@ -212,8 +238,10 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, S
     if entry["values"] == "float32":
         values = bits.floats(n)
     elif entry["values"] == "int8":
-        q = bits.uints(n, 8).astype(np.int64) - 127
-        values = q.astype(np.float32) * np.float32(entry["scale"])
+        coded, scales = entry.get("coded", False), bits.floats(shape[0])
+        q = read_huffman(bits, n, read_table(bits, 255)) if coded else bits.uints(n, 8)
+        rows = np.nonzero(kept.reshape(shape[0], -1))[0]  # each kept weight's output channel
+        values = (q.astype(np.int64) - 127).astype(np.float32) * scales[rows]
     else:
         codebook = bits.floats(entry["codebook"]).copy()
         index = read_huffman(bits, n, read_table(bits, len(codebook)))
@@ -280,14 +308,16 @@ def save(
 
 
 def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
-    """A compressed file of either version -> (meta, state, shared) as `decode` returns them
-    (a version 1 file has no shared weights). Raises CompressedFormatError for anything else."""
+    """A .tpz file of either version -> (meta, state, shared) as `decode` returns them (a
+    version 1 file has no shared weights). Raises CompressedFormatError for anything else."""
     path = Path(path)
-    if path.is_file() and zipfile.is_zipfile(path):  # version 1 is an .npz (a zip)
-        meta, state = read_compressed(path)
-        return meta, state, {}
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; write one with python -m tinyprune.run")
+    if zipfile.is_zipfile(path):  # version 1 is an .npz (a zip)
+        try:
+            return (*read_v1(path), {})
+        except ValueError as error:
+            raise CompressedFormatError(str(error)) from None
     return decode(path.read_bytes(), str(path))
 
 
@@ -302,3 +332,24 @@ def decoded_model(model: Sequential, path: str | Path) -> Sequential:
         p.mask = None
     twin.load_state(state, source=str(path))
     return twin
+
+
+def dense_float32_bytes(model: Sequential) -> int:
+    """Bytes of the model's parameters stored densely as float32: 4 per parameter."""
+    return 4 * model.num_params()
+
+
+def compressed_bytes(model: Sequential, quantize: bool = False) -> int:
+    """The size of the model's .tpz file, float32 or int8 values, in bytes, without writing it."""
+    return len(encode(model, "int8" if quantize else "float32")[0])
+
+
+def write_compressed(model: Sequential, folder: str | Path, stem: str = "pruned") -> dict:
+    """Write folder/<stem>.tpz (float32 values) and folder/<stem>-int8.tpz; -> their sizes and
+    the dense float32 size, in bytes: {"dense_float32", "compressed", "compressed_int8"}."""
+    folder = Path(folder)
+    sizes = {"dense_float32": dense_float32_bytes(model)}
+    for key, values, name in (("compressed", "float32", ""), ("compressed_int8", "int8", "-int8")):
+        save(model, folder / f"{stem}{name}.tpz", values)
+        sizes[key] = (folder / f"{stem}{name}.tpz").stat().st_size
+    return sizes
