@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import without_seconds
 
-from tinyprune import lottery
+from tinyprune.cli import lottery
 from tinyprune.nn.model import lenet_300_100
 from tinyprune.prune.lottery import (
     PRUNE_RATES,

@@ -14,7 +14,7 @@ from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.report.run_pictures import redraw
-from tinyprune.run import ctrl_c, kernels_ready, main, parse_args, run_config
+from tinyprune.cli.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune import sensitivity, sweep
+from tinyprune.cli import sensitivity, sweep
 from tinyprune.data.mnist import Mnist
 from tinyprune.nn.model import lenet5
 from tinyprune.prune import study

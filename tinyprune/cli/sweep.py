@@ -137,6 +137,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {failure.describe()}", file=sys.stderr)
     return 1 if failures else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

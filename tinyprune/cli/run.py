@@ -32,7 +32,7 @@ from tinyprune.cli.types import fraction, non_negative_int, positive_float, posi
 from tinyprune.config import PruneConfig, RunConfig
 from tinyprune.deploy.size_report import format_size_table
 from tinyprune.nn.model import MODELS
-from tinyprune.pipeline import (
+from tinyprune.cli.pipeline import (
     RunError,
     RunState,
     Trained,
@@ -305,6 +305,3 @@ def main(argv: list[str] | None = None) -> int:
         print(interrupted(argv, config, args.resume), file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

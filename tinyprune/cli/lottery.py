@@ -138,6 +138,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not run, their masks lost to a failure: {', '.join(run.skipped)}", file=sys.stderr)
     return 1 if run.failures else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -47,6 +47,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report written: {path}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
