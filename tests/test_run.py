@@ -10,11 +10,11 @@ import threading
 import numpy as np
 import pytest
 
+from tinyprune.cli.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.report.run_pictures import redraw
-from tinyprune.cli.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
 
 

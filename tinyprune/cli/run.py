@@ -28,10 +28,6 @@ from tinyprune.cli.options import (
     share_config,
     train_config,
 )
-from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
-from tinyprune.config import PruneConfig, RunConfig
-from tinyprune.deploy.size_report import format_size_table
-from tinyprune.nn.model import MODELS
 from tinyprune.cli.pipeline import (
     RunError,
     RunState,
@@ -43,6 +39,10 @@ from tinyprune.cli.pipeline import (
     share_phase,
     train_phase,
 )
+from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
+from tinyprune.config import PruneConfig, RunConfig
+from tinyprune.deploy.size_report import format_size_table
+from tinyprune.nn.model import MODELS
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.report.tables import print_layers
