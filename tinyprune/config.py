@@ -81,6 +81,12 @@ class RunConfig:
     prune: PruneConfig
     out: Path
     share: ShareConfig = ShareConfig()
+    # Start from the trained dense model cached in this folder (train/dense_cache.py), trained
+    # and cached first if it is not there; None: train it here, no cache.
+    cache_dir: Path | None = None
+    # Build the model with each convolution, its pooling and its ReLU as one fused layer
+    # (MODELS[name](seed, fused=True)): the same numbers, faster.
+    fused: bool = False
 
     def resume_options(self) -> dict:
         """The options a resumed run must share with the interrupted one: all that can change

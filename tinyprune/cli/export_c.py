@@ -107,4 +107,3 @@ def main(argv: list[str] | None = None) -> int:
         f"arrays take {written['weight_bytes']:,} bytes once compiled) and {written['h']}"
     )
     return 0
-

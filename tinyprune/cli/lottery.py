@@ -137,4 +137,3 @@ def main(argv: list[str] | None = None) -> int:
     if run.skipped:
         print(f"not run, their masks lost to a failure: {', '.join(run.skipped)}", file=sys.stderr)
     return 1 if run.failures else 0
-

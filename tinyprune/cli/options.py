@@ -69,8 +69,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The group "training": the options that shape the trained dense model."""
+def add_training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The group "training": the options that shape the trained dense model (-> the group,
+    for a command to add its own)."""
     group = parser.add_argument_group("training")
     group.add_argument(
         "--model",
@@ -99,6 +100,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--seed", type=int, default=0, help="seeds the initial weights and the order of the batches"
     )
+    return group
 
 
 def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -41,6 +41,7 @@ from tinyprune.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from tinyprune.train.dense_cache import cache_path
 from tinyprune.train.loop import evaluate, fit, inference_seconds
 
 
@@ -161,27 +162,23 @@ def last_test_metrics(model: Sequential, data: Mnist, history: list[dict]) -> tu
 
 
 def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunState) -> Trained:
-    """Train model (unless a resumed run is past training); write model.npz and result.json."""
+    """Train model (unless a resumed run is past training, or --cache-dir holds it trained);
+    write model.npz and result.json."""
     t, out = config.train, config.out
     if state.finetuning:  # trained and saved before; the model in hand is being fine-tuned
         trained = load_trained(config)
     else:
-        optimizer = MaskedSGD(model.params(), t.lr, t.momentum, t.weight_decay)
-        velocity = state.velocity()
-        if velocity is not None:
-            optimizer.velocity = velocity
-        fit(
-            model,
-            data,
-            optimizer,
-            t.epochs,
-            t.batch_size,
-            t.seed,
-            max_shift=t.shift,
-            start_epoch=len(state.train_history) + 1,
-            after_epoch=lambda entry: state.save_train_epoch(optimizer, entry),
-        )
         trained = model
+        cached = None if config.cache_dir is None else cache_path(t, data, config.cache_dir)
+        if cached is not None and cached.exists():
+            model.load(cached)
+            state.train_history = []  # the cache keeps the weights, not their history
+            print(f"dense {t.model} loaded from {cached}")
+        else:
+            fit_dense(model, data, config, state)
+            if cached is not None:
+                model.save(cached)
+                print(f"dense {t.model} cached in {cached}")
     history = state.train_history
     test_loss, test_accuracy = last_test_metrics(trained, data, history)
     if not state.finetuning:
@@ -208,6 +205,27 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         )
     weights = {name: p.value.copy() for name, p in trained.prunable().items()}
     return Trained(trained, history, test_loss, test_accuracy, weights)
+
+
+def fit_dense(model: Sequential, data: Mnist, config: RunConfig, state: RunState) -> None:
+    """Train model as config.train says, from the epoch a resumed run had reached, saving
+    the run after every epoch."""
+    t = config.train
+    optimizer = MaskedSGD(model.params(), t.lr, t.momentum, t.weight_decay)
+    velocity = state.velocity()
+    if velocity is not None:
+        optimizer.velocity = velocity
+    fit(
+        model,
+        data,
+        optimizer,
+        t.epochs,
+        t.batch_size,
+        t.seed,
+        max_shift=t.shift,
+        start_epoch=len(state.train_history) + 1,
+        after_epoch=lambda entry: state.save_train_epoch(optimizer, entry),
+    )
 
 
 def load_trained(config: RunConfig) -> Sequential:

@@ -46,4 +46,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"report written: {path}")
     return 0
-

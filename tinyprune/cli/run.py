@@ -11,8 +11,10 @@ completes. The work itself is in pipeline.py; this module reads the options and 
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numba
@@ -23,6 +25,7 @@ from tinyprune.cli.options import (
     add_training_options,
     check_bits,
     check_data_dir,
+    check_folders,
     data_config,
     load_data_or_say_why,
     share_config,
@@ -42,7 +45,7 @@ from tinyprune.cli.pipeline import (
 from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
 from tinyprune.config import PruneConfig, RunConfig
 from tinyprune.deploy.size_report import format_size_table
-from tinyprune.nn.model import MODELS
+from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.report.tables import print_layers
@@ -52,15 +55,41 @@ from tinyprune.train.loop import Diverged, print_progress, warm_up
 PHASE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}  # checkpoint phase -> words
 
 
-def build_parser() -> argparse.ArgumentParser:
+# `python -m tinyprune.deep_compress`: this command with Deep Compression's recipe (Han et al.)
+# as its defaults, starting from a cached dense model so that recipes compare without training
+# it again.
+DEEP_COMPRESS = {
+    "prog": "python -m tinyprune.deep_compress",
+    "description": "Prune by one global threshold in rounds, share weights, Huffman-code: "
+    "python -m tinyprune.run with Deep Compression's recipe as defaults, starting from the "
+    "dense model cached in --cache-dir.",
+    "defaults": {
+        "method": "global",
+        "schedule": "iterative",
+        "sparsity": 0.9,
+        "rounds": 4,
+        "finetune_epochs": 8,
+        "cache_dir": Path("runs/dense-cache"),
+        "out": Path("runs/deep-compress"),
+    },
+}
+
+
+def build_parser(
+    prog: str = "python -m tinyprune.run",
+    description: str = "Train LeNet-5 on MNIST, prune the smallest weights of each layer, "
+    "fine-tune the rest, and report accuracy and sparsity.",
+    defaults: dict | None = None,
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tinyprune.run",
-        description="Train LeNet-5 on MNIST, prune the smallest weights of each layer, "
-        "fine-tune the rest, and report accuracy and sparsity.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add_data_options(parser)
-    add_training_options(parser)
+    add_training_options(parser).add_argument(
+        "--fused",
+        action="store_true",
+        help="run each convolution, its pooling and ReLU as one fused layer (same numbers, faster)",
+    )
     add_pruning_options(parser)
     add_share_options(parser)
     output = parser.add_argument_group("output")
@@ -68,7 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("runs/latest"),
-        help="folder for result.json, results.json, model.npz, pruned.npz",
+        help="folder for result.json, results.json, model.npz, pruned.npz, shared.tpz",
+    )
+    output.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="start from the trained dense model cached in this folder (trained and cached "
+        "first if missing); default: train it in the run, no cache",
     )
     output.add_argument(
         "--resume",
@@ -76,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the interrupted run in --out from its last completed "
         "epoch (same options), ending exactly as if never interrupted",
     )
+    parser.set_defaults(**(defaults or {}))
     return parser
 
 
@@ -137,7 +174,11 @@ def parse_args(
     args = parser.parse_args(argv)
     if args.quality is not None and args.method != "std":
         parser.error("--quality sets the threshold of --method std; add --method std or drop it")
+    if args.fused and "fused" not in inspect.signature(MODELS[args.model]).parameters:
+        parser.error(f"--fused: this tinyprune's {args.model} has no fused form; leave it out")
     check_data_dir(parser, args)
+    if args.cache_dir is not None:
+        check_folders(parser, args, args.cache_dir)
     check_bits(parser, args)
     return args
 
@@ -152,7 +193,15 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         finetune_epochs=args.finetune_epochs,
         finetune_lr=args.finetune_lr,
     )
-    return RunConfig(data_config(args), train_config(args), prune, args.out, share_config(args))
+    return RunConfig(
+        data_config(args),
+        train_config(args),
+        prune,
+        args.out,
+        share_config(args),
+        args.cache_dir,
+        args.fused,
+    )
 
 
 def run(config: RunConfig, resume: bool) -> int:
@@ -163,11 +212,14 @@ def run(config: RunConfig, resume: bool) -> int:
     data = load_data_or_say_why(config.data)
     if data is None:
         return 1
-    model = MODELS[config.train.model](config.train.seed)
+    t = config.train
+    build: Callable[..., Sequential] = MODELS[t.model]  # parse_args checked it takes fused
+    model = build(t.seed, fused=True) if config.fused else build(t.seed)
+    measured_on = "validation" if config.data.validation else "test"
     print(
         f"{model.name}, {model.num_params():,} parameters; {data.dataset.title}: "
-        f"{len(data.train_images):,} training and {len(data.test_images):,} test images; "
-        f"results in {config.out}/"
+        f"{len(data.train_images):,} training and {len(data.test_images):,} {measured_on} "
+        f"images; results in {config.out}/"
     )
     jit_off = numba.config.DISABLE_JIT  # type: ignore[attr-defined]  # set from the environment
     print(kernels_ready(warm_up(model, None if jit_off else print_progress)))
@@ -266,7 +318,9 @@ def phase_epochs(config: RunConfig, phase: str) -> int:
     return config.train.epochs if phase == "train" else config.prune.finetune_epochs
 
 
-def interrupted(argv: list[str] | None, config: RunConfig, resume: bool) -> str:
+def interrupted(
+    argv: list[str] | None, config: RunConfig, resume: bool, prog: str = "python -m tinyprune.run"
+) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
     saved = checkpoint_phase(config.out / CHECKPOINT)  # the truth about what can be resumed
     if saved is None:
@@ -275,7 +329,7 @@ def interrupted(argv: list[str] | None, config: RunConfig, resume: bool) -> str:
     total, name = phase_epochs(config, phase), PHASE_NAMES[phase]
     where = f"in {name} epoch {done + 1} of {total}" if done < total else f"after {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = ["python", "-m", "tinyprune.run", *argv] + ([] if resume else ["--resume"])
+    command = [*prog.split(), *argv] + ([] if resume else ["--resume"])
     return f"interrupted {where}; resume with: {shlex.join(command)}"
 
 
@@ -289,9 +343,15 @@ def ctrl_c(error: BaseException | None) -> bool:
     return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C."""
-    parser = build_parser()
+def deep_compress(argv: list[str] | None = None) -> int:
+    """`python -m tinyprune.deep_compress`: main with DEEP_COMPRESS's defaults."""
+    return main(argv, **DEEP_COMPRESS)
+
+
+def main(argv: list[str] | None = None, **parser_options) -> int:
+    """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C.
+    parser_options: build_parser's (deep_compress's prog, description and defaults)."""
+    parser = build_parser(**parser_options)
     args = parse_args(argv, parser)
     config = run_config(args)
     problem = out_folder_problem(config.out, args.resume)
@@ -302,6 +362,5 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, SystemError) as error:
         if not ctrl_c(error):
             raise
-        print(interrupted(argv, config, args.resume), file=sys.stderr)
+        print(interrupted(argv, config, args.resume, parser.prog), file=sys.stderr)
         return 130
-

@@ -76,4 +76,3 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"error: {failure.describe()}", file=sys.stderr)
     return 1 if failures else 0
-
