@@ -8,8 +8,7 @@ import pytest
 from helpers import without_seconds
 
 from tinyprune.cli import lottery
-from tinyprune.nn.model import lenet_300_100
-from tinyprune.prune.lottery import (
+from tinyprune.experiments.lottery import (
     PRUNE_RATES,
     TicketOptions,
     _start,
@@ -17,6 +16,7 @@ from tinyprune.prune.lottery import (
     reinit_seed,
     remaining,
 )
+from tinyprune.nn.model import lenet_300_100
 from tinyprune.train.steps import batches
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tinyprune.cli.options import check_parallel
 from tinyprune.cli.types import non_negative_int, positive_float, positive_int, seed_list
-from tinyprune.experiments.lottery_study import LotteryConfig, run_lottery, summary
+from tinyprune.experiments.lottery import LotteryConfig, run_lottery, summary
 from tinyprune.files import write_json
 from tinyprune.report.plots import lottery_plot
 from tinyprune.report.tables import print_lottery, print_ticket

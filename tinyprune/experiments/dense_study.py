@@ -17,8 +17,8 @@ from tinyprune.data.mnist import Mnist, load_data
 from tinyprune.experiments.points import Point, PointStore
 from tinyprune.experiments.runner import Failure, Workers
 from tinyprune.experiments.seeds import mean_std
+from tinyprune.experiments.study import layer_sensitivity, sweep_point
 from tinyprune.nn.model import MODELS, Sequential
-from tinyprune.prune.study import layer_sensitivity, sweep_point
 from tinyprune.train.dense_cache import cache_name, train_dense
 from tinyprune.train.loop import evaluate
 
