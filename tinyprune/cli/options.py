@@ -8,9 +8,11 @@ commands nothing reads an argparse Namespace.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 from tinyprune.cli.types import (
     fraction,
@@ -27,6 +29,8 @@ from tinyprune.data.mnist import Mnist, MnistError, load_data
 from tinyprune.deploy.weight_sharing import parse_bits
 from tinyprune.experiments.dense_study import SeedsConfig
 from tinyprune.nn.model import MODELS
+
+Config = TypeVar("Config")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -112,27 +116,20 @@ def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         )
 
 
+def from_options(cls: type[Config], args: argparse.Namespace, **fields) -> Config:
+    """The config dataclass cls, each field taken from the option of its name in args unless
+    given in fields. The one place options become configs: a field and its option share a
+    name, so a new option reaches its config without a line more."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **fields})
+
+
 def data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(
-        data_dir=args.data_dir,
-        limit=args.limit,
-        dataset=args.dataset,
-        test_limit=args.test_limit,
-        validation=args.validation,
-    )
+    return from_options(DataConfig, args)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        model=args.model,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        shift=args.shift,
-        seed=args.seed,
-    )
+    return from_options(TrainConfig, args)
 
 
 def add_share_options(parser: argparse.ArgumentParser) -> None:
@@ -174,9 +171,8 @@ def check_bits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def share_config(args: argparse.Namespace) -> ShareConfig:
-    return ShareConfig(
-        bits=args.bits, bias_bits=args.bias_bits, epochs=args.share_epochs, lr=args.share_lr
-    )
+    """--share-epochs and --share-lr are ShareConfig's epochs and lr."""
+    return from_options(ShareConfig, args, epochs=args.share_epochs, lr=args.share_lr)
 
 
 def load_data_or_say_why(config: DataConfig) -> Mnist | None:
@@ -258,12 +254,10 @@ def check_parallel(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def seeds_config(args: argparse.Namespace) -> SeedsConfig:
-    return SeedsConfig(
-        data_config(args),
-        train_config(args),
-        args.seeds or (args.seed,),
-        args.out,
-        args.cache_dir,
-        args.jobs,
-        args.scheduler,
+    return from_options(
+        SeedsConfig,
+        args,
+        data=data_config(args),
+        train=train_config(args),
+        seeds=args.seeds or (args.seed,),
     )

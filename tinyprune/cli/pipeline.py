@@ -15,7 +15,7 @@ report (run.py).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -186,14 +186,7 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         write_json(
             out / "result.json",
             {
-                "model": t.model,
-                "epochs": t.epochs,
-                "batch_size": t.batch_size,
-                "seed": t.seed,
-                "lr": t.lr,
-                "momentum": t.momentum,
-                "weight_decay": t.weight_decay,
-                "shift": t.shift,
+                **asdict(t),
                 "dataset": data.dataset.key,
                 "train_images": len(data.train_images),
                 "test_images": len(data.test_images),
@@ -248,7 +241,7 @@ def prune_phase(
 ) -> dict:
     """Prune and fine-tune model on config.prune's schedule -> prune_and_finetune's result,
     with the target sparsity (set by --quality for method std)."""
-    p, t = config.prune, config.train
+    p = config.prune
     sparsity = p.sparsity
     if p.quality is not None:
         sparsity = std_sparsity(trained.model.prunable(), p.quality)
@@ -258,17 +251,9 @@ def prune_phase(
     pruning = prune_and_finetune(
         model,
         data,
-        sparsity,
-        p.finetune_epochs,
-        method=p.method,
-        schedule=p.schedule,
-        rounds=p.rounds,
-        lr=p.finetune_lr,
-        momentum=t.momentum,
-        weight_decay=t.weight_decay,
-        batch_size=t.batch_size,
-        max_shift=t.shift,
-        seed=t.seed,
+        p,
+        config.train,
+        sparsity=sparsity,
         after_epoch=state.save_finetune_epoch,
         done=state.finetune_done(),
         velocity=state.velocity() if state.finetuning else None,

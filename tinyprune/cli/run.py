@@ -27,6 +27,7 @@ from tinyprune.cli.options import (
     check_data_dir,
     check_folders,
     data_config,
+    from_options,
     load_data_or_say_why,
     share_config,
     train_config,
@@ -184,23 +185,13 @@ def parse_args(
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
-    prune = PruneConfig(
-        sparsity=args.sparsity,
-        method=args.method,
-        schedule=args.schedule,
-        rounds=args.rounds,
-        quality=args.quality,
-        finetune_epochs=args.finetune_epochs,
-        finetune_lr=args.finetune_lr,
-    )
-    return RunConfig(
-        data_config(args),
-        train_config(args),
-        prune,
-        args.out,
-        share_config(args),
-        args.cache_dir,
-        args.fused,
+    return from_options(
+        RunConfig,
+        args,
+        data=data_config(args),
+        train=train_config(args),
+        prune=from_options(PruneConfig, args),
+        share=share_config(args),
     )
 
 

@@ -27,6 +27,7 @@ from tinyprune.cli.options import (
     check_parallel,
     data_config,
     dense_options,
+    from_options,
     load_data_or_say_why,
     seeds_config,
 )
@@ -93,14 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     config = seeds_config(args)
     prunes = [
-        PruneConfig(
-            sparsity=sparsity,
-            method=args.method,
-            schedule=schedule,
-            rounds=args.rounds,
-            finetune_epochs=args.finetune_epochs,
-            finetune_lr=args.finetune_lr,
-        )
+        from_options(PruneConfig, args, sparsity=sparsity, schedule=schedule)
         for schedule in args.schedules
         for sparsity in args.sparsities
     ]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tinyprune.config import PruneConfig, TrainConfig
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
 from tinyprune.train.loop import evaluate, fit
@@ -58,26 +59,20 @@ def check_schedule(schedule: str, rounds: int, epochs: int) -> None:
 def prune_and_finetune(
     model,
     data,
-    sparsity: float,
-    epochs: int,
+    prune: PruneConfig,
+    train: TrainConfig,
     *,
-    method: str = "layerwise",
-    schedule: str = "oneshot",
-    rounds: int = 4,
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    batch_size: int = 128,
-    max_shift: int = 0,
-    seed: int = 0,
+    sparsity: float | None = None,
     after_epoch: Callable[[dict, MaskedSGD], None] | None = None,
     done: dict | None = None,
     velocity: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Prune `model` to `sparsity` by `method` on `schedule`, fine-tuning `epochs` in all.
+    """Prune `model` to prune.sparsity (or `sparsity`, as --quality sets it) by prune.method
+    on prune.schedule, fine-tuning prune.finetune_epochs in all with train's momentum, weight
+    decay, batch size, shifts and seed.
 
     data: an `Mnist` tuple. Each fine-tuning stage starts a fresh optimizer whose learning rate
-    decays from `lr` along a cosine. Returns {"rounds": [{"round", "sparsity",
+    decays from prune.finetune_lr along a cosine. Returns {"rounds": [{"round", "sparsity",
     "after_prune", "test_accuracy"}], "history": fit's entries, each with its "round"};
     after_prune is {"test_loss", "test_accuracy"} right after pruning (None for agp, which
     prunes a little at a time while it trains).
@@ -87,18 +82,23 @@ def prune_and_finetune(
     it is all a later call needs, as done= and velocity=, to go on from that epoch and end
     exactly as if never stopped.
     """
-    check_schedule(schedule, rounds, epochs)
-    optimizer = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-    train = dict(batch_size=batch_size, max_shift=max_shift)
-    run = _Rounds(model, data, method, seed, after_epoch, done, velocity, optimizer, train)
-    if schedule == "agp":
-        run.agp(sparsity, epochs)
+    epochs, target = prune.finetune_epochs, prune.sparsity if sparsity is None else sparsity
+    check_schedule(prune.schedule, prune.rounds, epochs)
+    optimizer = dict(lr=prune.finetune_lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    fit_options = dict(batch_size=train.batch_size, max_shift=train.shift)
+    run = _Rounds(
+        model, data, prune.method, train.seed, after_epoch, done, velocity, optimizer, fit_options
+    )
+    if prune.schedule == "agp":
+        run.agp(target, epochs)
     else:
-        targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
+        targets = (
+            [target] if prune.schedule == "oneshot" else iterative_targets(target, prune.rounds)
+        )
         per_round = split_epochs(epochs, len(targets))
-        for round_no, (target, round_epochs) in enumerate(zip(targets, per_round), start=1):
+        for round_no, (round_target, round_epochs) in enumerate(zip(targets, per_round), start=1):
             if round_no > len(run.rounds):  # not pruned yet (a resumed run has pruned some)
-                run.prune_round(round_no, len(targets), target)
+                run.prune_round(round_no, len(targets), round_target)
             run.finetune(round_no, round_epochs)
     return run.result()
 
