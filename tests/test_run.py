@@ -16,6 +16,7 @@ from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.report.run_pictures import redraw
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
+from tinyprune.train.resume import resume_options
 
 
 @pytest.mark.parametrize(
@@ -223,7 +224,7 @@ def saved_checkpoint(out, **options):
         "train",
         1,
         [],
-        {**run_config(parse_args(["--out", str(out)])).resume_options(), **options},
+        {**resume_options(run_config(parse_args(["--out", str(out)]))), **options},
     )
 
 

@@ -17,6 +17,7 @@ from tinyprune.prune.schedules import (
     prune_and_finetune,
     split_epochs,
 )
+from tinyprune.train.resume import FinetuneProgress
 
 
 def test_iterative_removes_the_same_share_of_survivors_each_round():
@@ -125,13 +126,13 @@ def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, m
 
     interrupted = lenet5(seed=1)
     with pytest.raises(Stop):
-        prune_and_finetune(interrupted, tiny_data(), *options, after_epoch=save_then_stop)
+        progress = FinetuneProgress(after_epoch=save_then_stop)
+        prune_and_finetune(interrupted, tiny_data(), *options, progress=progress)
 
     resumed = lenet5(seed=99)  # its own initial weights are all replaced
     resumed.load_state(saved["state"])
-    result = prune_and_finetune(
-        resumed, tiny_data(), *options, done=saved["done"], velocity=saved["velocity"]
-    )
+    done = FinetuneProgress(saved["done"]["rounds"], saved["done"]["history"], saved["velocity"])
+    result = prune_and_finetune(resumed, tiny_data(), *options, progress=done)
     assert without_seconds(result) == without_seconds(expected)
     for name, array in whole.state(with_masks=True).items():
         np.testing.assert_array_equal(resumed.state(with_masks=True)[name], array, err_msg=name)

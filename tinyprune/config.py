@@ -9,7 +9,7 @@ Frozen, so no stage can change what a later stage (or a resumed run) reads.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 # Training's initial learning rate, for every model. Chosen on a validation split (trained on
@@ -87,15 +87,3 @@ class RunConfig:
     # Build the model with each convolution, its pooling and its ReLU as one fused layer
     # (MODELS[name](seed, fused=True)): the same numbers, faster.
     fused: bool = False
-
-    def resume_options(self) -> dict:
-        """The options a resumed run must share with the interrupted one: all that can change
-        its numbers (not where the files are)."""
-        return {
-            **asdict(self.train),
-            **asdict(self.prune),
-            "limit": self.data.limit,
-            "dataset": self.data.dataset,
-            "test_limit": self.data.test_limit,
-            "validation": self.data.validation,
-        }

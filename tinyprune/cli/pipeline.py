@@ -7,9 +7,9 @@
     results = package_phase(model, data, config, trained, pruning, shared)  # -> pruned.npz, ...
 
 After every epoch, of training and of fine-tuning, RunState saves the run to
---out/checkpoint.npz (train/checkpoint.py); resumed from there, a run ends exactly as one never
-interrupted. Nothing here prints but the progress of the work itself; the command prints the
-report (run.py).
+--out/checkpoint.npz; resumed from there, a run ends exactly as one never interrupted (every
+decision about resuming is train/resume.py's). Nothing here prints but the progress of the
+work itself; the command prints the report (run.py).
 """
 
 from __future__ import annotations
@@ -34,112 +34,13 @@ from tinyprune.prune.report import sparsity_report, weight_uses
 from tinyprune.prune.schedules import prune_and_finetune
 from tinyprune.report.plots import weight_histograms
 from tinyprune.report.run_pictures import draw_run
-from tinyprune.train.checkpoint import (
-    CHECKPOINT,
-    Checkpoint,
-    checkpoint_phase,
-    load_checkpoint,
-    save_checkpoint,
-)
 from tinyprune.train.dense_cache import cache_path
 from tinyprune.train.loop import evaluate, fit, inference_seconds
+from tinyprune.train.resume import RunState
 
 
 class RunError(Exception):
     """The run cannot go on; the message says why and what to do."""
-
-
-def out_folder_problem(out: Path, resume: bool) -> str | None:
-    """Why --out cannot take this run (or None if it can): not writable, an interrupted run
-    there that would be overwritten, or nothing there to resume. Creates the folder."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        return f"--out {out} cannot be written: {error.strerror}"
-    checkpoint = out / CHECKPOINT
-    if resume and not checkpoint.exists() and not (out / "results.json").exists():
-        return (
-            f"--resume: there is no interrupted run in --out {out} (no {CHECKPOINT}); "
-            f"leave --resume out to start one"
-        )
-    found = checkpoint_phase(checkpoint)  # a checkpoint exists only while a run is unfinished
-    if found and not resume:
-        return (
-            f"--out {out} holds an interrupted run ({found[0]} epoch {found[1]} done); "
-            f"continue it by adding --resume, or start over in another --out or after "
-            f"deleting {checkpoint}"
-        )
-    return None
-
-
-class RunState:
-    """What the run has done so far, saved after every epoch; the one place resuming reads."""
-
-    def __init__(self, config: RunConfig, model: Sequential, saved: Checkpoint | None):
-        self.path = config.out / CHECKPOINT
-        self.options = config.resume_options()
-        self.model = model
-        self.saved = saved  # the checkpoint resumed from, if any
-        self.finetuning = saved is not None and saved.phase == "fine-tune"
-        self.train_history: list[dict] = (
-            []
-            if saved is None
-            else saved.results["train_history"]
-            if self.finetuning
-            else saved.history
-        )
-
-    @classmethod
-    def open(cls, config: RunConfig, model: Sequential, resume: bool) -> RunState:
-        """A new run's state, or (resume) the saved one, its weights and masks loaded into
-        model. CheckpointError if the checkpoint does not fit model and options."""
-        saved = (
-            load_checkpoint(config.out / CHECKPOINT, model, config.resume_options())
-            if resume
-            else None
-        )
-        return cls(config, model, saved)
-
-    def save_train_epoch(self, optimizer: MaskedSGD, entry: dict) -> None:
-        self.train_history.append(entry)
-        save_checkpoint(
-            self.path,
-            self.model,
-            optimizer,
-            "train",
-            entry["epoch"],
-            self.train_history,
-            self.options,
-        )
-
-    def save_finetune_epoch(self, so_far: dict, optimizer: MaskedSGD) -> None:
-        save_checkpoint(
-            self.path,
-            self.model,
-            optimizer,
-            "fine-tune",
-            len(so_far["history"]),
-            so_far["history"],
-            self.options,
-            {"train_history": self.train_history, "rounds": so_far["rounds"]},
-        )
-
-    def finetune_done(self) -> dict | None:
-        """The fine-tuning rounds and history saved, for prune_and_finetune(done=...)."""
-        if not self.finetuning:
-            return None
-        assert self.saved is not None
-        return {"rounds": self.saved.results["rounds"], "history": self.saved.history}
-
-    def velocity(self) -> dict[str, np.ndarray] | None:
-        return None if self.saved is None else self.saved.velocity
-
-    def discard(self) -> None:
-        """Delete the checkpoint: the run is complete, or resuming it could only fail again."""
-        self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -205,7 +106,7 @@ def fit_dense(model: Sequential, data: Mnist, config: RunConfig, state: RunState
     the run after every epoch."""
     t = config.train
     optimizer = MaskedSGD(model.params(), t.lr, t.momentum, t.weight_decay)
-    velocity = state.velocity()
+    velocity = state.train_velocity()
     if velocity is not None:
         optimizer.velocity = velocity
     fit(
@@ -254,9 +155,7 @@ def prune_phase(
         p,
         config.train,
         sparsity=sparsity,
-        after_epoch=state.save_finetune_epoch,
-        done=state.finetune_done(),
-        velocity=state.velocity() if state.finetuning else None,
+        progress=state.finetune_progress(),
     )
     return {**pruning, "target_sparsity": sparsity}
 

@@ -34,9 +34,7 @@ from tinyprune.cli.options import (
 )
 from tinyprune.cli.pipeline import (
     RunError,
-    RunState,
     Trained,
-    out_folder_problem,
     package_phase,
     prune_phase,
     report_phase,
@@ -50,11 +48,9 @@ from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.report.tables import print_layers
-from tinyprune.train.checkpoint import CHECKPOINT, CheckpointError, checkpoint_phase
+from tinyprune.train.checkpoint import CheckpointError
 from tinyprune.train.loop import Diverged, print_progress, warm_up
-
-PHASE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}  # checkpoint phase -> words
-
+from tinyprune.train.resume import RunState, already_complete, out_folder_problem, stopped_where
 
 # `python -m tinyprune.deep_compress`: this command with Deep Compression's recipe (Han et al.)
 # as its defaults, starting from a cached dense model so that recipes compare without training
@@ -197,7 +193,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 def run(config: RunConfig, resume: bool) -> int:
     """The run itself (see main)."""
-    if resume and not (config.out / CHECKPOINT).exists():
+    if already_complete(config, resume):
         print(f"the run in {config.out}/ is complete (see its results.json); nothing to resume")
         return 0
     data = load_data_or_say_why(config.data)
@@ -219,12 +215,9 @@ def run(config: RunConfig, resume: bool) -> int:
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if state.saved is not None:
-        print(
-            f"resuming from {state.path}: {state.saved.epoch} of "
-            f"{phase_epochs(config, state.saved.phase)} {PHASE_NAMES[state.saved.phase]} "
-            f"epochs done"
-        )
+    resuming = state.resuming(config)
+    if resuming:
+        print(resuming)
     try:
         trained = train_phase(model, data, config, state)
         pruning = prune_phase(model, trained, data, config, state)
@@ -304,21 +297,13 @@ def print_shared(shared: dict, dense: int, out: Path) -> None:
     print(format_size_table(shared["layers"]))
 
 
-def phase_epochs(config: RunConfig, phase: str) -> int:
-    """The epochs the run has in a checkpoint phase: --epochs or --finetune-epochs."""
-    return config.train.epochs if phase == "train" else config.prune.finetune_epochs
-
-
 def interrupted(
     argv: list[str] | None, config: RunConfig, resume: bool, prog: str = "python -m tinyprune.run"
 ) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
-    saved = checkpoint_phase(config.out / CHECKPOINT)  # the truth about what can be resumed
-    if saved is None:
+    where = stopped_where(config)
+    if where is None:
         return "interrupted before the first epoch was saved; run the same command again"
-    phase, done = saved
-    total, name = phase_epochs(config, phase), PHASE_NAMES[phase]
-    where = f"in {name} epoch {done + 1} of {total}" if done < total else f"after {name}"
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [*prog.split(), *argv] + ([] if resume else ["--resume"])
     return f"interrupted {where}; resume with: {shlex.join(command)}"
