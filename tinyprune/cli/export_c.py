@@ -25,7 +25,7 @@ from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.nn.model import MODELS
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.export_c",
         description="Write a pruned model as one C99 source file and header, weights in "
@@ -71,6 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="lenet5",
         help="the model an .npz holds (a .tpz names its own)",
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.model_file.is_file():
         parser.error(

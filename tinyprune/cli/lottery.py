@@ -35,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment = parser.add_argument_group("the experiment")
     add = experiment.add_argument
-    add("--seeds", type=seed_list, default=(0, 1, 2), help="comma-separated")
+    add("--seeds", type=seed_list, default=(0, 1, 2), help="the seeds, comma-separated")
     add("--rounds", type=positive_int, default=12, help="pruning rounds after the dense one")
     add("--iterations", type=positive_int, default=5000, help="training iterations per round")
-    add("--batch-size", type=positive_int, default=60)
+    add("--batch-size", type=positive_int, default=60, help="images per training iteration")
     add("--lr", type=positive_float, default=1.2e-3, help="Adam's constant learning rate")
     add(
         "--eval-every",
@@ -53,11 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewind survivors to their values after this many iterations (0: to the init)",
     )
     add(
-        "--no-reinit",
-        dest="reinit",
-        action="store_false",
-        help="skip the random-reinitialisation control",
+        "--reinit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train each round's masks from weights drawn afresh, the control "
+        "(--no-reinit skips it)",
     )
+    add_data_and_output(parser)
+    return parser
+
+
+def add_data_and_output(parser: argparse.ArgumentParser) -> None:
+    """The groups "data" and "output and workers"."""
     data = parser.add_argument_group("data")
     data.add_argument(
         "--validation",
@@ -78,14 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with the MNIST files; default: $TINYPRUNE_DATA_DIR, else data/mnist",
     )
     output = parser.add_argument_group("output and workers")
-    output.add_argument("--out", type=Path, default=Path("runs/lottery"))
+    output.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/lottery"),
+        help="folder for lottery.json, lottery.png and points/ (each training as it finishes)",
+    )
     output.add_argument("--jobs", type=positive_int, default=1, help="local worker processes")
     output.add_argument(
         "--scheduler",
         default=None,
         help="address of a Dask scheduler (tcp://host:8786) whose workers run the trainings",
     )
-    return parser
 
 
 def parse_args(argv: list[str] | None) -> LotteryConfig:

@@ -91,9 +91,18 @@ def add_training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
         default=DEFAULT_LR,
         help="initial learning rate of training (cosine decay to 0)",
     )
-    group.add_argument("--batch-size", type=positive_int, default=128)
-    group.add_argument("--momentum", type=fraction, default=0.9)
-    group.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    group.add_argument(
+        "--batch-size", type=positive_int, default=128, help="images per training step"
+    )
+    group.add_argument(
+        "--momentum", type=fraction, default=0.9, help="SGD momentum, of training and fine-tuning"
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=5e-4,
+        help="L2 penalty on the weights, of training and fine-tuning",
+    )
     group.add_argument(
         "--shift",
         type=non_negative_int,

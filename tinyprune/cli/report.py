@@ -16,7 +16,7 @@ from tinyprune.report.html import ReportError, write_page
 from tinyprune.report.run_pictures import redraw
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.report", description=__doc__.split("\n\n")[0]
     )
@@ -33,7 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         help="draw the run's pictures again first (needs its data set: "
         "--data-dir or $TINYPRUNE_DATA_DIR, as for the run)",
     )
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="--redraw: the folder with the run's data set, as the run's --data-dir (default: "
+        "where the run looks without one)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.run_dir.is_dir():
         parser.error(f"{args.run_dir} is not a folder; give the --out folder of a run")

@@ -37,18 +37,31 @@ from tinyprune.report.tables import print_sensitivity
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.sensitivity",
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_dense_cache_options(parser)
-    parser.add_argument("--out", type=Path, default=Path("runs/sensitivity"))
     parser.add_argument(
-        "--sparsities", type=sparsity_list, default=list(DEFAULT_SPARSITIES), help="comma-separated"
+        "--out",
+        type=Path,
+        default=Path("runs/sensitivity"),
+        help="folder for sensitivity.json and sensitivity.png",
+    )
+    parser.add_argument(
+        "--sparsities",
+        type=sparsity_list,
+        default=list(DEFAULT_SPARSITIES),
+        help="the sparsities each layer is pruned to, comma-separated",
     )
     add_parallel_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     check_folders(parser, args, args.out, args.cache_dir)
     check_parallel(parser, args)

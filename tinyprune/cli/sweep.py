@@ -53,21 +53,37 @@ def schedule_list(text: str) -> list[str]:
     return names
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinyprune.sweep",
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_dense_cache_options(parser)
-    parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
     parser.add_argument(
-        "--sparsities", type=sparsity_list, default=list(DEFAULT_SPARSITIES), help="comma-separated"
+        "--out",
+        type=Path,
+        default=Path("runs/sweep"),
+        help="folder for sweep.json, sweep.png and points/ (each point as it finishes)",
     )
     parser.add_argument(
-        "--schedules", type=schedule_list, default=list(SCHEDULES), help="comma-separated"
+        "--sparsities",
+        type=sparsity_list,
+        default=list(DEFAULT_SPARSITIES),
+        help="the sparsities to prune to, comma-separated",
     )
-    parser.add_argument("--method", choices=METHODS, default="layerwise")
+    parser.add_argument(
+        "--schedules",
+        type=schedule_list,
+        default=list(SCHEDULES),
+        help="the pruning schedules to compare, comma-separated",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="layerwise",
+        help="pruning criterion of every point (see tinyprune/prune/criteria.py)",
+    )
     parser.add_argument(
         "--finetune-epochs",
         type=non_negative_int,
@@ -77,8 +93,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=positive_int, default=2, help="rounds of the iterative schedule"
     )
-    parser.add_argument("--finetune-lr", type=positive_float, default=0.01)
+    parser.add_argument(
+        "--finetune-lr",
+        type=positive_float,
+        default=0.01,
+        help="initial learning rate of fine-tuning (cosine decay to 0)",
+    )
     add_parallel_options(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     check_folders(parser, args, args.out, args.cache_dir)
     check_parallel(parser, args)
