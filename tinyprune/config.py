@@ -9,7 +9,7 @@ Frozen, so no stage can change what a later stage (or a resumed run) reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # Training's initial learning rate, for every model. Chosen on a validation split (trained on
@@ -31,6 +31,10 @@ class DataConfig:
     # Choose recipes without the test set: train on the first VALIDATION_IMAGES training
     # images and measure on the rest of the training set instead of the test set.
     validation: bool = False
+
+    def options(self) -> dict:
+        """What of it decides the numbers (not where the files are)."""
+        return {k: v for k, v in asdict(self).items() if k != "data_dir"}
 
 
 @dataclass(frozen=True)

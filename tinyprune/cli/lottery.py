@@ -19,7 +19,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tinyprune.cli.options import check_parallel
+from tinyprune.cli.options import check_data_dir, check_parallel
 from tinyprune.cli.types import non_negative_int, positive_float, positive_int, seed_list
 from tinyprune.experiments.lottery import LotteryConfig, run_lottery, summary
 from tinyprune.files import write_json
@@ -105,8 +105,7 @@ def parse_args(argv: list[str] | None) -> LotteryConfig:
     args = parser.parse_args(argv)
     if args.rewind_iteration >= args.iterations:
         parser.error(f"--rewind-iteration must be below --iterations ({args.iterations})")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        parser.error(f"--data-dir {args.data_dir} does not exist")
+    check_data_dir(parser, args)
     check_parallel(parser, args)
     data_dir = None if args.data_dir is None else str(args.data_dir)
     return LotteryConfig(**{**vars(args), "data_dir": data_dir})

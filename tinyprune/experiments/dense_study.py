@@ -36,11 +36,6 @@ class SeedsConfig:
     scheduler: object = None
 
 
-def data_options(data: DataConfig) -> dict:
-    """What of the DataConfig decides a point's numbers (not where the files are)."""
-    return {k: v for k, v in asdict(data).items() if k != "data_dir"}
-
-
 @lru_cache(maxsize=2)
 def _load(data_dir: str | None, options: str) -> Mnist:
     return load_data(
@@ -88,7 +83,7 @@ def dense_models(
     for seed in config.seeds:
         train = replace(config.train, seed=seed)
         paths[seed] = config.cache_dir / cache_name(train, train_images, config.data.dataset)
-        options = {"train": asdict(train), "data": data_options(config.data)}
+        options = {"train": asdict(train), "data": config.data.options()}
         if paths[seed].exists():
             model = MODELS[train.model](seed)
             model.load(paths[seed])
@@ -129,7 +124,7 @@ def sweep_points(
             {
                 "train": asdict(replace(config.train, seed=seed)),
                 "prune": asdict(p),
-                "data": data_options(config.data),
+                "data": config.data.options(),
             },
             (dense[seed][0],),
         )

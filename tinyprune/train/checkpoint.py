@@ -5,9 +5,8 @@ One .npz file holds the model's arrays (weights, biases and, once pruned, masks)
 `model.<name>`, the optimizer's velocity as `velocity.<name>`, and `meta`: a JSON text with
 the format version, the model's name, every array's shape, the phase ("train" or
 "fine-tune"), the epochs of that phase completed, its history so far, the run's options and
-what the finished phases produced. Batches depend only on (seed, epoch) and every number is
-stored exactly (JSON writes floats so that they read back bit for bit), so a resumed run ends
-as an uninterrupted one.
+what the finished phases produced. Every number is stored exactly (JSON writes floats so
+that they read back bit for bit).
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@
     prune_and_finetune(..., progress=state.finetune_progress())  # rounds and epochs done
     state.discard()                                # complete: nothing is left to resume
 
-The run saves a checkpoint (checkpoint.py: the file) after every epoch of training and of
-fine-tuning. Batches depend only on (seed, epoch), so a run resumed from it with the same options
-takes the same steps as one never interrupted and ends with the same bits.
+Batches depend only on (seed, epoch) and a checkpoint (checkpoint.py) stores every number
+exactly, so a run resumed with the same options ends with the bits of one never interrupted.
 """
 
 from __future__ import annotations
@@ -37,13 +36,7 @@ PHASE_NAMES = {"train": "training", "fine-tune": "fine-tuning"}  # checkpoint ph
 def resume_options(config: RunConfig) -> dict:
     """The options a resumed run must share with the interrupted one: all that can change its
     numbers (not where the files are)."""
-    d = config.data
-    return {
-        **asdict(config.train),
-        **asdict(config.prune),
-        **{"limit": d.limit, "dataset": d.dataset, "test_limit": d.test_limit},
-        "validation": d.validation,
-    }
+    return {**asdict(config.train), **asdict(config.prune), **config.data.options()}
 
 
 def options_differ(saved: dict, options: dict) -> list[str]:
