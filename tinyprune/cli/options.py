@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
@@ -224,16 +223,6 @@ def check_folders(
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             parser.error(f"{folder} cannot be created: {error.strerror}")
-
-
-def dense_options(args: argparse.Namespace) -> dict:
-    """The options the dense model was trained with, for the JSON that reports on it."""
-    return {
-        **asdict(train_config(args)),
-        "limit": args.limit,
-        "dataset": args.dataset,
-        "validation": args.validation,
-    }
 
 
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,10 @@
 After every epoch, of training and of fine-tuning, the run is saved to --out/checkpoint.npz;
 if it is interrupted (Ctrl-C, a crash, a closed laptop), the same command with --resume goes
 on from there and ends with the same numbers. The checkpoint is deleted when the run
-completes. The work itself is in pipeline.py; this module reads the options and prints.
+completes. With --cache-dir the run starts from the dense model cached there (trained and
+cached first if missing), as `python -m tinyprune.deep_compress` does: that command is this
+one with Deep Compression's recipe as defaults (DEEP_COMPRESS). The work itself is in
+pipeline.py; this module reads the options and prints.
 """
 
 from __future__ import annotations

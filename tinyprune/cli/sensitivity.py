@@ -24,7 +24,6 @@ from tinyprune.cli.options import (
     check_folders,
     check_parallel,
     data_config,
-    dense_options,
     load_data_or_say_why,
     seeds_config,
 )
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": args.model,
         "seeds": list(config.seeds),
-        **dense_summary(dense),
-        "dense": dense_options(args),
+        **dense_summary(config, dense),
         "layers": {
             layer: over_seeds([p for points in per_seed.values() for p in points[layer]])
             for layer in layers

@@ -26,7 +26,6 @@ from tinyprune.cli.options import (
     check_folders,
     check_parallel,
     data_config,
-    dense_options,
     from_options,
     load_data_or_say_why,
     seeds_config,
@@ -137,12 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "method": args.method,
         "seeds": list(config.seeds),
-        **dense_summary(dense),
+        **dense_summary(config, dense),
         "finetune_epochs": args.finetune_epochs,
         "finetune_lr": args.finetune_lr,
         "rounds": args.rounds,
         "train_images": len(data.train_images),
-        "dense": dense_options(args),
         "schedules": {
             s: over_seeds([p for p in points if p["schedule"] == s]) for s in args.schedules
         },

@@ -190,10 +190,12 @@ def run_sensitivity(
     return {seed: acc for seed, (_, acc) in dense.items()}, per_seed, failures
 
 
-def dense_summary(accuracies: dict[int, float]) -> dict:
-    """The dense models' test accuracies for the JSON: mean, std and each seed's."""
+def dense_summary(config: SeedsConfig, accuracies: dict[int, float]) -> dict:
+    """The dense models for the JSON: what they were trained with ("dense"), and their test
+    accuracies: mean, std and each seed's."""
     s = mean_std(list(accuracies.values()))
     return {
+        "dense": {**asdict(config.train), **config.data.options()},
         "dense_accuracy": s["mean"],
         "dense_accuracy_std": s["std"],
         "dense_accuracies": [

@@ -40,12 +40,9 @@ KINDS = ("rewind", "reinit")
 
 
 @dataclass(frozen=True)
-class TicketOptions:
-    """Everything that decides one training of the study (the JSON of its result keeps them)."""
+class Training:
+    """How every network of the study is trained."""
 
-    seed: int  # the initial weights and the order of the batches
-    kind: str  # "rewind": the winning-ticket chain; "reinit": its masks, weights drawn afresh
-    round: int  # 0 is the dense network; round r has been pruned r times
     iterations: int = 5000  # training iterations, counted from 0 even for a rewound ticket
     batch_size: int = 60
     lr: float = 1.2e-3  # Adam's learning rate, constant
@@ -53,6 +50,15 @@ class TicketOptions:
     rewind_iteration: int = 0  # k: rewind to the weights after k iterations (0: to the init)
     validation: int = 5000  # the last images of the training set, held out
     limit: int | None = None  # train on the first `limit` of the other images only
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketOptions(Training):
+    """Everything that decides one training of the study (the JSON of its result keeps them)."""
+
+    seed: int  # the initial weights and the order of the batches
+    kind: str  # "rewind": the winning-ticket chain; "reinit": its masks, weights drawn afresh
+    round: int  # 0 is the dense network; round r has been pruned r times
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -178,32 +184,22 @@ def ticket(options: dict, masks: dict[str, np.ndarray] | None, data_dir: str | N
     return result
 
 
-# The TicketOptions that are the same for every training of a study.
-TRAINING = tuple(f.name for f in fields(TicketOptions) if f.name not in ("seed", "kind", "round"))
-
-
-@dataclass(frozen=True)
-class LotteryConfig:
-    """The whole study: seeds and rounds, what every training shares (the TRAINING fields of
-    TicketOptions), and where the trainings run."""
+@dataclass(frozen=True, kw_only=True)
+class LotteryConfig(Training):
+    """The whole study: the training all its networks share, its seeds and rounds, and where
+    the trainings run."""
 
     out: Path
     seeds: tuple[int, ...] = (0, 1, 2)
     rounds: int = 12
     reinit: bool = True
-    iterations: int = 5000
-    batch_size: int = 60
-    lr: float = 1.2e-3
-    eval_every: int = 100
-    rewind_iteration: int = 0
-    validation: int = 5000
-    limit: int | None = None
     data_dir: str | None = None
     jobs: int = 1
     scheduler: object = None  # a Dask scheduler's address (or Client); None: local
 
     def point(self, seed: int, kind: str, round_no: int, masks) -> Point:
-        options = TicketOptions(seed, kind, round_no, **{k: getattr(self, k) for k in TRAINING})
+        training = {f.name: getattr(self, f.name) for f in fields(Training)}
+        options = TicketOptions(seed=seed, kind=kind, round=round_no, **training)
         return Point(f"seed{seed}-{kind}-round{round_no}", asdict(options), (masks,))
 
 
