@@ -1,8 +1,7 @@
 """The options the commands share, and the config objects built from them.
 
 Each command adds the groups it needs (`add_data_options`, `add_training_options`), checks
-them, builds its configs once (`data_config`, `train_config`) and passes those on: below the
-commands nothing reads an argparse Namespace.
+them, builds its configs once (`from_options`) and passes those on: nothing below reads a Namespace.
 """
 
 from __future__ import annotations
@@ -132,14 +131,6 @@ def from_options(cls: type[Config], args: argparse.Namespace, **fields) -> Confi
     return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **fields})
 
 
-def data_config(args: argparse.Namespace) -> DataConfig:
-    return from_options(DataConfig, args)
-
-
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return from_options(TrainConfig, args)
-
-
 def add_share_options(parser: argparse.ArgumentParser) -> None:
     """Weight sharing after pruning, and the compressed file it is written to."""
     group = parser.add_argument_group("weight sharing (after pruning)")
@@ -255,7 +246,7 @@ def seeds_config(args: argparse.Namespace) -> SeedsConfig:
     return from_options(
         SeedsConfig,
         args,
-        data=data_config(args),
-        train=train_config(args),
+        data=from_options(DataConfig, args),
+        train=from_options(TrainConfig, args),
         seeds=args.seeds or (args.seed,),
     )

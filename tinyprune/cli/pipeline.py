@@ -27,15 +27,14 @@ from tinyprune.deploy.compress import load_copy, write_compressed
 from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential
-from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import std_sparsity
 from tinyprune.prune.filters import shrink
 from tinyprune.prune.report import sparsity_report, weight_uses
 from tinyprune.prune.schedules import prune_and_finetune
 from tinyprune.report.plots import weight_histograms
 from tinyprune.report.run_pictures import draw_run
-from tinyprune.train.dense_cache import cache_path
-from tinyprune.train.loop import evaluate, fit, inference_seconds
+from tinyprune.train.dense_cache import cache_path, train_dense
+from tinyprune.train.loop import evaluate, inference_seconds
 from tinyprune.train.resume import RunState
 
 
@@ -76,7 +75,7 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
             state.train_history = []  # the cache keeps the weights, not their history
             print(f"dense {t.model} loaded from {cached}")
         else:
-            fit_dense(model, data, config, state)
+            train_dense(t, data, model, state, phase="train")
             if cached is not None:
                 model.save(cached)
                 print(f"dense {t.model} cached in {cached}")
@@ -99,27 +98,6 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         )
     weights = {name: p.value.copy() for name, p in trained.prunable().items()}
     return Trained(trained, history, test_loss, test_accuracy, weights)
-
-
-def fit_dense(model: Sequential, data: Mnist, config: RunConfig, state: RunState) -> None:
-    """Train model as config.train says, from the epoch a resumed run had reached, saving
-    the run after every epoch."""
-    t = config.train
-    optimizer = MaskedSGD(model.params(), t.lr, t.momentum, t.weight_decay)
-    velocity = state.train_velocity()
-    if velocity is not None:
-        optimizer.velocity = velocity
-    fit(
-        model,
-        data,
-        optimizer,
-        t.epochs,
-        t.batch_size,
-        t.seed,
-        max_shift=t.shift,
-        start_epoch=len(state.train_history) + 1,
-        after_epoch=lambda entry: state.save_train_epoch(optimizer, entry),
-    )
 
 
 def load_trained(config: RunConfig) -> Sequential:

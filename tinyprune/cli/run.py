@@ -29,11 +29,9 @@ from tinyprune.cli.options import (
     check_bits,
     check_data_dir,
     check_folders,
-    data_config,
     from_options,
     load_data_or_say_why,
     share_config,
-    train_config,
 )
 from tinyprune.cli.pipeline import (
     RunError,
@@ -45,7 +43,7 @@ from tinyprune.cli.pipeline import (
     train_phase,
 )
 from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
-from tinyprune.config import PruneConfig, RunConfig
+from tinyprune.config import DataConfig, PruneConfig, RunConfig, TrainConfig
 from tinyprune.deploy.size_report import format_size_table
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.prune.criteria import METHODS
@@ -187,8 +185,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     return from_options(
         RunConfig,
         args,
-        data=data_config(args),
-        train=train_config(args),
+        data=from_options(DataConfig, args),
+        train=from_options(TrainConfig, args),
         prune=from_options(PruneConfig, args),
         share=share_config(args),
     )

@@ -23,7 +23,6 @@ from tinyprune.cli.options import (
     add_parallel_options,
     check_folders,
     check_parallel,
-    data_config,
     load_data_or_say_why,
     seeds_config,
 )
@@ -64,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_folders(parser, args, args.out, args.cache_dir)
     check_parallel(parser, args)
-    data = load_data_or_say_why(data_config(args))
+    config = seeds_config(args)
+    data = load_data_or_say_why(config.data)
     if data is None:
         return 1
-    config = seeds_config(args)
     dense, per_seed, failures = run_sensitivity(config, data, args.sparsities)
     layers = next(iter(per_seed.values()), {})
     result = {

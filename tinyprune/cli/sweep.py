@@ -25,7 +25,6 @@ from tinyprune.cli.options import (
     add_parallel_options,
     check_folders,
     check_parallel,
-    data_config,
     from_options,
     load_data_or_say_why,
     seeds_config,
@@ -114,10 +113,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    data = load_data_or_say_why(data_config(args))
+    config = seeds_config(args)
+    data = load_data_or_say_why(config.data)
     if data is None:
         return 1
-    config = seeds_config(args)
     prunes = [
         from_options(PruneConfig, args, sparsity=sparsity, schedule=schedule)
         for schedule in args.schedules

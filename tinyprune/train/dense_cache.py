@@ -15,6 +15,7 @@ from tinyprune.data.mnist import Mnist
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.train.loop import fit
+from tinyprune.train.resume import RunState
 
 
 def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -> str:
@@ -33,20 +34,20 @@ def cache_path(config: TrainConfig, data: Mnist, cache_dir: Path) -> Path:
     return cache_dir / cache_name(config, len(data.train_images), data.dataset.key)
 
 
-def train_dense(config: TrainConfig, data: Mnist) -> Sequential:
-    """A dense model trained as config says (no cache)."""
-    model = MODELS[config.model](config.seed)
+def train_dense(
+    config: TrainConfig,
+    data: Mnist,
+    model: Sequential | None = None,
+    resume: RunState | None = None,
+    phase: str = "dense",
+) -> Sequential:
+    """model (a new one if None) trained as config says; resume: from where the run had got
+    to, saving it after every epoch."""
+    model = model or MODELS[config.model](config.seed)
     optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
-    fit(
-        model,
-        data,
-        optimizer,
-        config.epochs,
-        config.batch_size,
-        config.seed,
-        max_shift=config.shift,
-        phase="dense",
-    )
+    hooks = {} if resume is None else resume.training(optimizer)
+    c = config
+    fit(model, data, optimizer, c.epochs, c.batch_size, c.seed, c.shift, phase, **hooks)
     return model
 
 

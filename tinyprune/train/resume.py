@@ -176,31 +176,26 @@ class RunState:
 
     def save_train_epoch(self, optimizer: MaskedSGD, entry: dict) -> None:
         self.train_history.append(entry)
-        save_checkpoint(
-            self.path,
-            self.model,
-            optimizer,
-            "train",
-            entry["epoch"],
-            self.train_history,
-            self.options,
-        )
+        self._save(optimizer, "train", entry["epoch"], self.train_history)
 
     def save_finetune_epoch(self, so_far: dict, optimizer: MaskedSGD) -> None:
+        done = {"train_history": self.train_history, "rounds": so_far["rounds"]}
+        self._save(optimizer, "fine-tune", len(so_far["history"]), so_far["history"], done)
+
+    def _save(self, optimizer: MaskedSGD, phase: str, epoch: int, history, results=None) -> None:
         save_checkpoint(
-            self.path,
-            self.model,
-            optimizer,
-            "fine-tune",
-            len(so_far["history"]),
-            so_far["history"],
-            self.options,
-            {"train_history": self.train_history, "rounds": so_far["rounds"]},
+            self.path, self.model, optimizer, phase, epoch, history, self.options, results
         )
 
-    def train_velocity(self) -> dict[str, np.ndarray] | None:
-        """The optimizer's velocity where training stopped (None: start from rest)."""
-        return None if self.saved is None or self.finetuning else self.saved.velocity
+    def training(self, optimizer: MaskedSGD) -> dict:
+        """fit's start_epoch and after_epoch to train on from the epoch the run had reached,
+        saving it after every epoch; optimizer gets back the velocity it had there."""
+        if self.saved is not None and not self.finetuning:
+            optimizer.velocity = self.saved.velocity
+        return {
+            "start_epoch": len(self.train_history) + 1,
+            "after_epoch": lambda entry: self.save_train_epoch(optimizer, entry),
+        }
 
     def finetune_progress(self) -> FinetuneProgress:
         """Fine-tuning's progress to go on from (none unless resumed during fine-tuning),
