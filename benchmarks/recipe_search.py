@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
+from tinyprune.config import PruneConfig, TrainConfig  # noqa: E402
 from tinyprune.data.datasets import DATASETS  # noqa: E402
 from tinyprune.data.mnist import Mnist, load_mnist  # noqa: E402
 from tinyprune.nn.model import MODELS  # noqa: E402
@@ -67,19 +68,16 @@ def one_recipe(
     rows = []
     for finetune_epochs in args.finetune_epochs:
         pruned_model, start = fresh_copy(model, args.seed), time.perf_counter()
-        prune_and_finetune(
-            pruned_model,
-            data,
+        prune = PruneConfig(
             args.sparsity,
-            finetune_epochs,
-            method=args.method,
-            schedule=args.schedule,
-            rounds=args.rounds,
-            lr=args.finetune_lr,
-            max_shift=shift,
-            seed=args.seed,
-            batch_size=args.batch_size,
+            args.method,
+            args.schedule,
+            args.rounds,
+            finetune_epochs=finetune_epochs,
+            finetune_lr=args.finetune_lr,
         )
+        train = TrainConfig(shift=shift, seed=args.seed, batch_size=args.batch_size)
+        prune_and_finetune(pruned_model, data, prune, train)
         _, pruned = evaluate(pruned_model, data.test_images, data.test_labels, dataset=data.dataset)
         rows.append(
             {

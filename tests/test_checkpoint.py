@@ -19,6 +19,7 @@ from tinyprune.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from tinyprune.train.resume import open_checkpoint
 
 OPTIONS = {"seed": 0, "epochs": 3, "lr": 0.05, "sparsity": 0.5, "limit": None}
 HISTORY = [{"epoch": 1, "train_loss": 0.1234567891234, "test_accuracy": 0.9876, "seconds": 1.5}]
@@ -56,7 +57,7 @@ def test_round_trip_is_exact(tmp_path, pruned):
     save(tmp_path / "c.npz", model, optimizer, epoch=2)
 
     fresh = lenet5(seed=99)
-    loaded = load_checkpoint(tmp_path / "c.npz", fresh, dict(OPTIONS))
+    loaded = load_checkpoint(tmp_path / "c.npz", fresh)
     assert (loaded.phase, loaded.epoch, loaded.history) == ("fine-tune", 2, HISTORY)
     assert loaded.options == OPTIONS and loaded.results == {"result": {"test_accuracy": 0.5}}
     for name, p in model.params().items():
@@ -101,7 +102,7 @@ def test_another_model_is_refused(tmp_path):
     save(tmp_path / "c.npz", model, optimizer)
     other = Sequential("mlp", {"fc1": Linear(784, 10, np.random.default_rng(0))})
     with pytest.raises(CheckpointError, match="holds a lenet5, not a mlp"):
-        load_checkpoint(tmp_path / "c.npz", other, OPTIONS)
+        load_checkpoint(tmp_path / "c.npz", other)
 
 
 def test_same_name_other_shapes_is_refused_naming_the_array(tmp_path):
@@ -112,7 +113,7 @@ def test_same_name_other_shapes_is_refused_naming_the_array(tmp_path):
     with pytest.raises(
         CheckpointError, match=r"model.fc3.weight is \(10, 84\), expected \(7, 84\)"
     ):
-        load_checkpoint(tmp_path / "c.npz", other, OPTIONS)
+        load_checkpoint(tmp_path / "c.npz", other)
 
 
 def rewrite_meta(path, **changes):
@@ -135,7 +136,7 @@ def test_another_format_version_is_refused(tmp_path):
         match=f"format {ckpt.FORMAT_VERSION + 1}, this tinyprune "
         f"reads format {ckpt.FORMAT_VERSION}",
     ):
-        load_checkpoint(tmp_path / "c.npz", lenet5(), OPTIONS)
+        load_checkpoint(tmp_path / "c.npz", lenet5())
     assert checkpoint_phase(tmp_path / "c.npz") is None
 
 
@@ -152,13 +153,13 @@ def test_other_options_are_refused_saying_what_differs(tmp_path, changes, messag
     model, optimizer = trained_state()
     save(tmp_path / "c.npz", model, optimizer)
     with pytest.raises(CheckpointError, match="other options") as error:
-        load_checkpoint(tmp_path / "c.npz", lenet5(), {**OPTIONS, **changes})
+        open_checkpoint(tmp_path / "c.npz", lenet5(), {**OPTIONS, **changes})
     assert message in str(error.value) and "resume with the options" in str(error.value)
 
 
 def test_missing_checkpoint_says_what_to_do(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint .* run without --resume"):
-        load_checkpoint(tmp_path / "c.npz", lenet5(), OPTIONS)
+        load_checkpoint(tmp_path / "c.npz", lenet5())
     assert checkpoint_phase(tmp_path / "c.npz") is None
 
 
@@ -187,5 +188,5 @@ def test_damaged_files_give_a_checkpoint_error(tmp_path):
         path = tmp_path / f"bad{i}.npz"
         path.write_bytes(data)
         with pytest.raises(CheckpointError, match="not a readable tinyprune checkpoint"):
-            load_checkpoint(path, lenet5(), OPTIONS)
+            load_checkpoint(path, lenet5())
         assert checkpoint_phase(path) is None

@@ -1,5 +1,6 @@
-"""`python -m tinyprune.deep_compress`: bad --bits refused; a short real run on the validation
-split writes a file whose reported accuracy is that of its decoded model."""
+"""`python -m tinyprune.deep_compress` (`python -m tinyprune.run` with Deep Compression's
+defaults): bad --bits refused; a short real run on the validation split, from the dense cache,
+writes a file whose reported accuracy is that of its decoded model."""
 
 import json
 import subprocess
@@ -67,10 +68,12 @@ def test_short_run_on_the_validation_split(tmp_path, capsys):
         == 0
     )
     results = json.loads((out / "results.json").read_text())
-    assert results["file_bytes"] == (out / "shared.tpz").stat().st_size
+    assert results["method"] == "global" and results["schedule"] == "iterative"
+    assert results["shared"]["file_bytes"] == (out / "shared.tpz").stat().st_size
     assert [r["round"] for r in results["rounds"]] == [1, 2]
     data = load_data(DataConfig(validation=True))
     decoded = tpz.decoded_model(lenet5(), out / "shared.tpz")
-    assert evaluate(decoded, data.test_images, data.test_labels)[1] == results["file_accuracy"]
+    accuracy = evaluate(decoded, data.test_images, data.test_labels)[1]
+    assert accuracy == results["shared"]["file_accuracy"]
     assert len(list(cache.glob("lenet5-*.npz"))) == 1
-    assert "validation set of 10,000" in capsys.readouterr().out
+    assert "10,000 validation images" in capsys.readouterr().out

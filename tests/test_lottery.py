@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from helpers import without_seconds
 
-from tinyprune import lottery
-from tinyprune.nn.model import lenet_300_100
-from tinyprune.prune.lottery import (
+from tinyprune.cli import lottery
+from tinyprune.experiments.lottery import (
     PRUNE_RATES,
     TicketOptions,
     _start,
@@ -17,6 +16,7 @@ from tinyprune.prune.lottery import (
     reinit_seed,
     remaining,
 )
+from tinyprune.nn.model import lenet_300_100
 from tinyprune.train.steps import batches
 
 
@@ -56,15 +56,15 @@ def test_batches_started_at_any_iteration_are_those_of_a_run_from_zero():
 
 def test_rewound_ticket_starts_from_the_init_and_reinit_from_fresh_weights():
     init = lenet_300_100(seed=4).state()
-    rewound, start = _start(TicketOptions(4, "rewind", 3), None, None)
+    rewound, start = _start(TicketOptions(seed=4, kind="rewind", round=3), None, None)
     assert start == 0 and all(np.array_equal(v, init[k]) for k, v in rewound.state().items())
-    fresh, _ = _start(TicketOptions(4, "reinit", 3), None, None)
+    fresh, _ = _start(TicketOptions(seed=4, kind="reinit", round=3), None, None)
     assert not np.array_equal(fresh.state()["fc1.weight"], init["fc1.weight"])
     assert reinit_seed(4, 3) != reinit_seed(4, 2) and reinit_seed(4, 3) != reinit_seed(5, 3)
     with pytest.raises(ValueError, match="round 0 is the dense network"):
-        TicketOptions(0, "reinit", 0)
+        TicketOptions(seed=0, kind="reinit", round=0)
     with pytest.raises(ValueError, match="kind must be one of rewind, reinit"):
-        TicketOptions(0, "winning", 1)
+        TicketOptions(seed=0, kind="winning", round=1)
 
 
 @pytest.mark.parametrize(

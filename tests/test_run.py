@@ -10,12 +10,13 @@ import threading
 import numpy as np
 import pytest
 
+from tinyprune.cli.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.kernels.pool import maxpool2x2_forward
 from tinyprune.nn.model import lenet5
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.report.run_pictures import redraw
-from tinyprune.run import ctrl_c, kernels_ready, main, parse_args, run_config
 from tinyprune.train.checkpoint import CHECKPOINT, save_checkpoint
+from tinyprune.train.resume import resume_options
 
 
 @pytest.mark.parametrize(
@@ -223,7 +224,7 @@ def saved_checkpoint(out, **options):
         "train",
         1,
         [],
-        {**run_config(parse_args(["--out", str(out)])).resume_options(), **options},
+        {**resume_options(run_config(parse_args(["--out", str(out)]))), **options},
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import without_seconds
 
+from tinyprune.config import PruneConfig, TrainConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.nn.model import lenet5
 from tinyprune.prune import schedules
@@ -16,6 +17,7 @@ from tinyprune.prune.schedules import (
     prune_and_finetune,
     split_epochs,
 )
+from tinyprune.train.resume import FinetuneProgress
 
 
 def test_iterative_removes_the_same_share_of_survivors_each_round():
@@ -66,17 +68,8 @@ def test_schedule_reaches_the_target_with_masks_only_losing_ones(schedule, metho
     monkeypatch.setattr(schedules, "prune", recording_prune)
 
     model = lenet5(seed=1)
-    result = prune_and_finetune(
-        model,
-        tiny_data(),
-        0.75,
-        epochs=2,
-        method=method,
-        schedule=schedule,
-        rounds=2,
-        batch_size=16,
-        seed=3,
-    )
+    prune = PruneConfig(0.75, method, schedule, rounds=2, finetune_epochs=2)
+    result = prune_and_finetune(model, tiny_data(), prune, TrainConfig(batch_size=16, seed=3))
     expected_steps = {"oneshot": 1, "iterative": 2, "agp": 4}[schedule]  # agp: steps 1..4 of 6
     assert len(seen) == expected_steps
     for before, after in zip(seen, seen[1:]):
@@ -95,9 +88,11 @@ def test_schedule_reaches_the_target_with_masks_only_losing_ones(schedule, metho
 
 def test_more_rounds_than_epochs_is_refused():
     with pytest.raises(ValueError, match="3 rounds need at least 3 fine-tuning epochs"):
-        prune_and_finetune(lenet5(), tiny_data(), 0.5, epochs=2, schedule="iterative", rounds=3)
+        prune = PruneConfig(0.5, schedule="iterative", rounds=3, finetune_epochs=2)
+        prune_and_finetune(lenet5(), tiny_data(), prune, TrainConfig())
     with pytest.raises(ValueError, match="unknown schedule 'sudden'"):
-        prune_and_finetune(lenet5(), tiny_data(), 0.5, epochs=2, schedule="sudden")
+        prune = PruneConfig(0.5, schedule="sudden", finetune_epochs=2)
+        prune_and_finetune(lenet5(), tiny_data(), prune, TrainConfig())
 
 
 class Stop(Exception):
@@ -111,9 +106,12 @@ def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, m
     """Stopped after epoch 1 (iterative: the end of round 1) or 2 (inside round 2), saved as
     run.py saves a checkpoint, and resumed in a new model: the same weights, masks and report
     to the last bit as a run never stopped."""
-    options = dict(method=method, schedule=schedule, rounds=2, batch_size=16, seed=3)
+    options = (
+        PruneConfig(0.75, method, schedule, rounds=2, finetune_epochs=3),
+        TrainConfig(batch_size=16, seed=3),
+    )
     whole = lenet5(seed=1)
-    expected = prune_and_finetune(whole, tiny_data(), 0.75, 3, **options)
+    expected = prune_and_finetune(whole, tiny_data(), *options)
 
     saved = {}
 
@@ -128,13 +126,13 @@ def test_fine_tuning_stopped_after_any_epoch_resumes_to_the_same_end(schedule, m
 
     interrupted = lenet5(seed=1)
     with pytest.raises(Stop):
-        prune_and_finetune(interrupted, tiny_data(), 0.75, 3, after_epoch=save_then_stop, **options)
+        progress = FinetuneProgress(after_epoch=save_then_stop)
+        prune_and_finetune(interrupted, tiny_data(), *options, progress=progress)
 
     resumed = lenet5(seed=99)  # its own initial weights are all replaced
     resumed.load_state(saved["state"])
-    result = prune_and_finetune(
-        resumed, tiny_data(), 0.75, 3, done=saved["done"], velocity=saved["velocity"], **options
-    )
+    done = FinetuneProgress(saved["done"]["rounds"], saved["done"]["history"], saved["velocity"])
+    result = prune_and_finetune(resumed, tiny_data(), *options, progress=done)
     assert without_seconds(result) == without_seconds(expected)
     for name, array in whole.state(with_masks=True).items():
         np.testing.assert_array_equal(resumed.state(with_masks=True)[name], array, err_msg=name)

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from tinyprune import sensitivity, sweep
+from tinyprune.cli import sensitivity, sweep
 from tinyprune.data.mnist import Mnist
+from tinyprune.experiments import study
+from tinyprune.experiments.study import layer_sensitivity
 from tinyprune.nn.model import lenet5
-from tinyprune.prune import study
-from tinyprune.prune.study import layer_sensitivity
 from tinyprune.report import plots
 
 

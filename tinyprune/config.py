@@ -32,6 +32,10 @@ class DataConfig:
     # images and measure on the rest of the training set instead of the test set.
     validation: bool = False
 
+    def options(self) -> dict:
+        """What of it decides the numbers (not where the files are)."""
+        return {k: v for k, v in asdict(self).items() if k != "data_dir"}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -81,15 +85,9 @@ class RunConfig:
     prune: PruneConfig
     out: Path
     share: ShareConfig = ShareConfig()
-
-    def resume_options(self) -> dict:
-        """The options a resumed run must share with the interrupted one: all that can change
-        its numbers (not where the files are)."""
-        return {
-            **asdict(self.train),
-            **asdict(self.prune),
-            "limit": self.data.limit,
-            "dataset": self.data.dataset,
-            "test_limit": self.data.test_limit,
-            "validation": self.data.validation,
-        }
+    # Start from the trained dense model cached in this folder (train/dense_cache.py), trained
+    # and cached first if it is not there; None: train it here, no cache.
+    cache_dir: Path | None = None
+    # Build the model with each convolution, its pooling and its ReLU as one fused layer
+    # (MODELS[name](seed, fused=True)): the same numbers, faster.
+    fused: bool = False

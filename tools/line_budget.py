@@ -3,8 +3,9 @@
     python tools/line_budget.py
 
 A line of code is a line that is not blank and not only a comment; docstrings count (they are
-read as much as the code). The library is everything in tinyprune/ but the commands, which are
-the modules run as `python -m tinyprune.<name>`. Exit status 1 if either is over its budget.
+read as much as the code). The commands are the modules of tinyprune/cli/ that have a main()
+and the shims that run them as `python -m tinyprune.<name>`; the library is everything else in
+tinyprune/. Exit status 1 if either is over its budget.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ def lines_of_code(path: Path) -> int:
 
 
 def is_command(path: Path) -> bool:
-    """A module run as `python -m tinyprune.<name>`: it has a main() and runs it."""
-    return 'if __name__ == "__main__":' in path.read_text() or path.name == "__main__.py"
+    """A command of tinyprune/cli/ (it has a main()), or a shim that runs one as
+    `python -m tinyprune.<name>`."""
+    text = path.read_text()
+    in_cli = path.parent.name == "cli" and "\ndef main(" in text
+    return in_cli or 'if __name__ == "__main__":' in text or path.name == "__main__.py"
 
 
 def main() -> int:

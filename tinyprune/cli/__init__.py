@@ -1,2 +1,4 @@
-"""What the commands (run, sweep, sensitivity, export_c) share: option types, shared flags,
-and the configuration built from them. Nothing below the commands takes an argparse Namespace."""
+"""Stage 9, the commands: run (and deep_compress, its recipe), sweep, sensitivity, lottery,
+export_c and report, each with a main(); the run's phases (pipeline.py); the options they
+share and the configs built from them (options.py, types.py). Nothing below takes an argparse
+Namespace. `python -m tinyprune.<name>` runs them through the shims at the package root."""

@@ -1,16 +1,16 @@
 """The options the commands share, and the config objects built from them.
 
 Each command adds the groups it needs (`add_data_options`, `add_training_options`), checks
-them, builds its configs once (`data_config`, `train_config`) and passes those on: below the
-commands nothing reads an argparse Namespace.
+them, builds its configs once (`from_options`) and passes those on: nothing below reads a Namespace.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 from tinyprune.cli.types import (
     fraction,
@@ -27,6 +27,8 @@ from tinyprune.data.mnist import Mnist, MnistError, load_data
 from tinyprune.deploy.weight_sharing import parse_bits
 from tinyprune.experiments.dense_study import SeedsConfig
 from tinyprune.nn.model import MODELS
+
+Config = TypeVar("Config")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +71,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The group "training": the options that shape the trained dense model."""
+def add_training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The group "training": the options that shape the trained dense model (-> the group,
+    for a command to add its own)."""
     group = parser.add_argument_group("training")
     group.add_argument(
         "--model",
@@ -86,9 +89,18 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LR,
         help="initial learning rate of training (cosine decay to 0)",
     )
-    group.add_argument("--batch-size", type=positive_int, default=128)
-    group.add_argument("--momentum", type=fraction, default=0.9)
-    group.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    group.add_argument(
+        "--batch-size", type=positive_int, default=128, help="images per training step"
+    )
+    group.add_argument(
+        "--momentum", type=fraction, default=0.9, help="SGD momentum, of training and fine-tuning"
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=5e-4,
+        help="L2 penalty on the weights, of training and fine-tuning",
+    )
     group.add_argument(
         "--shift",
         type=non_negative_int,
@@ -99,6 +111,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--seed", type=int, default=0, help="seeds the initial weights and the order of the batches"
     )
+    return group
 
 
 def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -110,27 +123,12 @@ def check_data_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         )
 
 
-def data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(
-        data_dir=args.data_dir,
-        limit=args.limit,
-        dataset=args.dataset,
-        test_limit=args.test_limit,
-        validation=args.validation,
-    )
-
-
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        model=args.model,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        shift=args.shift,
-        seed=args.seed,
-    )
+def from_options(cls: type[Config], args: argparse.Namespace, **fields) -> Config:
+    """The config dataclass cls, each field taken from the option of its name in args unless
+    given in fields. The one place options become configs: a field and its option share a
+    name, so a new option reaches its config without a line more."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **fields})
 
 
 def add_share_options(parser: argparse.ArgumentParser) -> None:
@@ -172,9 +170,8 @@ def check_bits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def share_config(args: argparse.Namespace) -> ShareConfig:
-    return ShareConfig(
-        bits=args.bits, bias_bits=args.bias_bits, epochs=args.share_epochs, lr=args.share_lr
-    )
+    """--share-epochs and --share-lr are ShareConfig's epochs and lr."""
+    return from_options(ShareConfig, args, epochs=args.share_epochs, lr=args.share_lr)
 
 
 def load_data_or_say_why(config: DataConfig) -> Mnist | None:
@@ -219,16 +216,6 @@ def check_folders(
             parser.error(f"{folder} cannot be created: {error.strerror}")
 
 
-def dense_options(args: argparse.Namespace) -> dict:
-    """The options the dense model was trained with, for the JSON that reports on it."""
-    return {
-        **asdict(train_config(args)),
-        "limit": args.limit,
-        "dataset": args.dataset,
-        "validation": args.validation,
-    }
-
-
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     """--seeds, --jobs and --scheduler: several seeds, their points on several workers."""
     group = parser.add_argument_group("seeds and workers")
@@ -256,12 +243,10 @@ def check_parallel(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 
 def seeds_config(args: argparse.Namespace) -> SeedsConfig:
-    return SeedsConfig(
-        data_config(args),
-        train_config(args),
-        args.seeds or (args.seed,),
-        args.out,
-        args.cache_dir,
-        args.jobs,
-        args.scheduler,
+    return from_options(
+        SeedsConfig,
+        args,
+        data=from_options(DataConfig, args),
+        train=from_options(TrainConfig, args),
+        seeds=args.seeds or (args.seed,),
     )

@@ -17,8 +17,8 @@ from tinyprune.data.mnist import Mnist, load_data
 from tinyprune.experiments.points import Point, PointStore
 from tinyprune.experiments.runner import Failure, Workers
 from tinyprune.experiments.seeds import mean_std
+from tinyprune.experiments.study import layer_sensitivity, sweep_point
 from tinyprune.nn.model import MODELS, Sequential
-from tinyprune.prune.study import layer_sensitivity, sweep_point
 from tinyprune.train.dense_cache import cache_name, train_dense
 from tinyprune.train.loop import evaluate
 
@@ -34,11 +34,6 @@ class SeedsConfig:
     cache_dir: Path
     jobs: int = 1
     scheduler: object = None
-
-
-def data_options(data: DataConfig) -> dict:
-    """What of the DataConfig decides a point's numbers (not where the files are)."""
-    return {k: v for k, v in asdict(data).items() if k != "data_dir"}
 
 
 @lru_cache(maxsize=2)
@@ -88,7 +83,7 @@ def dense_models(
     for seed in config.seeds:
         train = replace(config.train, seed=seed)
         paths[seed] = config.cache_dir / cache_name(train, train_images, config.data.dataset)
-        options = {"train": asdict(train), "data": data_options(config.data)}
+        options = {"train": asdict(train), "data": config.data.options()}
         if paths[seed].exists():
             model = MODELS[train.model](seed)
             model.load(paths[seed])
@@ -129,7 +124,7 @@ def sweep_points(
             {
                 "train": asdict(replace(config.train, seed=seed)),
                 "prune": asdict(p),
-                "data": data_options(config.data),
+                "data": config.data.options(),
             },
             (dense[seed][0],),
         )
@@ -195,10 +190,12 @@ def run_sensitivity(
     return {seed: acc for seed, (_, acc) in dense.items()}, per_seed, failures
 
 
-def dense_summary(accuracies: dict[int, float]) -> dict:
-    """The dense models' test accuracies for the JSON: mean, std and each seed's."""
+def dense_summary(config: SeedsConfig, accuracies: dict[int, float]) -> dict:
+    """The dense models for the JSON: what they were trained with ("dense"), and their test
+    accuracies: mean, std and each seed's."""
     s = mean_std(list(accuracies.values()))
     return {
+        "dense": {**asdict(config.train), **config.data.options()},
         "dense_accuracy": s["mean"],
         "dense_accuracy_std": s["std"],
         "dense_accuracies": [

@@ -16,9 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tinyprune.config import PruneConfig, TrainConfig
 from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
 from tinyprune.train.loop import evaluate, fit
+from tinyprune.train.resume import FinetuneProgress
 
 SCHEDULES = ("oneshot", "iterative", "agp")
 
@@ -58,47 +60,42 @@ def check_schedule(schedule: str, rounds: int, epochs: int) -> None:
 def prune_and_finetune(
     model,
     data,
-    sparsity: float,
-    epochs: int,
+    prune: PruneConfig,
+    train: TrainConfig,
     *,
-    method: str = "layerwise",
-    schedule: str = "oneshot",
-    rounds: int = 4,
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    batch_size: int = 128,
-    max_shift: int = 0,
-    seed: int = 0,
-    after_epoch: Callable[[dict, MaskedSGD], None] | None = None,
-    done: dict | None = None,
-    velocity: dict[str, np.ndarray] | None = None,
+    sparsity: float | None = None,
+    progress: FinetuneProgress | None = None,
 ) -> dict:
-    """Prune `model` to `sparsity` by `method` on `schedule`, fine-tuning `epochs` in all.
+    """Prune `model` to prune.sparsity (or `sparsity`, as --quality sets it) by prune.method
+    on prune.schedule, fine-tuning prune.finetune_epochs in all with train's momentum, weight
+    decay, batch size, shifts and seed.
 
     data: an `Mnist` tuple. Each fine-tuning stage starts a fresh optimizer whose learning rate
-    decays from `lr` along a cosine. Returns {"rounds": [{"round", "sparsity",
+    decays from prune.finetune_lr along a cosine. Returns {"rounds": [{"round", "sparsity",
     "after_prune", "test_accuracy"}], "history": fit's entries, each with its "round"};
     after_prune is {"test_loss", "test_accuracy"} right after pruning (None for agp, which
     prunes a little at a time while it trains).
 
-    To resume: after_epoch(so_far, optimizer) runs after each fine-tuning epoch, so_far being
-    {"rounds", "history"} up to then. Saved with the model (masks included) and the velocity,
-    it is all a later call needs, as done= and velocity=, to go on from that epoch and end
-    exactly as if never stopped.
+    To resume: progress (train/resume.py) is what fine-tuning had done when it was saved
+    (with the model, masks included): the rounds it skips and the epochs it goes on from, to end
+    exactly as if never stopped; its after_epoch saves it after each fine-tuning epoch.
     """
-    check_schedule(schedule, rounds, epochs)
-    optimizer = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-    train = dict(batch_size=batch_size, max_shift=max_shift)
-    run = _Rounds(model, data, method, seed, after_epoch, done, velocity, optimizer, train)
-    if schedule == "agp":
-        run.agp(sparsity, epochs)
+    epochs, target = prune.finetune_epochs, prune.sparsity if sparsity is None else sparsity
+    check_schedule(prune.schedule, prune.rounds, epochs)
+    optimizer = dict(lr=prune.finetune_lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    fit_options = dict(batch_size=train.batch_size, max_shift=train.shift)
+    progress = progress or FinetuneProgress()
+    run = _Rounds(model, data, prune.method, train.seed, progress, optimizer, fit_options)
+    if prune.schedule == "agp":
+        run.agp(target, epochs)
     else:
-        targets = [sparsity] if schedule == "oneshot" else iterative_targets(sparsity, rounds)
+        targets = (
+            [target] if prune.schedule == "oneshot" else iterative_targets(target, prune.rounds)
+        )
         per_round = split_epochs(epochs, len(targets))
-        for round_no, (target, round_epochs) in enumerate(zip(targets, per_round), start=1):
-            if round_no > len(run.rounds):  # not pruned yet (a resumed run has pruned some)
-                run.prune_round(round_no, len(targets), target)
+        for round_no, (round_target, round_epochs) in enumerate(zip(targets, per_round), start=1):
+            if not progress.pruned(round_no):
+                run.prune_round(round_no, len(targets), round_target)
             run.finetune(round_no, round_epochs)
     return run.result()
 
@@ -112,18 +109,14 @@ class _Rounds:
         data,
         method: str,
         seed: int,
-        after_epoch: Callable[[dict, MaskedSGD], None] | None,
-        done: dict | None,
-        velocity: dict[str, np.ndarray] | None,
+        progress: FinetuneProgress,
         optimizer: dict,
         train: dict,
     ):
         self.model, self.data, self.method, self.seed = model, data, method, seed
-        self.after_epoch, self.velocity = after_epoch, velocity
+        self.progress = progress
+        self.rounds, self.history = progress.rounds, progress.history  # filled as it goes
         self.optimizer, self.train = optimizer, train  # MaskedSGD's and fit's options
-        done = done or {"rounds": [], "history": []}
-        self.rounds = [dict(r) for r in done["rounds"]]
-        self.history = list(done["history"])
 
     def rng(self, k: int) -> np.random.Generator:
         """For method="random": a generator per round (agp: per step), so that a resumed
@@ -152,15 +145,7 @@ class _Rounds:
         self, round_no: int, epochs: int, after_step: Callable[[int, int], None] | None = None
     ) -> None:
         optimizer = MaskedSGD(self.model.params(), **self.optimizer)
-        epochs_done = sum(h["round"] == round_no for h in self.history)
-        if epochs_done:  # resuming this round, with the momentum it had
-            assert self.velocity is not None, "resuming a round needs its velocity"
-            optimizer.velocity = self.velocity
-
-        def save(entry: dict) -> None:
-            self.history.append({"round": round_no, **entry})
-            if self.after_epoch is not None:
-                self.after_epoch({"rounds": self.rounds, "history": self.history}, optimizer)
+        epochs_done = self.progress.resume_round(round_no, optimizer)
 
         # seed + round: each stage draws its own batches, not a replay of training's.
         fit(
@@ -172,7 +157,7 @@ class _Rounds:
             phase=f"fine-tune {round_no}",
             start_epoch=epochs_done + 1,
             after_step=after_step,
-            after_epoch=save,
+            after_epoch=lambda entry: self.progress.epoch_done(round_no, entry, optimizer),
             **self.train,
         )
 

@@ -175,7 +175,7 @@ def sweep_size_plot(result: dict, path: Path) -> Path | None:
 def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
     """Two panels against the weights remaining (log scale, falling to the right): the
     early-stopping iteration, and test accuracy there; a line per kind (rewind, reinit), with
-    error bars of one standard deviation over seeds. rows: lottery_study.summary()."""
+    error bars of one standard deviation over seeds. rows: lottery.summary()."""
     plt = pyplot()
     if plt is None:
         return None

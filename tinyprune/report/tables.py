@@ -74,7 +74,7 @@ def print_ticket(point: Point, result: dict) -> None:
 
 
 def print_lottery(rows: list[dict]) -> None:
-    """lottery_study.summary() as a table: a row per round, rewound and reinit side by side."""
+    """lottery.summary() as a table: a row per round, rewound and reinit side by side."""
     by_kind = {(r["kind"], r["round"]): r for r in rows}
     print(
         "\nmean ± std over seeds; early stop = iteration of the lowest validation loss; "

@@ -1,1 +1,2 @@
-"""Stage 4, training: the training and evaluation loops, checkpoints, and the cached dense model."""
+"""Stage 4, training: the training and evaluation loops, checkpoints and every decision about
+resuming from one, and the cached dense model."""

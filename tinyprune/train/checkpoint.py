@@ -1,12 +1,12 @@
-"""Training checkpoints: all a run needs to continue after Ctrl-C or a crash, exactly.
+"""Training checkpoints, the file: all a run needs to continue after Ctrl-C or a crash, exactly
+(whether and how to go on from one is train/resume.py's).
 
 One .npz file holds the model's arrays (weights, biases and, once pruned, masks) as
 `model.<name>`, the optimizer's velocity as `velocity.<name>`, and `meta`: a JSON text with
 the format version, the model's name, every array's shape, the phase ("train" or
 "fine-tune"), the epochs of that phase completed, its history so far, the run's options and
-what the finished phases produced. Batches depend only on (seed, epoch) and every number is
-stored exactly (JSON writes floats so that they read back bit for bit), so a resumed run ends
-as an uninterrupted one.
+what the finished phases produced. Every number is stored exactly (JSON writes floats so
+that they read back bit for bit).
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ def checkpoint_phase(path: str | Path) -> tuple[str, int] | None:
     return meta["phase"], meta["epoch"]
 
 
-def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Checkpoint:
-    """Check that the checkpoint at path fits this model and these options, copy its weights
-    and masks into the model, and return the rest. Refuses any mismatch with a
-    CheckpointError saying what differs and what to do."""
+def load_checkpoint(path: str | Path, model: Sequential) -> Checkpoint:
+    """Check that the checkpoint at path fits this model, copy its weights and masks into the
+    model, and return the rest. Refuses any mismatch with a CheckpointError saying what
+    differs and what to do. (Whether its options are the run's is resume.py's question.)"""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(
@@ -134,13 +134,6 @@ def load_checkpoint(path: str | Path, model: Sequential, options: dict) -> Check
             f"{path} does not fit this {model.name}: {'; '.join(wrong)}; "
             f"start over in another --out"
         )
-    differ = _options_differ(meta["options"], options)
-    if differ:
-        raise CheckpointError(
-            f"{path} was made with other options ({', '.join(differ)}); "
-            f"resume with the options the run was started with, or start "
-            f"over in another --out"
-        )
     state = {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")}
     model.load_state(state, source=str(path))
     velocity = {k: arrays[f"velocity.{k}"].astype(p.value.dtype) for k, p in model.params().items()}
@@ -164,14 +157,3 @@ def _expected_shapes(model: Sequential, arrays: dict[str, np.ndarray]) -> dict[s
         if k not in model.prunable() and bias_mask in arrays:
             expected[bias_mask] = s
     return expected
-
-
-def _options_differ(saved: dict, options: dict) -> list[str]:
-    """Each option whose value in the checkpoint (`saved`) is not the one given now, in words:
-    "lr=0.05 there, 0.1 now"; an option missing on either side is "(unset)"."""
-    differ = [
-        f"{k}={saved.get(k, '(unset)')} there, {v} now"
-        for k, v in options.items()
-        if saved.get(k) != v
-    ]
-    return differ + [f"{k}={v} there, (unset) now" for k, v in saved.items() if k not in options]

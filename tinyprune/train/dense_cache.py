@@ -1,4 +1,5 @@
-"""The trained dense model that sensitivity analyses and sweeps start from, trained once.
+"""The trained dense model that sweeps, sensitivity analyses and runs with --cache-dir start
+from, trained once.
 
 Every point of a sweep prunes a copy of the same trained model. Training it is the costly
 part, so it is saved under a name made of everything that shaped it, and the next command with
@@ -13,7 +14,8 @@ from tinyprune.config import TrainConfig
 from tinyprune.data.mnist import Mnist
 from tinyprune.nn.model import MODELS, Sequential
 from tinyprune.nn.optim import MaskedSGD
-from tinyprune.train.loop import evaluate, fit
+from tinyprune.train.loop import fit
+from tinyprune.train.resume import RunState
 
 
 def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -> str:
@@ -27,36 +29,25 @@ def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -
     )
 
 
-def trained_dense(config: TrainConfig, data: Mnist, cache_dir: Path) -> tuple[Sequential, float]:
-    """-> (the trained dense model, its test accuracy), from cache_dir if it is there."""
-    model = MODELS[config.model](config.seed)
-    path = cache_dir / cache_name(config, len(data.train_images), data.dataset.key)
-    if path.exists():
-        model.load(path)
-        print(f"dense {config.model} loaded from {path}")
-    else:
-        print(f"training dense {config.model} ({config.epochs} epochs); it is cached in {path}")
-        model = train_dense(config, data)
-        model.save(path)
-    _, accuracy = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
-    print(f"dense test accuracy {accuracy:.2%}")
-    return model, accuracy
+def cache_path(config: TrainConfig, data: Mnist, cache_dir: Path) -> Path:
+    """Where the dense model trained with config on data is cached in cache_dir."""
+    return cache_dir / cache_name(config, len(data.train_images), data.dataset.key)
 
 
-def train_dense(config: TrainConfig, data: Mnist) -> Sequential:
-    """A dense model trained as config says (no cache)."""
-    model = MODELS[config.model](config.seed)
+def train_dense(
+    config: TrainConfig,
+    data: Mnist,
+    model: Sequential | None = None,
+    resume: RunState | None = None,
+    phase: str = "dense",
+) -> Sequential:
+    """model (a new one if None) trained as config says; resume: from where the run had got
+    to, saving it after every epoch."""
+    model = model or MODELS[config.model](config.seed)
     optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
-    fit(
-        model,
-        data,
-        optimizer,
-        config.epochs,
-        config.batch_size,
-        config.seed,
-        max_shift=config.shift,
-        phase="dense",
-    )
+    hooks = {} if resume is None else resume.training(optimizer)
+    c = config
+    fit(model, data, optimizer, c.epochs, c.batch_size, c.seed, c.shift, phase, **hooks)
     return model
 
 

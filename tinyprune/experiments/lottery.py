@@ -1,4 +1,4 @@
-"""The lottery-ticket experiment (Frankle & Carbin, ICLR 2019), one training at a time.
+"""The lottery-ticket experiment (Frankle & Carbin, ICLR 2019): one training, and the study.
 
 Iterative magnitude pruning with rewinding: train the network, prune the smallest-magnitude
 share of the weights still there in each layer (20% of fc1 and fc2, 10% of the output layer
@@ -9,17 +9,24 @@ repeat. The control ("reinit") trains the same masks from weights drawn afresh.
 Round r's mask comes from the trained weights of round r - 1 of the rewound chain of the same
 seed; everything else about a training is fixed by its TicketOptions, so a training is a pure
 function of (options, masks): ticket() gives the same bits in any process on any machine.
+So the study runs in waves: wave r holds round r of every seed, rewound and reinitialised, all
+independent of each other (2 x seeds trainings per wave for the workers to share).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from tinyprune.data.mnist import load_mnist
+from tinyprune.experiments.points import Point, PointStore
+from tinyprune.experiments.runner import Failure, Workers
+from tinyprune.experiments.seeds import mean_std
 from tinyprune.nn.layers import Param
 from tinyprune.nn.model import Sequential, lenet_300_100
 from tinyprune.nn.optim import MaskedAdam
@@ -33,12 +40,9 @@ KINDS = ("rewind", "reinit")
 
 
 @dataclass(frozen=True)
-class TicketOptions:
-    """Everything that decides one training of the study (the JSON of its result keeps them)."""
+class Training:
+    """How every network of the study is trained."""
 
-    seed: int  # the initial weights and the order of the batches
-    kind: str  # "rewind": the winning-ticket chain; "reinit": its masks, weights drawn afresh
-    round: int  # 0 is the dense network; round r has been pruned r times
     iterations: int = 5000  # training iterations, counted from 0 even for a rewound ticket
     batch_size: int = 60
     lr: float = 1.2e-3  # Adam's learning rate, constant
@@ -46,6 +50,15 @@ class TicketOptions:
     rewind_iteration: int = 0  # k: rewind to the weights after k iterations (0: to the init)
     validation: int = 5000  # the last images of the training set, held out
     limit: int | None = None  # train on the first `limit` of the other images only
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketOptions(Training):
+    """Everything that decides one training of the study (the JSON of its result keeps them)."""
+
+    seed: int  # the initial weights and the order of the batches
+    kind: str  # "rewind": the winning-ticket chain; "reinit": its masks, weights drawn afresh
+    round: int  # 0 is the dense network; round r has been pruned r times
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -164,8 +177,86 @@ def ticket(options: dict, masks: dict[str, np.ndarray] | None, data_dir: str | N
         "curve": steps.curve,
     }
     if o.kind == "rewind":
-        result["arrays"] = {k: m for k, m in next_masks(model.prunable()).items()}
+        result["arrays"] = next_masks(model.prunable())
     model.load_state(steps.best_state)  # masks stay
     result["early_stop_test_accuracy"] = evaluate(model, test.images, test.labels)[1]
     result["seconds"] = time.perf_counter() - began
     return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotteryConfig(Training):
+    """The whole study: the training all its networks share, its seeds and rounds, and where
+    the trainings run."""
+
+    out: Path
+    seeds: tuple[int, ...] = (0, 1, 2)
+    rounds: int = 12
+    reinit: bool = True
+    data_dir: str | None = None
+    jobs: int = 1
+    scheduler: object = None  # a Dask scheduler's address (or Client); None: local
+
+    def point(self, seed: int, kind: str, round_no: int, masks) -> Point:
+        training = {f.name: getattr(self, f.name) for f in fields(Training)}
+        options = TicketOptions(seed=seed, kind=kind, round=round_no, **training)
+        return Point(f"seed{seed}-{kind}-round{round_no}", asdict(options), (masks,))
+
+
+@dataclass
+class LotteryRun:
+    results: dict[str, dict]  # point name -> ticket()'s result
+    failures: list[Failure]
+    skipped: list[str]  # points whose masks were lost to a failure
+    ran: int
+
+
+def run_lottery(
+    config: LotteryConfig, report: Callable[[Point, dict], None] | None = None
+) -> LotteryRun:
+    """Run (or resume: finished trainings are read from out/points) the whole study."""
+    store = PointStore(config.out / "points")
+    run = LotteryRun({}, [], [], 0)
+    masks: dict[int, object] = {seed: None for seed in config.seeds}
+    with Workers(config.jobs, config.scheduler) as workers:
+        for round_no in range(config.rounds + 1):
+            kinds = ("rewind", "reinit") if config.reinit and round_no else ("rewind",)
+            points = []
+            for seed in config.seeds:
+                for kind in kinds:
+                    if round_no and masks[seed] is None:
+                        run.skipped.append(f"seed{seed}-{kind}-round{round_no}")
+                    else:
+                        points.append(config.point(seed, kind, round_no, masks[seed]))
+            outcome = workers.run(ticket, points, store, {"data_dir": config.data_dir}, report)
+            run.results.update(outcome.results)
+            run.failures += outcome.failures
+            run.ran += outcome.ran
+            for seed in config.seeds:
+                chain = outcome.results.get(f"seed{seed}-rewind-round{round_no}")
+                masks[seed] = None if chain is None else chain.pop("arrays")
+    return run
+
+
+def summary(results: dict[str, dict]) -> list[dict]:
+    """One row per (kind, round): weights remaining and, over seeds, {"mean", "std", "n"} of
+    test accuracy at the end, test accuracy at the early-stopping iteration, and that
+    iteration. Round 0 (dense) is listed under "rewind"."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in results.values():
+        groups.setdefault((r["options"]["kind"], r["options"]["round"]), []).append(r)
+    rows = []
+    for (kind, round_no), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        rows.append(
+            {
+                "kind": kind,
+                "round": round_no,
+                "remaining": group[0]["remaining"]["total"],
+                "seeds": sorted(r["options"]["seed"] for r in group),
+                **{
+                    key: mean_std([r[key] for r in group])
+                    for key in ("test_accuracy", "early_stop_test_accuracy", "early_stop_iteration")
+                },
+            }
+        )
+    return rows

@@ -38,21 +38,7 @@ def sweep_point(dense: Sequential, data: Mnist, train: TrainConfig, prune: Prune
     "test_accuracy", "weight_sparsity", "bytes", "after_prune", "rounds", "layers"}; bytes: the
     sizes of its files as the run writes them (deploy/compress.py). Raises Diverged."""
     model = fresh_copy(dense, train.seed)
-    pruning = prune_and_finetune(
-        model,
-        data,
-        prune.sparsity,
-        prune.finetune_epochs,
-        method=prune.method,
-        schedule=prune.schedule,
-        rounds=prune.rounds,
-        lr=prune.finetune_lr,
-        momentum=train.momentum,
-        weight_decay=train.weight_decay,
-        batch_size=train.batch_size,
-        max_shift=train.shift,
-        seed=train.seed,
-    )
+    pruning = prune_and_finetune(model, data, prune, train)
     layers = sparsity_report(model.params(), weight_uses(model))
     return {
         "sparsity": prune.sparsity,

@@ -7,15 +7,15 @@
     results = package_phase(model, data, config, trained, pruning, shared)  # -> pruned.npz, ...
 
 After every epoch, of training and of fine-tuning, RunState saves the run to
---out/checkpoint.npz (train/checkpoint.py); resumed from there, a run ends exactly as one never
-interrupted. Nothing here prints but the progress of the work itself; the command prints the
-report (run.py).
+--out/checkpoint.npz; resumed from there, a run ends exactly as one never interrupted (every
+decision about resuming is train/resume.py's). Nothing here prints but the progress of the
+work itself; the command prints the report (run.py).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,118 +28,19 @@ from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
 from tinyprune.deploy.tpz import decoded_model, write_compressed
 from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential
-from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import std_sparsity
 from tinyprune.prune.filters import shrink
 from tinyprune.prune.report import sparsity_report, weight_uses
 from tinyprune.prune.schedules import prune_and_finetune
 from tinyprune.report.plots import weight_histograms
 from tinyprune.report.run_pictures import draw_run
-from tinyprune.train.checkpoint import (
-    CHECKPOINT,
-    Checkpoint,
-    checkpoint_phase,
-    load_checkpoint,
-    save_checkpoint,
-)
-from tinyprune.train.loop import evaluate, fit, inference_seconds
+from tinyprune.train.dense_cache import cache_path, train_dense
+from tinyprune.train.loop import evaluate, inference_seconds
+from tinyprune.train.resume import RunState
 
 
 class RunError(Exception):
     """The run cannot go on; the message says why and what to do."""
-
-
-def out_folder_problem(out: Path, resume: bool) -> str | None:
-    """Why --out cannot take this run (or None if it can): not writable, an interrupted run
-    there that would be overwritten, or nothing there to resume. Creates the folder."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        return f"--out {out} cannot be written: {error.strerror}"
-    checkpoint = out / CHECKPOINT
-    if resume and not checkpoint.exists() and not (out / "results.json").exists():
-        return (
-            f"--resume: there is no interrupted run in --out {out} (no {CHECKPOINT}); "
-            f"leave --resume out to start one"
-        )
-    found = checkpoint_phase(checkpoint)  # a checkpoint exists only while a run is unfinished
-    if found and not resume:
-        return (
-            f"--out {out} holds an interrupted run ({found[0]} epoch {found[1]} done); "
-            f"continue it by adding --resume, or start over in another --out or after "
-            f"deleting {checkpoint}"
-        )
-    return None
-
-
-class RunState:
-    """What the run has done so far, saved after every epoch; the one place resuming reads."""
-
-    def __init__(self, config: RunConfig, model: Sequential, saved: Checkpoint | None):
-        self.path = config.out / CHECKPOINT
-        self.options = config.resume_options()
-        self.model = model
-        self.saved = saved  # the checkpoint resumed from, if any
-        self.finetuning = saved is not None and saved.phase == "fine-tune"
-        self.train_history: list[dict] = (
-            []
-            if saved is None
-            else saved.results["train_history"]
-            if self.finetuning
-            else saved.history
-        )
-
-    @classmethod
-    def open(cls, config: RunConfig, model: Sequential, resume: bool) -> RunState:
-        """A new run's state, or (resume) the saved one, its weights and masks loaded into
-        model. CheckpointError if the checkpoint does not fit model and options."""
-        saved = (
-            load_checkpoint(config.out / CHECKPOINT, model, config.resume_options())
-            if resume
-            else None
-        )
-        return cls(config, model, saved)
-
-    def save_train_epoch(self, optimizer: MaskedSGD, entry: dict) -> None:
-        self.train_history.append(entry)
-        save_checkpoint(
-            self.path,
-            self.model,
-            optimizer,
-            "train",
-            entry["epoch"],
-            self.train_history,
-            self.options,
-        )
-
-    def save_finetune_epoch(self, so_far: dict, optimizer: MaskedSGD) -> None:
-        save_checkpoint(
-            self.path,
-            self.model,
-            optimizer,
-            "fine-tune",
-            len(so_far["history"]),
-            so_far["history"],
-            self.options,
-            {"train_history": self.train_history, "rounds": so_far["rounds"]},
-        )
-
-    def finetune_done(self) -> dict | None:
-        """The fine-tuning rounds and history saved, for prune_and_finetune(done=...)."""
-        if not self.finetuning:
-            return None
-        assert self.saved is not None
-        return {"rounds": self.saved.results["rounds"], "history": self.saved.history}
-
-    def velocity(self) -> dict[str, np.ndarray] | None:
-        return None if self.saved is None else self.saved.velocity
-
-    def discard(self) -> None:
-        """Delete the checkpoint: the run is complete, or resuming it could only fail again."""
-        self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -162,27 +63,23 @@ def last_test_metrics(model: Sequential, data: Mnist, history: list[dict]) -> tu
 
 
 def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunState) -> Trained:
-    """Train model (unless a resumed run is past training); write model.npz and result.json."""
+    """Train model (unless a resumed run is past training, or --cache-dir holds it trained);
+    write model.npz and result.json."""
     t, out = config.train, config.out
     if state.finetuning:  # trained and saved before; the model in hand is being fine-tuned
         trained = load_trained(config)
     else:
-        optimizer = MaskedSGD(model.params(), t.lr, t.momentum, t.weight_decay)
-        velocity = state.velocity()
-        if velocity is not None:
-            optimizer.velocity = velocity
-        fit(
-            model,
-            data,
-            optimizer,
-            t.epochs,
-            t.batch_size,
-            t.seed,
-            max_shift=t.shift,
-            start_epoch=len(state.train_history) + 1,
-            after_epoch=lambda entry: state.save_train_epoch(optimizer, entry),
-        )
         trained = model
+        cached = None if config.cache_dir is None else cache_path(t, data, config.cache_dir)
+        if cached is not None and cached.exists():
+            model.load(cached)
+            state.train_history = []  # the cache keeps the weights, not their history
+            print(f"dense {t.model} loaded from {cached}")
+        else:
+            train_dense(t, data, model, state, phase="train")
+            if cached is not None:
+                model.save(cached)
+                print(f"dense {t.model} cached in {cached}")
     history = state.train_history
     test_loss, test_accuracy = last_test_metrics(trained, data, history)
     if not state.finetuning:
@@ -190,14 +87,7 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         write_json(
             out / "result.json",
             {
-                "model": t.model,
-                "epochs": t.epochs,
-                "batch_size": t.batch_size,
-                "seed": t.seed,
-                "lr": t.lr,
-                "momentum": t.momentum,
-                "weight_decay": t.weight_decay,
-                "shift": t.shift,
+                **asdict(t),
                 "dataset": data.dataset.key,
                 "train_images": len(data.train_images),
                 "test_images": len(data.test_images),
@@ -231,7 +121,7 @@ def prune_phase(
 ) -> dict:
     """Prune and fine-tune model on config.prune's schedule -> prune_and_finetune's result,
     with the target sparsity (set by --quality for method std)."""
-    p, t = config.prune, config.train
+    p = config.prune
     sparsity = p.sparsity
     if p.quality is not None:
         sparsity = std_sparsity(trained.model.prunable(), p.quality)
@@ -241,20 +131,10 @@ def prune_phase(
     pruning = prune_and_finetune(
         model,
         data,
-        sparsity,
-        p.finetune_epochs,
-        method=p.method,
-        schedule=p.schedule,
-        rounds=p.rounds,
-        lr=p.finetune_lr,
-        momentum=t.momentum,
-        weight_decay=t.weight_decay,
-        batch_size=t.batch_size,
-        max_shift=t.shift,
-        seed=t.seed,
-        after_epoch=state.save_finetune_epoch,
-        done=state.finetune_done(),
-        velocity=state.velocity() if state.finetuning else None,
+        p,
+        config.train,
+        sparsity=sparsity,
+        progress=state.finetune_progress(),
     )
     return {**pruning, "target_sparsity": sparsity}
 
