@@ -98,7 +98,12 @@ def test_fully_connected_per_channel(resolver, relu):
         Tensor("bias", (R,), np.int32, [s_in * s for s in s_w], [0] * R, 0, bias),
         Tensor("y", (N, R), np.int8, [s_out], [z_out]),
     ]
-    op = Op(tflite.FULLY_CONNECTED, [0, 1, 2], [3], tflite.fully_connected_options(relu))
+    op = Op(
+        tflite.FULLY_CONNECTED,
+        [0, 1, 2],
+        [3],
+        ("FullyConnectedOptions", {"fused_activation_function": int(relu)}),
+    )
     data = tflite.flatbuffer(tensors, [op], [0], [3])
     x = rng.integers(-128, 128, (N, M)).astype(np.int8)
     acc = (x.astype(np.int64) - z_in) @ w.T.astype(np.int64) + bias
@@ -150,10 +155,37 @@ def small_cnn(seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
     ]
     ops = [
         Op(tflite.PADV2, [0, 1, 2], [3]),
-        Op(tflite.CONV_2D, [3, 4, 5], [6], tflite.conv_options(relu=True)),
-        Op(tflite.MAX_POOL_2D, [6], [7], tflite.max_pool_options(2)),
-        Op(tflite.RESHAPE, [7, 8], [9], tflite.reshape_options((N, flat))),
-        Op(tflite.FULLY_CONNECTED, [9, 10, 11], [12], tflite.fully_connected_options(False)),
+        Op(
+            tflite.CONV_2D,
+            [3, 4, 5],
+            [6],
+            (
+                "Conv2DOptions",
+                {
+                    "padding": tflite.VALID,
+                    "stride_w": 1,
+                    "stride_h": 1,
+                    "fused_activation_function": tflite.RELU,
+                },
+            ),
+        ),
+        Op(
+            tflite.MAX_POOL_2D,
+            [6],
+            [7],
+            (
+                "Pool2DOptions",
+                {
+                    "padding": tflite.VALID,
+                    "stride_w": 2,
+                    "stride_h": 2,
+                    "filter_width": 2,
+                    "filter_height": 2,
+                },
+            ),
+        ),
+        Op(tflite.RESHAPE, [7, 8], [9], ("ReshapeOptions", {"new_shape": [N, flat]})),
+        Op(tflite.FULLY_CONNECTED, [9, 10, 11], [12], ("FullyConnectedOptions", {})),
     ]
     data = tflite.flatbuffer(tensors, ops, [0], [12])
     x = rng.integers(-128, 128, (N, H, H, C)).astype(np.int8)

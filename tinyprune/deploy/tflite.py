@@ -1,18 +1,17 @@
 """A graph of int8 tensors and operators as a TensorFlow Lite flatbuffer (.tflite), written with
 the `flatbuffers` library alone, by the field slots of TFLite's schema
-(tensorflow/compiler/mlir/lite/schema/schema.fbs, file_identifier "TFL3", schema version 3).
+(tensorflow/compiler/mlir/lite/schema/schema.fbs: file_identifier "TFL3", schema version 3).
 
     data = flatbuffer([Tensor(...), ...], [Op(...), ...], inputs=[0], outputs=[5])
 
-A table's fields are numbered in the order the schema declares them, from 0; a union field
-takes two slots, its type then its value. Only the tables and slots written here are listed;
-every other field keeps its default. A tensor's real value is scale * (q - zero_point), per
-channel along quantized_dimension when it has several scales.
+A table's fields are numbered in the order the schema declares them, from 0 (SLOTS below lists
+them up to the last one written); a union takes two slots, its type then its value. A field not
+written keeps its default. A tensor's real value is scale * (q - zero_point), per channel
+along quantized_dimension when it has several scales.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,16 +22,46 @@ except ImportError:  # an optional dependency: the `export` extra
     Builder = None
 
 SCHEMA_VERSION = 3
-# enum TensorType
-UINT8, INT8, INT32 = 3, 9, 2
-TENSOR_TYPE = {np.dtype(np.uint8): UINT8, np.dtype(np.int8): INT8, np.dtype(np.int32): INT32}
+# Each table's fields in the schema's order (the slot is the place in the list), and their
+# types: a scalar, "string", a vector of scalars "[int]", a table, or a vector of tables.
+SLOTS = {
+    "Model": "version:uint operator_codes:[table] subgraphs:[table] description:string "
+    "buffers:[table]",
+    "OperatorCode": "deprecated_builtin_code:byte custom_code:string version:int builtin_code:int",
+    "SubGraph": "tensors:[table] inputs:[int] outputs:[int] operators:[table] name:string",
+    "Buffer": "data:[ubyte]",
+    "Tensor": "shape:[int] type:byte buffer:uint name:string quantization:table",
+    "QuantizationParameters": "min:[float] max:[float] scale:[float] zero_point:[long] "
+    "details_type:ubyte details:table quantized_dimension:int",
+    "Operator": "opcode_index:uint inputs:[int] outputs:[int] builtin_options_type:ubyte "
+    "builtin_options:table",
+    "Conv2DOptions": "padding:byte stride_w:int stride_h:int fused_activation_function:byte",
+    "Pool2DOptions": "padding:byte stride_w:int stride_h:int filter_width:int "
+    "filter_height:int fused_activation_function:byte",
+    "FullyConnectedOptions": "fused_activation_function:byte",
+    "ReshapeOptions": "new_shape:[int]",
+}
+# union BuiltinOptions: each options table's place in the union (0 is NONE)
+BUILTIN_OPTIONS = {
+    "Conv2DOptions": 1,
+    "Pool2DOptions": 5,
+    "FullyConnectedOptions": 8,
+    "ReshapeOptions": 17,
+}
 # enum BuiltinOperator
 CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, PADV2, QUANTIZE = 3, 9, 17, 22, 60, 114
-# union BuiltinOptions: the index of each options table in the union (NONE = 0)
-CONV_2D_OPTIONS, POOL_2D_OPTIONS, FULLY_CONNECTED_OPTIONS, RESHAPE_OPTIONS = 1, 5, 8, 17
-# enum Padding, enum ActivationFunctionType
-VALID = 1
-NONE, RELU = 0, 1
+# enum TensorType
+TENSOR_TYPE = {np.dtype(np.uint8): 3, np.dtype(np.int8): 9, np.dtype(np.int32): 2}
+VALID = 1  # enum Padding
+NONE, RELU = 0, 1  # enum ActivationFunctionType
+
+PREPEND = {  # scalar type -> the Builder's method writing a field of that type
+    "byte": "PrependInt8Slot",
+    "ubyte": "PrependUint8Slot",
+    "int": "PrependInt32Slot",
+    "uint": "PrependUint32Slot",
+}
+VECTOR = {"[int]": np.int32, "[long]": np.int64, "[float]": np.float32}
 
 
 @dataclass
@@ -43,7 +72,7 @@ class Tensor:
 
     name: str
     shape: tuple[int, ...]
-    dtype: np.dtype
+    dtype: type
     scale: list[float] = field(default_factory=list)
     zero_point: list[int] = field(default_factory=list)
     quantized_dimension: int = 0
@@ -52,143 +81,73 @@ class Tensor:
 
 @dataclass
 class Op:
-    """An operator: its BuiltinOperator code, its input and output tensor indices, and its
-    options as (union index, a function writing the options table) or None."""
+    """An operator: its BuiltinOperator code, its input and output tensors (indices), and
+    its options table's name and fields, e.g. ("FullyConnectedOptions",
+    {"fused_activation_function": RELU})."""
 
     code: int
     inputs: list[int]
     outputs: list[int]
-    options: tuple[int, Callable[[Builder], int]] | None = None
+    options: tuple[str, dict] | None = None
 
 
-def conv_options(relu: bool) -> tuple[int, Callable[[Builder], int]]:
-    """Conv2DOptions: 0 padding, 1 stride_w, 2 stride_h, 3 fused_activation_function
-    (dilations 4, 5 keep their default 1). Padding VALID, stride 1: padding is a PADV2 op."""
-
-    def write(b: Builder) -> int:
-        b.StartObject(4)
-        b.PrependInt8Slot(0, VALID, 0)
-        b.PrependInt32Slot(1, 1, 0)
-        b.PrependInt32Slot(2, 1, 0)
-        b.PrependInt8Slot(3, RELU if relu else NONE, 0)
-        return b.EndObject()
-
-    return CONV_2D_OPTIONS, write
-
-
-def max_pool_options(size: int) -> tuple[int, Callable[[Builder], int]]:
-    """Pool2DOptions: 0 padding, 1 stride_w, 2 stride_h, 3 filter_width, 4 filter_height,
-    5 fused_activation_function; a size x size window moved by its size, VALID."""
-
-    def write(b: Builder) -> int:
-        b.StartObject(6)
-        b.PrependInt8Slot(0, VALID, 0)
-        for slot in (1, 2, 3, 4):
-            b.PrependInt32Slot(slot, size, 0)
-        b.PrependInt8Slot(5, NONE, 0)
-        return b.EndObject()
-
-    return POOL_2D_OPTIONS, write
-
-
-def fully_connected_options(relu: bool) -> tuple[int, Callable[[Builder], int]]:
-    """FullyConnectedOptions: 0 fused_activation_function (weights_format and the rest keep
-    their defaults: DEFAULT, (rows, inputs) row-major weights)."""
-
-    def write(b: Builder) -> int:
-        b.StartObject(1)
-        b.PrependInt8Slot(0, RELU if relu else NONE, 0)
-        return b.EndObject()
-
-    return FULLY_CONNECTED_OPTIONS, write
-
-
-def reshape_options(shape: tuple[int, ...]) -> tuple[int, Callable[[Builder], int]]:
-    """ReshapeOptions: 0 new_shape (the shape tensor, the op's second input, says it too)."""
-
-    def write(b: Builder) -> int:
-        new_shape = b.CreateNumpyVector(np.array(shape, np.int32))
-        b.StartObject(1)
-        b.PrependUOffsetTRelativeSlot(0, new_shape, 0)
-        return b.EndObject()
-
-    return RESHAPE_OPTIONS, write
-
-
-def vector_of_tables(b: Builder, offsets: list[int]) -> int:
-    """A vector of tables already written: [Table] in the schema."""
-    b.StartVector(4, len(offsets), 4)
-    for offset in reversed(offsets):  # a flatbuffer is built back to front
-        b.PrependUOffsetTRelative(offset)
-    return b.EndVector()
-
-
-def ints(b: Builder, values, dtype=np.int32) -> int:
-    return b.CreateNumpyVector(np.asarray(values, dtype))
-
-
-def write_buffer(b: Builder, data: np.ndarray | None) -> int:
-    """Buffer: 0 data ([ubyte], force_align 16): the constant's little-endian bytes."""
-    blob = None
-    if data is not None:
-        raw = np.ascontiguousarray(data, data.dtype.newbyteorder("<")).tobytes()
-        b.Prep(16, len(raw))  # so that the data starts on a 16-byte boundary
-        blob = b.CreateByteVector(raw)
-    b.StartObject(1)
-    if blob is not None:
-        b.PrependUOffsetTRelativeSlot(0, blob, 0)
-    return b.EndObject()
-
-
-def write_quantization(b: Builder, t: Tensor) -> int:
-    """QuantizationParameters: 2 scale ([float]), 3 zero_point ([long]), 6 quantized_dimension
-    (min 0, max 1 and the union details 4, 5 are left out)."""
-    scale, zero = ints(b, t.scale, np.float32), ints(b, t.zero_point, np.int64)
-    b.StartObject(7)
-    b.PrependUOffsetTRelativeSlot(2, scale, 0)
-    b.PrependUOffsetTRelativeSlot(3, zero, 0)
-    b.PrependInt32Slot(6, t.quantized_dimension, 0)
+def table(b: Builder, name: str, /, **fields) -> int:
+    """Write table `name` of the schema with these fields (by their schema names) -> its
+    offset. Vectors and strings go first: a flatbuffer is built back to front, and a table's
+    children must be finished before it starts."""
+    slots = [f.split(":") for f in SLOTS[name].split()]
+    kinds = {field: (slot, kind) for slot, (field, kind) in enumerate(slots)}
+    values = {}
+    for field_name, value in fields.items():
+        kind = kinds[field_name][1]
+        if kind == "string":
+            value = b.CreateString(value)
+        elif kind in VECTOR:
+            value = b.CreateNumpyVector(np.asarray(value, VECTOR[kind]))
+        elif kind == "[table]":
+            b.StartVector(4, len(value), 4)
+            for offset in reversed(value):
+                b.PrependUOffsetTRelative(offset)
+            value = b.EndVector()
+        elif kind == "[ubyte]":  # Buffer.data: force_align 16, so the data starts aligned
+            b.Prep(16, len(value))
+            value = b.CreateByteVector(value)
+        values[field_name] = value
+    b.StartObject(len(slots))
+    for field_name, value in values.items():
+        slot, kind = kinds[field_name]
+        if kind in PREPEND:
+            getattr(b, PREPEND[kind])(slot, value, 0)
+        else:
+            b.PrependUOffsetTRelativeSlot(slot, value, 0)
     return b.EndObject()
 
 
 def write_tensor(b: Builder, t: Tensor, buffer: int) -> int:
-    """Tensor: 0 shape ([int]), 1 type (TensorType), 2 buffer (index into Model.buffers, 0 for
-    none), 3 name, 4 quantization."""
-    shape, name = ints(b, t.shape), b.CreateString(t.name)
-    quantization = write_quantization(b, t) if t.scale else None
-    b.StartObject(5)
-    b.PrependUOffsetTRelativeSlot(0, shape, 0)
-    b.PrependInt8Slot(1, TENSOR_TYPE[np.dtype(t.dtype)], 0)
-    b.PrependUint32Slot(2, buffer, 0)
-    b.PrependUOffsetTRelativeSlot(3, name, 0)
-    if quantization is not None:
-        b.PrependUOffsetTRelativeSlot(4, quantization, 0)
-    return b.EndObject()
+    """A Tensor table; buffer: its index in Model.buffers (0, the empty one, if not constant)."""
+    quantization = {}
+    if t.scale:
+        quantization["quantization"] = table(
+            b,
+            "QuantizationParameters",
+            scale=t.scale,
+            zero_point=t.zero_point,
+            quantized_dimension=t.quantized_dimension,
+        )
+    dtype = TENSOR_TYPE[np.dtype(t.dtype)]
+    return table(b, "Tensor", shape=t.shape, type=dtype, buffer=buffer, name=t.name, **quantization)
 
 
 def write_operator(b: Builder, op: Op, opcode_index: int) -> int:
-    """Operator: 0 opcode_index (into Model.operator_codes), 1 inputs, 2 outputs,
-    3 builtin_options_type, 4 builtin_options (the union BuiltinOptions)."""
-    inputs, outputs = ints(b, op.inputs), ints(b, op.outputs)
-    options = None if op.options is None else op.options[1](b)
-    b.StartObject(5)
-    b.PrependUint32Slot(0, opcode_index, 0)
-    b.PrependUOffsetTRelativeSlot(1, inputs, 0)
-    b.PrependUOffsetTRelativeSlot(2, outputs, 0)
-    if op.options is not None and options is not None:
-        b.PrependUint8Slot(3, op.options[0], 0)
-        b.PrependUOffsetTRelativeSlot(4, options, 0)
-    return b.EndObject()
-
-
-def write_operator_code(b: Builder, code: int) -> int:
-    """OperatorCode: 0 deprecated_builtin_code (byte: the code, for readers older than slot 3;
-    ours are all < 127), 2 version (1), 3 builtin_code (int)."""
-    b.StartObject(4)
-    b.PrependInt8Slot(0, code, 0)
-    b.PrependInt32Slot(2, 1, 1)
-    b.PrependInt32Slot(3, code, 0)
-    return b.EndObject()
+    """An Operator table; opcode_index: its code's index in Model.operator_codes."""
+    options = {}
+    if op.options is not None:
+        name, fields = op.options
+        options["builtin_options_type"] = BUILTIN_OPTIONS[name]
+        options["builtin_options"] = table(b, name, **fields)
+    return table(
+        b, "Operator", opcode_index=opcode_index, inputs=op.inputs, outputs=op.outputs, **options
+    )
 
 
 def flatbuffer(
@@ -199,45 +158,36 @@ def flatbuffer(
     if Builder is None:
         raise ImportError("writing .tflite needs flatbuffers: pip install 'tinyprune[export]'")
     b = Builder(1024)
-    # Buffer 0 is the empty sentinel every activation points at; constants get one each.
-    buffer_of = [0] * len(tensors)
-    buffers = [write_buffer(b, None)]
-    for i, t in enumerate(tensors):
+    buffers = [table(b, "Buffer")]  # buffer 0: the empty one every activation points at
+    buffer_of = []
+    for t in tensors:
+        buffer_of.append(0 if t.data is None else len(buffers))
         if t.data is not None:
-            buffer_of[i] = len(buffers)
-            buffers.append(write_buffer(b, t.data))
+            little_endian = np.ascontiguousarray(t.data, t.data.dtype.newbyteorder("<"))
+            buffers.append(table(b, "Buffer", data=little_endian.tobytes()))
     codes = sorted({op.code for op in ops})
-    tensor_tables = [write_tensor(b, t, buffer_of[i]) for i, t in enumerate(tensors)]
-    op_tables = [write_operator(b, op, codes.index(op.code)) for op in ops]
-    subgraph = write_subgraph(b, tensor_tables, op_tables, inputs, outputs)
-    return finish_model(b, [write_operator_code(b, c) for c in codes], subgraph, buffers)
-
-
-def write_subgraph(b: Builder, tensors: list[int], ops: list[int], inputs, outputs) -> int:
-    """SubGraph: 0 tensors, 1 inputs, 2 outputs, 3 operators (in execution order), 4 name."""
-    tensor_vector, op_vector = vector_of_tables(b, tensors), vector_of_tables(b, ops)
-    input_vector, output_vector = ints(b, inputs), ints(b, outputs)
-    name = b.CreateString("main")
-    b.StartObject(5)
-    b.PrependUOffsetTRelativeSlot(0, tensor_vector, 0)
-    b.PrependUOffsetTRelativeSlot(1, input_vector, 0)
-    b.PrependUOffsetTRelativeSlot(2, output_vector, 0)
-    b.PrependUOffsetTRelativeSlot(3, op_vector, 0)
-    b.PrependUOffsetTRelativeSlot(4, name, 0)
-    return b.EndObject()
-
-
-def finish_model(b: Builder, codes: list[int], subgraph: int, buffers: list[int]) -> bytes:
-    """Model: 0 version, 1 operator_codes, 2 subgraphs (the first is the model), 3 description,
-    4 buffers (the first empty); the root table, behind the file identifier "TFL3"."""
-    code_vector, subgraph_vector = vector_of_tables(b, codes), vector_of_tables(b, [subgraph])
-    buffer_vector = vector_of_tables(b, buffers)
-    description = b.CreateString("tinyprune")
-    b.StartObject(5)
-    b.PrependUint32Slot(0, SCHEMA_VERSION, 0)
-    b.PrependUOffsetTRelativeSlot(1, code_vector, 0)
-    b.PrependUOffsetTRelativeSlot(2, subgraph_vector, 0)
-    b.PrependUOffsetTRelativeSlot(3, description, 0)
-    b.PrependUOffsetTRelativeSlot(4, buffer_vector, 0)
-    b.Finish(b.EndObject(), file_identifier=b"TFL3")
+    subgraph = table(
+        b,
+        "SubGraph",
+        tensors=[write_tensor(b, t, i) for t, i in zip(tensors, buffer_of)],
+        inputs=inputs,
+        outputs=outputs,
+        operators=[write_operator(b, op, codes.index(op.code)) for op in ops],
+        name="main",
+    )
+    # deprecated_builtin_code: the code again, for readers from before builtin_code (< 127)
+    operator_codes = [
+        table(b, "OperatorCode", deprecated_builtin_code=c, version=1, builtin_code=c)
+        for c in codes
+    ]
+    model = table(
+        b,
+        "Model",
+        version=SCHEMA_VERSION,
+        operator_codes=operator_codes,
+        subgraphs=[subgraph],
+        description="tinyprune",
+        buffers=buffers,
+    )
+    b.Finish(model, file_identifier=b"TFL3")
     return bytes(b.Output())
