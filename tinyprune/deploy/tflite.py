@@ -2,7 +2,11 @@
 the `flatbuffers` library alone, by the field slots of TFLite's schema
 (tensorflow/compiler/mlir/lite/schema/schema.fbs: file_identifier "TFL3", schema version 3).
 
-    data = flatbuffer([Tensor(...), ...], [Op(...), ...], inputs=[0], outputs=[5])
+    g = Graph()
+    x = g.tensor("x", (1, 4), np.int8, [0.5], [-3])         # scale 0.5, zero point -3
+    w = g.tensor("w", (2, 4), np.int8, [0.1, 0.2], [0, 0], data=weights)
+    y = g.op(FULLY_CONNECTED, [x, w, b], Tensor("y", (1, 2), np.int8, [0.7], [5]))
+    data = flatbuffer(g, inputs=[x], outputs=[y])            # the .tflite bytes
 
 A table's fields are numbered in the order the schema declares them, from 0 (SLOTS below lists
 them up to the last one written); a union takes two slots, its type then its value. A field not
@@ -13,8 +17,12 @@ along quantized_dimension when it has several scales.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from tinyprune.deploy.int8_model import Int8Model, IntStage
+from tinyprune.files import atomic_write
 
 try:
     from flatbuffers import Builder
@@ -42,12 +50,7 @@ SLOTS = {
     "ReshapeOptions": "new_shape:[int]",
 }
 # union BuiltinOptions: each options table's place in the union (0 is NONE)
-BUILTIN_OPTIONS = {
-    "Conv2DOptions": 1,
-    "Pool2DOptions": 5,
-    "FullyConnectedOptions": 8,
-    "ReshapeOptions": 17,
-}
+OPTIONS = {"Conv2DOptions": 1, "Pool2DOptions": 5, "FullyConnectedOptions": 8, "ReshapeOptions": 17}
 # enum BuiltinOperator
 CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, PADV2, QUANTIZE = 3, 9, 17, 22, 60, 114
 # enum TensorType
@@ -55,12 +58,8 @@ TENSOR_TYPE = {np.dtype(np.uint8): 3, np.dtype(np.int8): 9, np.dtype(np.int32): 
 VALID = 1  # enum Padding
 NONE, RELU = 0, 1  # enum ActivationFunctionType
 
-PREPEND = {  # scalar type -> the Builder's method writing a field of that type
-    "byte": "PrependInt8Slot",
-    "ubyte": "PrependUint8Slot",
-    "int": "PrependInt32Slot",
-    "uint": "PrependUint32Slot",
-}
+# The schema's scalar types -> the Builder's names for them; vectors of scalars -> NumPy's.
+SCALAR = {"byte": "Int8", "ubyte": "Uint8", "int": "Int32", "uint": "Uint32"}
 VECTOR = {"[int]": np.int32, "[long]": np.int64, "[float]": np.float32}
 
 
@@ -91,6 +90,25 @@ class Op:
     options: tuple[str, dict] | None = None
 
 
+@dataclass
+class Graph:
+    """Tensors and operators, appended in the order they run."""
+
+    tensors: list[Tensor] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
+
+    def tensor(self, *args, **kwargs) -> int:
+        """Add Tensor(*args, **kwargs) -> its index."""
+        self.tensors.append(Tensor(*args, **kwargs))
+        return len(self.tensors) - 1
+
+    def op(self, code: int, inputs: list[int], output: Tensor, options=None) -> int:
+        """Add an operator writing one new tensor, output -> the output's index."""
+        self.tensors.append(output)
+        self.ops.append(Op(code, inputs, [len(self.tensors) - 1], options))
+        return len(self.tensors) - 1
+
+
 def table(b: Builder, name: str, /, **fields) -> int:
     """Write table `name` of the schema with these fields (by their schema names) -> its
     offset. Vectors and strings go first: a flatbuffer is built back to front, and a table's
@@ -116,11 +134,20 @@ def table(b: Builder, name: str, /, **fields) -> int:
     b.StartObject(len(slots))
     for field_name, value in values.items():
         slot, kind = kinds[field_name]
-        if kind in PREPEND:
-            getattr(b, PREPEND[kind])(slot, value, 0)
+        if kind in SCALAR:
+            getattr(b, f"Prepend{SCALAR[kind]}Slot")(slot, value, 0)
         else:
             b.PrependUOffsetTRelativeSlot(slot, value, 0)
     return b.EndObject()
+
+
+def tensor_bytes(t: Tensor) -> bytes:
+    """A constant's data as its dtype, little-endian; ValueError if a value does not fit."""
+    assert t.data is not None
+    data = np.asarray(t.data, np.dtype(t.dtype).newbyteorder("<"))
+    if not np.array_equal(data, t.data):
+        raise ValueError(f"tensor {t.name!r}: its values do not fit {np.dtype(t.dtype)}")
+    return data.tobytes()
 
 
 def write_tensor(b: Builder, t: Tensor, buffer: int) -> int:
@@ -143,36 +170,33 @@ def write_operator(b: Builder, op: Op, opcode_index: int) -> int:
     options = {}
     if op.options is not None:
         name, fields = op.options
-        options["builtin_options_type"] = BUILTIN_OPTIONS[name]
+        options["builtin_options_type"] = OPTIONS[name]
         options["builtin_options"] = table(b, name, **fields)
     return table(
         b, "Operator", opcode_index=opcode_index, inputs=op.inputs, outputs=op.outputs, **options
     )
 
 
-def flatbuffer(
-    tensors: list[Tensor], ops: list[Op], inputs: list[int], outputs: list[int]
-) -> bytes:
-    """The model as .tflite bytes: one subgraph of these tensors and operators (in the order
-    they run), inputs and outputs the indices of its input and output tensors."""
+def flatbuffer(g: Graph, inputs: list[int], outputs: list[int]) -> bytes:
+    """The graph as .tflite bytes: one subgraph, inputs and outputs the indices of its input
+    and output tensors."""
     if Builder is None:
         raise ImportError("writing .tflite needs flatbuffers: pip install 'tinyprune[export]'")
     b = Builder(1024)
     buffers = [table(b, "Buffer")]  # buffer 0: the empty one every activation points at
     buffer_of = []
-    for t in tensors:
+    for t in g.tensors:
         buffer_of.append(0 if t.data is None else len(buffers))
         if t.data is not None:
-            little_endian = np.ascontiguousarray(t.data, t.data.dtype.newbyteorder("<"))
-            buffers.append(table(b, "Buffer", data=little_endian.tobytes()))
-    codes = sorted({op.code for op in ops})
+            buffers.append(table(b, "Buffer", data=tensor_bytes(t)))
+    codes = sorted({op.code for op in g.ops})
     subgraph = table(
         b,
         "SubGraph",
-        tensors=[write_tensor(b, t, i) for t, i in zip(tensors, buffer_of)],
+        tensors=[write_tensor(b, t, i) for t, i in zip(g.tensors, buffer_of)],
         inputs=inputs,
         outputs=outputs,
-        operators=[write_operator(b, op, codes.index(op.code)) for op in ops],
+        operators=[write_operator(b, op, codes.index(op.code)) for op in g.ops],
         name="main",
     )
     # deprecated_builtin_code: the code again, for readers from before builtin_code (< 127)
@@ -191,3 +215,85 @@ def flatbuffer(
     )
     b.Finish(model, file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def activation(name: str, shape: tuple[int, ...], scale: float, zero: int) -> Tensor:
+    return Tensor(name, shape, np.int8, [scale], [zero])
+
+
+def int8_model_graph(model: Int8Model, height: int = 28, width: int = 28) -> Graph:
+    """The Int8Model as TFLite operators, batch 1 (a reader may resize it): uint8 pixels
+    (1, H, W, 1) -> QUANTIZE -> int8 pixel - 128, then per conv stage [PADV2] CONV_2D (ReLU
+    fused) MAX_POOL_2D, a RESHAPE, per linear stage FULLY_CONNECTED (ReLU fused) -> int8
+    scores (1, classes)."""
+    g = Graph()
+    shape: tuple[int, ...] = (1, height, width, 1)
+    pixels = g.tensor("pixels", shape, np.uint8, [1.0], [0])
+    x = g.op(QUANTIZE, [pixels], activation("pixels - 128", shape, 1.0, -128))
+    # Both read the integers q = pixel - 128: TFLite as the pixel, 1.0 (q + 128), the reference
+    # as the normalised pixel, s_ref (q - z_ref). After the first stage the two views agree.
+    s_in, z_in, s_ref, z_ref = 1.0, -128, model.input_scale, model.input_zero
+    for stage in model.stages:
+        weight = stage.weight
+        if stage.is_conv:
+            weight = weight.transpose(0, 2, 3, 1)  # (F, C, K, K) -> TFLite's (F, K, K, C)
+            if stage.pad:
+                x, shape = pad(g, x, shape, stage, s_in, z_in, z_ref)
+        elif len(shape) == 4:  # the flatten: ours is (C, H, W), TFLite's (H, W, C)
+            _, H, W, C = shape
+            weight = weight.reshape(-1, C, H, W).transpose(0, 2, 3, 1).reshape(len(weight), -1)
+            shape = (1, H * W * C)
+            new_shape = g.tensor("flat.shape", (2,), np.int32, data=np.array([-1, H * W * C]))
+            options = ("ReshapeOptions", {"new_shape": [-1, H * W * C]})
+            x = g.op(RESHAPE, [x, new_shape], activation("flat", shape, s_in, z_in), options)
+        # The normalisation folded in: filter scales times s_ref / s_in keep the bias's scale
+        # s_in s_w; TFLite subtracts z_in from each input, the bias the rest of z_ref.
+        s_w = np.broadcast_to(stage.weight_scale, len(weight)) * (s_ref / s_in)
+        bias = stage.bias + (z_in - z_ref) * weight.reshape(len(weight), -1).sum(axis=1)
+        x, shape = layer(g, x, shape, stage, weight, s_w, bias, s_in)
+        s_in, z_in = s_ref, z_ref = stage.scale, stage.zero
+    return g
+
+
+def pad(g: Graph, x: int, shape, stage: IntStage, s: float, z: int, pad_value: int):
+    """PADV2: stage.pad rows and columns of pad_value around the image -> (tensor, shape)."""
+    p = stage.pad
+    paddings = np.array([[0, 0], [p, p], [p, p], [0, 0]], np.int32)
+    shape = (1, shape[1] + 2 * p, shape[2] + 2 * p, shape[3])
+    inputs = [
+        x,
+        g.tensor(f"{stage.name}.paddings", (4, 2), np.int32, data=paddings),
+        g.tensor(f"{stage.name}.pad_value", (), np.int8, [s], [z], data=np.int8(pad_value)),
+    ]
+    return g.op(PADV2, inputs, activation(f"{stage.name}.padded", shape, s, z)), shape
+
+
+def layer(g: Graph, x: int, shape, stage: IntStage, weight, s_w, bias, s_in: float):
+    """CONV_2D and MAX_POOL_2D, or FULLY_CONNECTED: int8 weight (F, K, K, C) or (F, inputs)
+    with scales s_w (F,), int32 bias (F,) at scales s_in s_w -> (output tensor, its shape)."""
+    F = len(weight)
+    w = g.tensor(f"{stage.name}.weight", weight.shape, np.int8, list(s_w), [0] * F, 0, weight)
+    b = g.tensor(f"{stage.name}.bias", (F,), np.int32, list(s_in * s_w), [0] * F, 0, bias)
+    relu = {"fused_activation_function": RELU if stage.lo > -128 else NONE}
+    if not stage.is_conv:
+        shape = (1, F)
+        y = activation(stage.name, shape, stage.scale, stage.zero)
+        return g.op(FULLY_CONNECTED, [x, w, b], y, ("FullyConnectedOptions", relu)), shape
+    K = weight.shape[1]
+    shape = (1, shape[1] - K + 1, shape[2] - K + 1, F)
+    options = {"padding": VALID, "stride_w": 1, "stride_h": 1, **relu}
+    y = activation(stage.name, shape, stage.scale, stage.zero)
+    x = g.op(CONV_2D, [x, w, b], y, ("Conv2DOptions", options))
+    shape = (1, shape[1] // 2, shape[2] // 2, F)
+    pool = {"padding": VALID, "stride_w": 2, "stride_h": 2, "filter_width": 2, "filter_height": 2}
+    y = activation(f"{stage.name}.pool", shape, stage.scale, stage.zero)
+    return g.op(MAX_POOL_2D, [x], y, ("Pool2DOptions", pool)), shape
+
+
+def write(model: Int8Model, path: str | Path) -> int:
+    """Write the Int8Model to path as a .tflite file, atomically -> its size in bytes."""
+    g = int8_model_graph(model)
+    data = flatbuffer(g, [0], [len(g.tensors) - 1])
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+    return len(data)
