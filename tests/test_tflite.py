@@ -25,9 +25,11 @@ if MISSING:
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
 from tinyprune.data.mnist import Mnist, load_mnist  # noqa: E402
+from tinyprune.data.transforms import to_input  # noqa: E402
 from tinyprune.deploy import tflite  # noqa: E402
 from tinyprune.deploy.int8_model import Int8Model  # noqa: E402
 from tinyprune.deploy.tflite import Graph, Tensor  # noqa: E402
+from tinyprune.deploy.weight_sharing import parse_bits, share_weights  # noqa: E402
 from tinyprune.nn.model import lenet5, lenet5_caffe, lenet_300_100  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.prune.criteria import prune  # noqa: E402
@@ -275,6 +277,17 @@ def test_untrained_models_equal_the_reference(make, tmp_path):
     pixels = random_images(300, seed=1)
     scores = run(written(q, tmp_path), pixels[..., None])
     np.testing.assert_array_equal(scores, q.forward(pixels))
+    assert len(np.unique(scores, axis=0)) > len(pixels) // 2, "the scores tell images apart"
+
+
+def test_shared_weights(tmp_path):
+    """Weights shared by a 4-bit codebook go in as the int8 values they stand for."""
+    model = lenet5(seed=0)
+    prune(model, 0.9)
+    shared = share_weights(model, parse_bits("4", model))
+    q = Int8Model(model, random_images(100, seed=0), shared)
+    pixels = random_images(200, seed=1)
+    np.testing.assert_array_equal(run(written(q, tmp_path), pixels[..., None]), q.forward(pixels))
 
 
 def test_the_file_says_what_it_takes_and_gives(tmp_path):
@@ -305,5 +318,9 @@ def test_pruned_lenet5_on_all_test_images(tmp_path):
     scores = run(written(q, tmp_path), data.test_images[..., None])
     expected = q.forward(data.test_images)
     np.testing.assert_array_equal(scores, expected)
-    accuracy = float((scores.argmax(axis=1) == data.test_labels).mean())
-    assert accuracy > 0.9, accuracy
+    # and it classifies as the float model does, to within a point
+    int8 = float((scores.argmax(axis=1) == data.test_labels).mean())
+    float32 = float(
+        (model.forward(to_input(data.test_images)).argmax(axis=1) == data.test_labels).mean()
+    )
+    assert abs(int8 - float32) < 0.01, (int8, float32)

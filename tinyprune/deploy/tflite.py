@@ -1,23 +1,22 @@
-"""A graph of int8 tensors and operators as a TensorFlow Lite flatbuffer (.tflite), written with
-the `flatbuffers` library alone, by the field slots of TFLite's schema
-(tensorflow/compiler/mlir/lite/schema/schema.fbs: file_identifier "TFL3", schema version 3).
+"""An Int8Model (deploy/int8_model.py) as a TensorFlow Lite flatbuffer, written with the
+`flatbuffers` library alone, by the field slots of TFLite's schema (schema.fbs, file identifier
+"TFL3", schema version 3); docs/tflite.md says what the file holds.
 
-    g = Graph()
-    x = g.tensor("x", (1, 4), np.int8, [0.5], [-3])         # scale 0.5, zero point -3
-    w = g.tensor("w", (2, 4), np.int8, [0.1, 0.2], [0, 0], data=weights)
+    write(int8_model, "lenet5.tflite")      # or any graph of int8 tensors and operators:
+    g = Graph(); x = g.tensor("x", (1, 4), np.int8, [0.5], [-3])   # scale 0.5, zero point -3
     y = g.op(FULLY_CONNECTED, [x, w, b], Tensor("y", (1, 2), np.int8, [0.7], [5]))
-    data = flatbuffer(g, inputs=[x], outputs=[y])            # the .tflite bytes
+    data = flatbuffer(g, inputs=[x], outputs=[y])                # the .tflite bytes
 
-A table's fields are numbered in the order the schema declares them, from 0 (SLOTS below lists
-them up to the last one written); a union takes two slots, its type then its value. A field not
-written keeps its default. A tensor's real value is scale * (q - zero_point), per channel
-along quantized_dimension when it has several scales.
+A table's fields are numbered in the order the schema declares them, from 0 (SLOTS lists them
+up to the last one written); a union takes two slots, its type then its value. A tensor's real
+value is scale * (q - zero_point), per channel along quantized_dimension if it has several.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,9 +64,8 @@ VECTOR = {"[int]": np.int32, "[long]": np.int64, "[float]": np.float32}
 
 @dataclass
 class Tensor:
-    """A tensor: shape (NHWC for images), dtype int8, uint8 or int32, its quantization
-    (scale and zero_point: one each, or one per index of quantized_dimension), and its data
-    for a constant (weights, biases, shapes), None for an activation."""
+    """A tensor: shape (NHWC for images), dtype int8, uint8 or int32, quantization (one scale
+    and zero point, or one per index of quantized_dimension), data if constant."""
 
     name: str
     shape: tuple[int, ...]
@@ -78,11 +76,9 @@ class Tensor:
     data: np.ndarray | None = None
 
 
-@dataclass
-class Op:
-    """An operator: its BuiltinOperator code, its input and output tensors (indices), and
-    its options table's name and fields, e.g. ("FullyConnectedOptions",
-    {"fused_activation_function": RELU})."""
+class Op(NamedTuple):
+    """An operator: its BuiltinOperator code, input and output tensors (indices), and options:
+    a table's name and fields, e.g. ("FullyConnectedOptions", {"fused_activation_function": 1})."""
 
     code: int
     inputs: list[int]
@@ -152,29 +148,21 @@ def tensor_bytes(t: Tensor) -> bytes:
 
 def write_tensor(b: Builder, t: Tensor, buffer: int) -> int:
     """A Tensor table; buffer: its index in Model.buffers (0, the empty one, if not constant)."""
-    quantization = {}
+    fields = dict(shape=t.shape, type=TENSOR_TYPE[np.dtype(t.dtype)], buffer=buffer, name=t.name)
     if t.scale:
-        quantization["quantization"] = table(
-            b,
-            "QuantizationParameters",
-            scale=t.scale,
-            zero_point=t.zero_point,
-            quantized_dimension=t.quantized_dimension,
-        )
-    dtype = TENSOR_TYPE[np.dtype(t.dtype)]
-    return table(b, "Tensor", shape=t.shape, type=dtype, buffer=buffer, name=t.name, **quantization)
+        q = dict(scale=t.scale, zero_point=t.zero_point, quantized_dimension=t.quantized_dimension)
+        fields["quantization"] = table(b, "QuantizationParameters", **q)
+    return table(b, "Tensor", **fields)
 
 
 def write_operator(b: Builder, op: Op, opcode_index: int) -> int:
     """An Operator table; opcode_index: its code's index in Model.operator_codes."""
-    options = {}
+    fields = dict(opcode_index=opcode_index, inputs=op.inputs, outputs=op.outputs)
     if op.options is not None:
-        name, fields = op.options
-        options["builtin_options_type"] = OPTIONS[name]
-        options["builtin_options"] = table(b, name, **fields)
-    return table(
-        b, "Operator", opcode_index=opcode_index, inputs=op.inputs, outputs=op.outputs, **options
-    )
+        name, options = op.options
+        fields["builtin_options_type"] = OPTIONS[name]
+        fields["builtin_options"] = table(b, name, **options)
+    return table(b, "Operator", **fields)
 
 
 def flatbuffer(g: Graph, inputs: list[int], outputs: list[int]) -> bytes:
@@ -190,30 +178,16 @@ def flatbuffer(g: Graph, inputs: list[int], outputs: list[int]) -> bytes:
         if t.data is not None:
             buffers.append(table(b, "Buffer", data=tensor_bytes(t)))
     codes = sorted({op.code for op in g.ops})
-    subgraph = table(
-        b,
-        "SubGraph",
-        tensors=[write_tensor(b, t, i) for t, i in zip(g.tensors, buffer_of)],
-        inputs=inputs,
-        outputs=outputs,
-        operators=[write_operator(b, op, codes.index(op.code)) for op in g.ops],
-        name="main",
-    )
-    # deprecated_builtin_code: the code again, for readers from before builtin_code (< 127)
-    operator_codes = [
+    tensors = [write_tensor(b, t, i) for t, i in zip(g.tensors, buffer_of)]
+    ops = [write_operator(b, op, codes.index(op.code)) for op in g.ops]
+    subgraph = table(b, "SubGraph", tensors=tensors, inputs=inputs, outputs=outputs, operators=ops)
+    # deprecated_builtin_code: the code again, for readers older than builtin_code (all < 127)
+    code_tables = [
         table(b, "OperatorCode", deprecated_builtin_code=c, version=1, builtin_code=c)
         for c in codes
     ]
-    model = table(
-        b,
-        "Model",
-        version=SCHEMA_VERSION,
-        operator_codes=operator_codes,
-        subgraphs=[subgraph],
-        description="tinyprune",
-        buffers=buffers,
-    )
-    b.Finish(model, file_identifier=b"TFL3")
+    model = dict(version=SCHEMA_VERSION, operator_codes=code_tables, subgraphs=[subgraph])
+    b.Finish(table(b, "Model", **model, buffers=buffers), file_identifier=b"TFL3")
     return bytes(b.Output())
 
 
@@ -230,15 +204,20 @@ def int8_model_graph(model: Int8Model, height: int = 28, width: int = 28) -> Gra
     shape: tuple[int, ...] = (1, height, width, 1)
     pixels = g.tensor("pixels", shape, np.uint8, [1.0], [0])
     x = g.op(QUANTIZE, [pixels], activation("pixels - 128", shape, 1.0, -128))
-    # Both read the integers q = pixel - 128: TFLite as the pixel, 1.0 (q + 128), the reference
-    # as the normalised pixel, s_ref (q - z_ref). After the first stage the two views agree.
-    s_in, z_in, s_ref, z_ref = 1.0, -128, model.input_scale, model.input_zero
+    # TFLite reads q = pixel - 128 as the pixel, 1 (q + 128); the reference as the normalised
+    # pixel, input_scale (q - input_zero). Past the first stage the two agree.
+    s_in, z_in, s_ref = 1.0, -128, float(model.input_scale)
     for stage in model.stages:
         weight = stage.weight
         if stage.is_conv:
             weight = weight.transpose(0, 2, 3, 1)  # (F, C, K, K) -> TFLite's (F, K, K, C)
-            if stage.pad:
-                x, shape = pad(g, x, shape, stage, s_in, z_in, z_ref)
+            if stage.pad:  # PADV2 with the reference's real 0, its input zero point
+                p, value = stage.pad, np.int8(stage.in_zero)
+                paddings = np.array([[0, 0], [p, p], [p, p], [0, 0]])
+                shape = (1, shape[1] + 2 * p, shape[2] + 2 * p, shape[3])
+                inputs = [x, g.tensor(f"{stage.name}.paddings", (4, 2), np.int32, data=paddings)]
+                inputs += [g.tensor(f"{stage.name}.pad", (), np.int8, [s_in], [z_in], data=value)]
+                x = g.op(PADV2, inputs, activation(f"{stage.name}.padded", shape, s_in, z_in))
         elif len(shape) == 4:  # the flatten: ours is (C, H, W), TFLite's (H, W, C)
             _, H, W, C = shape
             weight = weight.reshape(-1, C, H, W).transpose(0, 2, 3, 1).reshape(len(weight), -1)
@@ -246,26 +225,15 @@ def int8_model_graph(model: Int8Model, height: int = 28, width: int = 28) -> Gra
             new_shape = g.tensor("flat.shape", (2,), np.int32, data=np.array([-1, H * W * C]))
             options = ("ReshapeOptions", {"new_shape": [-1, H * W * C]})
             x = g.op(RESHAPE, [x, new_shape], activation("flat", shape, s_in, z_in), options)
-        # The normalisation folded in: filter scales times s_ref / s_in keep the bias's scale
-        # s_in s_w; TFLite subtracts z_in from each input, the bias the rest of z_ref.
-        s_w = np.broadcast_to(stage.weight_scale, len(weight)) * (s_ref / s_in)
-        bias = stage.bias + (z_in - z_ref) * weight.reshape(len(weight), -1).sum(axis=1)
+        # The normalisation, folded in: filter scales times s_ref / s_in keep the bias's scale
+        # s_in s_w; TFLite subtracts z_in from each input, the bias the rest of in_zero.
+        s_w = stage.weight_scale * np.float32(s_ref / s_in)
+        rows = weight.reshape(len(weight), -1).astype(np.int64)
+        bias = stage.bias + (z_in - stage.in_zero) * rows.sum(axis=1)
         x, shape = layer(g, x, shape, stage, weight, s_w, bias, s_in)
-        s_in, z_in = s_ref, z_ref = stage.scale, stage.zero
+        s_in = s_ref = float(stage.out_scale)
+        z_in = stage.zero
     return g
-
-
-def pad(g: Graph, x: int, shape, stage: IntStage, s: float, z: int, pad_value: int):
-    """PADV2: stage.pad rows and columns of pad_value around the image -> (tensor, shape)."""
-    p = stage.pad
-    paddings = np.array([[0, 0], [p, p], [p, p], [0, 0]], np.int32)
-    shape = (1, shape[1] + 2 * p, shape[2] + 2 * p, shape[3])
-    inputs = [
-        x,
-        g.tensor(f"{stage.name}.paddings", (4, 2), np.int32, data=paddings),
-        g.tensor(f"{stage.name}.pad_value", (), np.int8, [s], [z], data=np.int8(pad_value)),
-    ]
-    return g.op(PADV2, inputs, activation(f"{stage.name}.padded", shape, s, z)), shape
 
 
 def layer(g: Graph, x: int, shape, stage: IntStage, weight, s_w, bias, s_in: float):
@@ -275,18 +243,16 @@ def layer(g: Graph, x: int, shape, stage: IntStage, weight, s_w, bias, s_in: flo
     w = g.tensor(f"{stage.name}.weight", weight.shape, np.int8, list(s_w), [0] * F, 0, weight)
     b = g.tensor(f"{stage.name}.bias", (F,), np.int32, list(s_in * s_w), [0] * F, 0, bias)
     relu = {"fused_activation_function": RELU if stage.lo > -128 else NONE}
+    K = weight.shape[1] if stage.is_conv else 0
+    shape = (1, shape[1] - K + 1, shape[2] - K + 1, F) if stage.is_conv else (1, F)
+    y = activation(stage.name, shape, float(stage.out_scale), stage.zero)
     if not stage.is_conv:
-        shape = (1, F)
-        y = activation(stage.name, shape, stage.scale, stage.zero)
         return g.op(FULLY_CONNECTED, [x, w, b], y, ("FullyConnectedOptions", relu)), shape
-    K = weight.shape[1]
-    shape = (1, shape[1] - K + 1, shape[2] - K + 1, F)
     options = {"padding": VALID, "stride_w": 1, "stride_h": 1, **relu}
-    y = activation(stage.name, shape, stage.scale, stage.zero)
     x = g.op(CONV_2D, [x, w, b], y, ("Conv2DOptions", options))
     shape = (1, shape[1] // 2, shape[2] // 2, F)
     pool = {"padding": VALID, "stride_w": 2, "stride_h": 2, "filter_width": 2, "filter_height": 2}
-    y = activation(f"{stage.name}.pool", shape, stage.scale, stage.zero)
+    y = activation(f"{stage.name}.pool", shape, float(stage.out_scale), stage.zero)
     return g.op(MAX_POOL_2D, [x], y, ("Pool2DOptions", pool)), shape
 
 
