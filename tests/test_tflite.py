@@ -1,8 +1,9 @@
 """The .tflite writer (deploy/tflite.py), checked by LiteRT's interpreter (ai-edge-litert).
 
-Small int8 graphs built by hand run in LiteRT and equal a NumPy transcription of TFLite's
-reference arithmetic, written here; then a pruned LeNet-5 through LiteRT equals tinyprune's
-int8 reference (deploy/int8_model.py) on all 10,000 test images, bit for bit.
+Small int8 graphs built by hand run in LiteRT and equal a NumPy transcription, written here,
+of the integer arithmetic of LiteRT's builtin kernels; then tinyprune's int8 models through
+LiteRT equal their reference (deploy/int8_model.py), a pruned LeNet-5 on all 10,000 test
+images, bit for bit.
 
 Without ai-edge-litert or flatbuffers these tests skip, saying what to install; with CI=true
 they fail instead, since CI must run them."""
