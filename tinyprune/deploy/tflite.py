@@ -7,16 +7,14 @@
     y = g.op(FULLY_CONNECTED, [x, w, b], Tensor("y", (1, 2), np.int8, [0.7], [5]))
     data = flatbuffer(g, inputs=[x], outputs=[y])                # the .tflite bytes
 
-A table's fields are numbered in the order the schema declares them, from 0 (SLOTS lists them
-up to the last one written); a union takes two slots, its type then its value. A tensor's real
-value is scale * (q - zero_point), per channel along quantized_dimension if it has several.
+A tensor's real value is scale * (q - zero_point), per channel along quantized_dimension if it
+has several scales.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -28,9 +26,9 @@ try:
 except ImportError:  # an optional dependency: the `export` extra
     Builder = None
 
-SCHEMA_VERSION = 3
-# Each table's fields in the schema's order (the slot is the place in the list), and their
-# types: a scalar, "string", a vector of scalars "[int]", a table, or a vector of tables.
+# Each table's fields in the schema's order, up to the last one written (a field's slot is its
+# place, from 0; a union takes two, its type then its value), and their types: a scalar,
+# "string", a vector of scalars "[int]", a table, or a vector of tables.
 SLOTS = {
     "Model": "version:uint operator_codes:[table] subgraphs:[table] description:string "
     "buffers:[table]",
@@ -54,9 +52,7 @@ OPTIONS = {"Conv2DOptions": 1, "Pool2DOptions": 5, "FullyConnectedOptions": 8, "
 CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, PADV2, QUANTIZE = 3, 9, 17, 22, 60, 114
 # enum TensorType
 TENSOR_TYPE = {np.dtype(np.uint8): 3, np.dtype(np.int8): 9, np.dtype(np.int32): 2}
-VALID = 1  # enum Padding
-NONE, RELU = 0, 1  # enum ActivationFunctionType
-
+VALID, NONE, RELU = 1, 0, 1  # enum Padding; enum ActivationFunctionType
 # The schema's scalar types -> the Builder's names for them; vectors of scalars -> NumPy's.
 SCALAR = {"byte": "Int8", "ubyte": "Uint8", "int": "Int32", "uint": "Uint32"}
 VECTOR = {"[int]": np.int32, "[long]": np.int64, "[float]": np.float32}
@@ -76,19 +72,14 @@ class Tensor:
     data: np.ndarray | None = None
 
 
-class Op(NamedTuple):
-    """An operator: its BuiltinOperator code, input and output tensors (indices), and options:
-    a table's name and fields, e.g. ("FullyConnectedOptions", {"fused_activation_function": 1})."""
-
-    code: int
-    inputs: list[int]
-    outputs: list[int]
-    options: tuple[str, dict] | None = None
+Op = tuple[int, list[int], list[int], tuple[str, dict] | None]  # see Graph
 
 
 @dataclass
 class Graph:
-    """Tensors and operators, appended in the order they run."""
+    """Tensors, and operators in the order they run, each (BuiltinOperator code, input tensors,
+    output tensors, options), the options a table's name and fields or None, e.g.
+    ("FullyConnectedOptions", {"fused_activation_function": RELU})."""
 
     tensors: list[Tensor] = field(default_factory=list)
     ops: list[Op] = field(default_factory=list)
@@ -101,7 +92,7 @@ class Graph:
     def op(self, code: int, inputs: list[int], output: Tensor, options=None) -> int:
         """Add an operator writing one new tensor, output -> the output's index."""
         self.tensors.append(output)
-        self.ops.append(Op(code, inputs, [len(self.tensors) - 1], options))
+        self.ops.append((code, inputs, [len(self.tensors) - 1], options))
         return len(self.tensors) - 1
 
 
@@ -110,7 +101,7 @@ def table(b: Builder, name: str, /, **fields) -> int:
     offset. Vectors and strings go first: a flatbuffer is built back to front, and a table's
     children must be finished before it starts."""
     slots = [f.split(":") for f in SLOTS[name].split()]
-    kinds = {field: (slot, kind) for slot, (field, kind) in enumerate(slots)}
+    kinds = {key: (slot, kind) for slot, (key, kind) in enumerate(slots)}
     values = {}
     for field_name, value in fields.items():
         kind = kinds[field_name][1]
@@ -137,15 +128,6 @@ def table(b: Builder, name: str, /, **fields) -> int:
     return b.EndObject()
 
 
-def tensor_bytes(t: Tensor) -> bytes:
-    """A constant's data as its dtype, little-endian; ValueError if a value does not fit."""
-    assert t.data is not None
-    data = np.asarray(t.data, np.dtype(t.dtype).newbyteorder("<"))
-    if not np.array_equal(data, t.data):
-        raise ValueError(f"tensor {t.name!r}: its values do not fit {np.dtype(t.dtype)}")
-    return data.tobytes()
-
-
 def write_tensor(b: Builder, t: Tensor, buffer: int) -> int:
     """A Tensor table; buffer: its index in Model.buffers (0, the empty one, if not constant)."""
     fields = dict(shape=t.shape, type=TENSOR_TYPE[np.dtype(t.dtype)], buffer=buffer, name=t.name)
@@ -157,11 +139,11 @@ def write_tensor(b: Builder, t: Tensor, buffer: int) -> int:
 
 def write_operator(b: Builder, op: Op, opcode_index: int) -> int:
     """An Operator table; opcode_index: its code's index in Model.operator_codes."""
-    fields = dict(opcode_index=opcode_index, inputs=op.inputs, outputs=op.outputs)
-    if op.options is not None:
-        name, options = op.options
-        fields["builtin_options_type"] = OPTIONS[name]
-        fields["builtin_options"] = table(b, name, **options)
+    _, inputs, outputs, options = op
+    fields = dict(opcode_index=opcode_index, inputs=inputs, outputs=outputs)
+    if options is not None:
+        fields["builtin_options_type"] = OPTIONS[options[0]]
+        fields["builtin_options"] = table(b, options[0], **options[1])
     return table(b, "Operator", **fields)
 
 
@@ -176,17 +158,20 @@ def flatbuffer(g: Graph, inputs: list[int], outputs: list[int]) -> bytes:
     for t in g.tensors:
         buffer_of.append(0 if t.data is None else len(buffers))
         if t.data is not None:
-            buffers.append(table(b, "Buffer", data=tensor_bytes(t)))
-    codes = sorted({op.code for op in g.ops})
+            data = np.asarray(t.data, np.dtype(t.dtype).newbyteorder("<"))  # little-endian
+            if not np.array_equal(data, t.data):
+                raise ValueError(f"tensor {t.name!r}: its values do not fit {np.dtype(t.dtype)}")
+            buffers.append(table(b, "Buffer", data=data.tobytes()))
+    codes = sorted({op[0] for op in g.ops})
     tensors = [write_tensor(b, t, i) for t, i in zip(g.tensors, buffer_of)]
-    ops = [write_operator(b, op, codes.index(op.code)) for op in g.ops]
+    ops = [write_operator(b, op, codes.index(op[0])) for op in g.ops]
     subgraph = table(b, "SubGraph", tensors=tensors, inputs=inputs, outputs=outputs, operators=ops)
     # deprecated_builtin_code: the code again, for readers older than builtin_code (all < 127)
     code_tables = [
         table(b, "OperatorCode", deprecated_builtin_code=c, version=1, builtin_code=c)
         for c in codes
     ]
-    model = dict(version=SCHEMA_VERSION, operator_codes=code_tables, subgraphs=[subgraph])
+    model = dict(version=3, operator_codes=code_tables, subgraphs=[subgraph])  # schema 3
     b.Finish(table(b, "Model", **model, buffers=buffers), file_identifier=b"TFL3")
     return bytes(b.Output())
 
@@ -259,7 +244,6 @@ def layer(g: Graph, x: int, shape, stage: IntStage, weight, s_w, bias, s_in: flo
 def write(model: Int8Model, path: str | Path) -> int:
     """Write the Int8Model to path as a .tflite file, atomically -> its size in bytes."""
     g = int8_model_graph(model)
-    data = flatbuffer(g, [0], [len(g.tensors) - 1])
     with atomic_write(path) as tmp:
-        tmp.write_bytes(data)
-    return len(data)
+        tmp.write_bytes(flatbuffer(g, [0], [len(g.tensors) - 1]))
+    return Path(path).stat().st_size
