@@ -89,18 +89,17 @@ def slow_srdhm(a: int, b: int) -> int:
 
 
 def slow_rdbpot(x: int, exponent: int) -> int:
-    """x / 2^exponent rounded to nearest, halves away from zero, with Python's exact fractions."""
+    """x / 2^exponent rounded to nearest, halves upward, with Python's exact fractions."""
     from fractions import Fraction
 
-    v = Fraction(x, 2**exponent)
-    return int(math.floor(abs(v) + Fraction(1, 2))) * (1 if v >= 0 else -1)
+    return math.floor(Fraction(x, 2**exponent) + Fraction(1, 2))
 
 
 def test_fixed_point_by_hand_and_against_slow_twins():
-    # 2.5 -> 3, -2.5 -> -3, -1.5 -> -2, 1.75 -> 2, -0.25 -> 0
+    # halves upward: 2.5 -> 3, -2.5 -> -2, -1.5 -> -1, 1.75 -> 2, -0.25 -> 0
     np.testing.assert_array_equal(
         rounding_divide_by_pot(np.array([5, -5, -3, 7, -1]), np.array([1, 1, 1, 2, 2])),
-        [3, -3, -2, 2, 0],
+        [3, -2, -1, 2, 0],
     )
     assert saturating_rounding_doubling_high_mul(np.int64(-(2**31)), -(2**31)) == 2**31 - 1
     assert saturating_rounding_doubling_high_mul(np.int64(3), 2**30) == 2  # 1.5 -> 2
@@ -127,10 +126,11 @@ def test_quantize_multiplier_is_accurate_and_in_range():
     np.testing.assert_array_equal(
         multiply_by_quantized_multiplier(acc, m, shift), [2, -1, 2, -2, 500, 0]
     )
-    # acc * 0.25 is m = 2^30, shift -1: 3 -> 2 (1.5 up), then 2 / 2 = 1; -5 -> -2, then -1
+    # acc * 0.25 is m = 2^30, shift -1: 3 -> 2 (1.5 up), then 2 / 2 = 1; -3 -> -1, then
+    # -0.5 -> 0 (halves upward); -5 -> -2, then -1
     m, shift = quantize_multiplier(0.25)
     np.testing.assert_array_equal(
-        multiply_by_quantized_multiplier(acc, m, shift), [1, -1, 1, -1, 250, 0]
+        multiply_by_quantized_multiplier(acc, m, shift), [1, 0, 1, -1, 250, 0]
     )
     m, shift = quantize_multiplier(3.0)  # a left shift first
     np.testing.assert_array_equal(multiply_by_quantized_multiplier(acc, m, shift), acc * 3)

@@ -68,9 +68,9 @@ static int32_t doubling_high_mul(int32_t a, int32_t b)
 
 static int32_t rounding_divide_by_pot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + ((x & mask) > threshold ? 1 : 0);
+    /* halves upward, as LiteRT's builtin kernels (deploy/quantize.py says why) */
+    const int64_t half = exponent > 0 ? (int64_t)1 << (exponent - 1) : 0;
+    return (int32_t)(((int64_t)x + half) >> exponent);
 }
 
 /* The int8 value of an accumulator: clamp(zero + acc * mult / 2^31 * 2^shift, lo, 127), lo

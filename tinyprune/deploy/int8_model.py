@@ -66,7 +66,7 @@ class IntStage:
     """One stage in integers. weight: int8 (F, C, K, K) for a conv, (R, M) for a linear layer;
     bias: int32 (F,); mult, shift: (F,) each channel's requantisation; in_zero: the input's
     zero point; zero: the output's; lo: the lowest output; kept: bool like weight, the
-    weights stored; a shared layer also has codebook (k,) int8 and index (like weight, int16,
+    weights stored; weight_scale, out_scale: the scales they came from; a shared layer also has codebook (k,) int8 and index (like weight, int16,
     -1 where pruned), with weight = codebook[index] where kept."""
 
     name: str
@@ -79,6 +79,8 @@ class IntStage:
     zero: int
     lo: int
     kept: np.ndarray
+    weight_scale: np.ndarray  # float32 (F,): the per-channel scales a .tflite file stores
+    out_scale: np.float32
     codebook: np.ndarray | None = None
     index: np.ndarray | None = None
 
@@ -136,13 +138,10 @@ class Int8Model:
         self.name = model.name
         self.stages: list[IntStage] = []
         s_in, z_in = self.input_scale, self.input_zero = input_params(dataset)
-        for stage, (lo, hi) in zip(stages, ranges):
+        for i, (stage, (lo, hi)) in enumerate(zip(stages, ranges)):
             s_out, z_out = activation_params(lo, hi)
-            self.stages.append(
-                int_stage(
-                    stage, s_in, z_in, s_out, z_out, (shared or {}).get(f"{stage.name}.weight")
-                )
-            )
+            sharing = (shared or {}).get(f"{stage.name}.weight")
+            self.stages.append(int_stage(stage, s_in, z_in, s_out, z_out, sharing, first=i == 0))
             s_in, z_in = s_out, z_out
         self.output_scale, self.output_zero = float(s_in), z_in
 
@@ -179,17 +178,18 @@ class Int8Model:
 
 
 def int_stage(
-    stage: Stage, s_in: np.float32, z_in: int, s_out: np.float32, z_out: int, sharing
+    stage: Stage, s_in: np.float32, z_in: int, s_out: np.float32, z_out: int, sharing, first: bool
 ) -> IntStage:
     """One stage's integers (see the module), from its float layer and the scales and zero
     points of its input and output."""
     w, s_w, kept, codebook = int8_weight(stage.layer.weight.value, sharing)
     bias_scale = (s_in * s_w).astype(np.float64)  # float32, as TFLite's converter has it
     bias = round_half_away(stage.layer.bias.value / bias_scale).astype(np.int64)
+    # A .tflite file's first layer takes the raw pixel (scale 1) and stores s_in * s_w as its
+    # filter scales, in float32: LiteRT's multipliers come from those float32 products.
+    products = bias_scale if first else [float(s_in) * float(s) for s in s_w]
     mult, shift = (
-        np.array(
-            [quantize_multiplier(float(s_in) * float(s) / float(s_out)) for s in s_w], np.int64
-        )
+        np.array([quantize_multiplier(float(p) / float(s_out)) for p in products], np.int64)
         .reshape(-1, 2)
         .T
     )
@@ -212,6 +212,8 @@ def int_stage(
         z_out,
         lo,
         kept,
+        s_w,
+        s_out,
         codebook,
         index,
     )

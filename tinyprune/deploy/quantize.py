@@ -75,12 +75,11 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.nd
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
-    """x / 2^exponent, rounded to nearest, halves away from zero (an arithmetic shift that
-    rounds). exponent in 0..31."""
+    """x / 2^exponent, rounded to nearest, halves upward (an arithmetic shift that rounds), as
+    LiteRT's builtin kernels compute it; TFLite's reference code rounds halves away from zero,
+    which differs on negative halves only (docs/tflite.md). exponent in 0..31."""
     x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
-    mask = (np.int64(1) << exponent) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + ((x & mask) > threshold)
+    return (x + ((np.int64(1) << exponent) >> 1)) >> exponent
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
