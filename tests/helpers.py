@@ -1,9 +1,12 @@
 """What several test files share: gradient checks, comparing arrays, drawing conv shapes, and
-reading what `python -m tinyprune.run` wrote."""
+reading what `python -m tinyprune.run` wrote, and the optional packages some tests need."""
 
+import importlib.util
 import json
+import os
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 from tinyprune.data.mnist import Mnist, load_mnist
@@ -84,3 +87,14 @@ def quickly_pruned_lenet5() -> tuple[Sequential, Mnist]:
     prune(model, 0.9)
     fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=1)
     return model, data
+
+
+def skip_without(*modules: str) -> None:
+    """Skip the calling test module, saying what to install, when one of `modules` is missing;
+    with CI=true fail instead, since CI must run every test."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        reason = f"{', '.join(missing)} not installed: pip install -e '.[test]'"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, so these tests must run, but {reason}", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)

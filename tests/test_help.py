@@ -10,7 +10,7 @@ import pytest
 import tinyprune.cli
 from tinyprune.cli.run import DEEP_COMPRESS
 
-COMMANDS = {"run", "sweep", "sensitivity", "lottery", "export_c", "report"}
+COMMANDS = {"run", "sweep", "sensitivity", "lottery", "export", "report"}
 
 
 def parsers() -> dict[str, argparse.ArgumentParser]:

@@ -3,12 +3,11 @@
 Without onnx or onnxruntime these tests skip, saying what to install; with CI=true they fail
 instead, since CI must run them."""
 
-import importlib
-import os
 from functools import partial
 
 import numpy as np
 import pytest
+from helpers import skip_without
 
 from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.mnist import Mnist, load_mnist
@@ -19,21 +18,11 @@ from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune.criteria import prune
 from tinyprune.train.loop import evaluate, fit
 
+skip_without("onnx", "onnxruntime")
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
-def needed(name: str):
-    """The module `name`; without it, skip these tests (fail them when CI=true)."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        reason = f"{name} is not installed: pip install -e '.[test]'"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true, so the ONNX tests must run, but {reason}", pytrace=False)
-        pytest.skip(reason, allow_module_level=True)
-
-
-onnx = needed("onnx")
-ort = needed("onnxruntime")
-to_onnx = importlib.import_module("tinyprune.deploy.to_onnx")  # imports onnx: after the check
+from tinyprune.deploy import to_onnx  # noqa: E402  (imports onnx: after the check)
 
 
 def tiny(seed: int = 0) -> Sequential:

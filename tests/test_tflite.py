@@ -8,20 +8,14 @@ images, bit for bit.
 Without ai-edge-litert or flatbuffers these tests skip, saying what to install; with CI=true
 they fail instead, since CI must run them."""
 
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
+from helpers import skip_without
 from numpy.lib.stride_tricks import sliding_window_view
 
-MISSING = [m for m in ("flatbuffers", "ai_edge_litert") if importlib.util.find_spec(m) is None]
-if MISSING:
-    reason = f"{', '.join(MISSING)} not installed: pip install -e '.[test]'"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true, so the .tflite tests must run, but {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+skip_without("flatbuffers", "ai_edge_litert")
 
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 

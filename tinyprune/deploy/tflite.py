@@ -151,7 +151,7 @@ def flatbuffer(g: Graph, inputs: list[int], outputs: list[int]) -> bytes:
     """The graph as .tflite bytes: one subgraph, inputs and outputs the indices of its input
     and output tensors."""
     if Builder is None:
-        raise ImportError("writing .tflite needs flatbuffers: pip install 'tinyprune[export]'")
+        raise ImportError("writing .tflite needs flatbuffers: pip install -e '.[export]'")
     b = Builder(1024)
     buffers = [table(b, "Buffer")]  # buffer 0: the empty one every activation points at
     buffer_of = []
