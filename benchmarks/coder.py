@@ -5,11 +5,11 @@ weights).
     python benchmarks/coder.py RUN/shared.tpz [MORE.tpz ...] [--json PATH]
 
 Per weight: its positions (the best of bitmask and gaps of 1..8 bits with Huffman tables of
-5-bit code lengths, as compress_v2 writes them today, against the best of the kept pattern as
+5-bit code lengths, as version 2 files held them, against the best of the kept pattern as
 a 2-symbol arithmetic-coded field and the same gaps arithmetic-coded), and, for shared weights,
-its value indices. Bits include each field's table; n*H is the field's empirical entropy
-(its count times the entropy of its symbol frequencies), the least any static code of it pays
-before its table.
+its value indices. Bits include each field's table (not tpz.py's coder bit, which since version
+3 picks the smaller of the two per field); n*H is the field's empirical entropy (its count times
+the entropy of its symbol frequencies), the least any static code of it pays before its table.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
-from tinyprune.deploy import arithmetic, compress_v2, huffman  # noqa: E402
+from tinyprune.deploy import arithmetic, huffman, tpz  # noqa: E402
 from tinyprune.deploy.bitstream import BitReader, BitWriter  # noqa: E402
 from tinyprune.deploy.positions import gap_symbols  # noqa: E402
 from tinyprune.nn.model import mask_name  # noqa: E402
@@ -38,9 +38,9 @@ def entropy_bits(symbols: np.ndarray) -> float:
 
 
 def huffman_field(symbols: np.ndarray, alphabet: int) -> int:
-    """Bits compress_v2 spends on a Huffman-coded field: its table, then its codes."""
+    """Bits of a Huffman-coded field in a .tpz file: its table, then its codes."""
     counts = np.bincount(symbols, minlength=alphabet)
-    return alphabet * compress_v2.LENGTH_BITS + huffman.total_bits(counts)
+    return alphabet * tpz.LENGTH_BITS + huffman.total_bits(counts)
 
 
 def row(field: str, count: int, huff: tuple, arith: tuple, symbols: np.ndarray, alphabet: int):
@@ -62,7 +62,7 @@ def position_row(name: str, kept: np.ndarray) -> dict:
     """The cheapest positions field of each coder, and what it is."""
     huff = [(kept.size, "mask")]
     arith = [(arithmetic.field_bits(kept.astype(np.int64), 2), "mask")]
-    for g in range(1, compress_v2.MAX_GAP_BITS + 1):
+    for g in range(1, tpz.MAX_GAP_BITS + 1):
         symbols = gap_symbols(kept, g)
         huff.append((huffman_field(symbols, 2**g), f"gaps{g}"))
         arith.append((arithmetic.field_bits(symbols, 2**g), f"gaps{g}"))
@@ -73,7 +73,7 @@ def position_row(name: str, kept: np.ndarray) -> dict:
 
 
 def file_rows(path: Path) -> list[dict]:
-    meta, state, shared = compress_v2.read(path)
+    meta, state, shared = tpz.read(path)
     rows = []
     for entry in meta["params"]:
         if "kept" not in entry:

@@ -1,9 +1,11 @@
 """The .tpz format: encode then decode is the identity (random sparse layers of every size,
-empty and full included), the file shrinks with sparsity and int8, version 1 files still load,
-files it did not write or damaged ones are refused with a clear error, and the size table adds
-up to the file."""
+empty and full included), each coded field takes the smaller coder, the file shrinks with
+sparsity and int8, version 1 and 2 files still load, files it did not write or damaged ones are
+refused with a clear error, and the size table adds up to the file."""
 
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -11,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyprune.deploy import tpz
+from tinyprune.deploy.bitstream import BitReader, BitWriter
 from tinyprune.deploy.size_report import format_size_table, size_rows
-from tinyprune.deploy.weight_sharing import parse_bits, share_weights
+from tinyprune.deploy.weight_sharing import SharedWeight, parse_bits, share_weights
 from tinyprune.nn.layers import Linear
 from tinyprune.nn.model import Sequential, lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
@@ -72,6 +75,73 @@ def test_float32_and_int8_round_trips(rows, cols, density, seed):
     np.testing.assert_array_equal(int8["fc.mask"], model.layers["fc"].weight.mask)
 
 
+def shared_by_hand(counts: list[int], seed: int = 0) -> tuple[Sequential, dict]:
+    """A 1 x n layer, every weight kept, shared: counts[i] of its weights hold value i + 1."""
+    model = one_layer(1, sum(counts), 1.0, seed)
+    index = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(counts)), counts))
+    shared = SharedWeight(np.arange(1, len(counts) + 1, dtype=np.float32), index[None])
+    model.layers["fc"].weight.value[...] = shared.weight()
+    return model, {"fc.weight": shared}
+
+
+# 900 and 100 of 2 values: 0.47 bits of information each, which Huffman codes in 1 bit;
+# 128, 64, ..., 1 of 8: probabilities powers of 1/2, Huffman's own, and its table smaller
+@pytest.mark.parametrize(
+    "counts, coder", [([900, 100], "arith"), ([128, 64, 32, 16, 8, 4, 2, 1], "huffman")]
+)
+def test_each_field_takes_the_smaller_coder_and_decodes(counts, coder):
+    model, shared = shared_by_hand(counts)
+    data, report = tpz.encode(model, "shared", shared)
+    index = shared["fc.weight"].index.ravel().astype(np.int64)
+    huff, arith = tpz.costs(index, len(counts))
+    assert report[0]["value_coder"] == coder and (arith < huff) == (coder == "arith")
+    assert report[0]["value_huffman"] == pytest.approx(huff / len(index))
+    assert report[0]["value_arith"] == pytest.approx(arith / len(index))
+    assert len(data) == sum(r["bytes"] for r in report)
+    meta, state, decoded = tpz.decode(data)
+    assert_same_state(model, state)
+    np.testing.assert_array_equal(decoded["fc.weight"].index, shared["fc.weight"].index)
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 300), st.integers(0, 2**32 - 1))
+def test_costs_are_the_bits_each_coder_writes(alphabet, seed):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(alphabet, 0.3))
+    symbols = rng.choice(alphabet, rng.integers(0, 2000), p=p)
+    for arith, bits in enumerate(tpz.costs(symbols, alphabet)):
+        out = BitWriter()
+        tpz.write_coded(out, symbols, alphabet, bool(arith))
+        out.bits(np.ones(7, np.uint8))  # what follows a field must not disturb it
+        assert len(out) == bits + 7
+        reader = BitReader(out.bytes())
+        np.testing.assert_array_equal(tpz.read_coded(reader, len(symbols), alphabet, 3), symbols)
+        assert reader.position == bits
+
+
+# one_layer(4, 30, 0.1, 0) with its weights shared in 2 bits, as tinyprune wrote it before the
+# coder bit (version 2, every field Huffman-coded), 224 bytes
+VERSION_2_FILE = bytes.fromhex(
+    "54505a32a400000078da4d8e4b0e83300c44efe2755af5c32a5741a83260202289a3385021c4ddebb26267cf"
+    "8ce6cd0e03e780052c1417b7949748b78e43ca24423d1858298be308f66520704f5ea3ac218f1b65f513660c"
+    "02b6de2162207587eefe25374e455d9930a95657e6fd68b40065d6565bf24206664a0a7e6a71627145297262"
+    "464c1fd942cb5eff4a8515fd427affebf2b9aad3252df3acfe61aee4d6a15cb9cdd11c3fab454be818861013"
+    "46001b8945857c237dc77a74fc707b42abba7c47b056318449f76a2f5a36e02f341fd04f8b91090f2e89d840"
+    "c765bef8"
+)
+
+
+def test_version_2_files_still_decode():
+    model = one_layer(4, 30, 0.1, 0)
+    shared = share_weights(model, {"fc": 2})
+    meta, state, decoded = tpz.decode(VERSION_2_FILE)
+    assert meta["version"] == 2 and meta["params"][0]["positions"] == 2  # Huffman-coded gaps
+    assert_same_state(model, state)
+    np.testing.assert_array_equal(decoded["fc.weight"].index, shared["fc.weight"].index)
+    data, _ = tpz.encode(model, "shared", shared)
+    assert data[:4] == b"TPZ3" and json.loads(zlib.decompress(data[8:-4]))  # what we write now
+
+
 def shared_lenet5(tmp_path, sparsity=0.5):
     model = lenet5()
     prune(model, sparsity)
@@ -89,9 +159,12 @@ def test_lenet5_file_decodes_to_the_model_and_the_table_adds_up(tmp_path):
     assert rows[-1]["name"] == "total" and rows[-1]["bytes"] == size
     assert rows[-1]["kept"] == 30_735 and rows[-1]["dense_bytes"] == 4 * 61_706
     assert [r["name"] for r in rows] == ["conv1", "conv2", "fc1", "fc2", "fc3", "header", "total"]
-    assert f"{size:,}" in format_size_table(rows).splitlines()[-1]
-    # Huffman never costs more than the fixed-width indices it replaces
-    assert all(r["value_bits_coded"] <= r["value_bits"] for r in rows if "value_bits" in r)
+    table = format_size_table(rows).splitlines()
+    assert f"{size:,}" in table[-1] and "Huffman" in table[1] and "arith" in table[1]
+    for r, line in zip(rows[:5], table[2:]):  # the file holds the smaller coder, marked *
+        coder = r["value_coder"]
+        assert r[f"value_{coder}"] == min(r["value_huffman"], r["value_arith"])
+        assert f"{r[f'value_{coder}']:7.2f}*" in line
 
 
 def test_a_model_never_pruned_keeps_no_mask(tmp_path):
@@ -175,7 +248,7 @@ def test_file_shrinks_with_sparsity_and_int8(tmp_path):
 def test_refuses_files_it_did_not_write_or_for_another_model(tmp_path):
     junk = tmp_path / "junk.tpz"
     junk.write_bytes(b"\x93NUMPY not really")
-    with pytest.raises(tpz.CompressedFormatError, match="junk.tpz is not a version 2"):
+    with pytest.raises(tpz.CompressedFormatError, match="junk.tpz is not a tinyprune compressed"):
         tpz.read(junk)
     model = lenet5()
     prune(model, 0.5)
@@ -205,22 +278,36 @@ def test_damaged_or_truncated_files_are_refused(tmp_path):
         with pytest.raises(tpz.CompressedFormatError, match="damaged or truncated"):
             tpz.read(path)
     path.write_bytes(b"hello, world")
-    with pytest.raises(tpz.CompressedFormatError, match="not a version 2"):
+    with pytest.raises(tpz.CompressedFormatError, match="not a tinyprune compressed model"):
         tpz.read(path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tpz.read(tmp_path / "missing.tpz")
 
 
-def test_a_damaged_payload_with_a_matching_checksum_is_refused():
-    """Past the checksum, the decoder's own checks: here the stream is one bit short."""
-    import struct
-    import zlib
+@pytest.mark.parametrize("counts", [[900, 100], [128, 64, 32, 16, 8, 4, 2, 1]])
+def test_a_damaged_payload_with_a_matching_checksum_is_refused(counts):
+    """Past the checksum, the decoder's own checks, with an arithmetic-coded and a
+    Huffman-coded field: a stream a byte short is refused; any one bit flipped (the coder bit
+    included) is refused with the format's error or decodes (then only the checksum knows)."""
+    model, shared = shared_by_hand(counts)
+    data, _ = tpz.encode(model, "shared", shared)
 
-    model = one_layer(10, 10, 0.5, 0)
-    data, _ = tpz.encode(model, "shared", share_weights(model, {"fc": 3}))
-    body = data[:-5]  # drop the payload's last byte, then re-sign it
+    def signed(body: bytes) -> bytes:
+        return body + struct.pack("<I", zlib.crc32(body))
+
     with pytest.raises(tpz.CompressedFormatError, match="damaged or truncated"):
-        tpz.decode(body + struct.pack("<I", zlib.crc32(body)))
+        tpz.decode(signed(data[:-5]))  # the payload's last byte dropped
+    payload = 8 + struct.unpack("<I", data[4:8])[0]
+    refused = 0
+    for bit in range(8 * payload, 8 * (len(data) - 4)):
+        damaged = bytearray(data[:-4])
+        damaged[bit // 8] ^= 0x80 >> (bit % 8)
+        try:
+            tpz.decode(signed(bytes(damaged)))
+        except tpz.CompressedFormatError as error:
+            assert "damaged or truncated" in str(error)
+            refused += 1
+    assert refused > 0
 
 
 def test_refuses_weights_that_are_not_their_shared_values():

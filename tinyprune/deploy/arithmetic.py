@@ -11,7 +11,7 @@ A field (the n symbols of one layer's positions or value indices, each < alphabe
              symbol is used (it is the only thing the payload could say)
 
 An empty field (n = 0) takes no bits at all. The reader is told n and the alphabet, so a field
-can sit anywhere in the .tpz file's one bit stream (deploy/tpz.py): write_field / read_field / field_bits.
+can sit anywhere in a .tpz file's one bit stream (tpz.py): write_field / read_field / field_bits.
 """
 
 from __future__ import annotations

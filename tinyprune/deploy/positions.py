@@ -9,7 +9,7 @@ A layer's kept pattern (bool, flattened row-major) can be stored two ways:
              F pruned weights, no kept weight here": a gap of 2F + 3 is F, F, 3.
              Pruned weights after the last kept one need no symbol.
 
-Gaps are Huffman-coded in the file (short gaps are common), so a very sparse layer's positions
+Gaps are entropy-coded in the file (short gaps are common), so a very sparse layer's positions
 cost a few bits per kept weight, where a bitmask costs 1/density bits per kept weight.
 """
 

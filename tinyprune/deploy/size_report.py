@@ -3,10 +3,12 @@
 Per weighted layer (its bias included in its bytes):
 
     kept             the share of weights kept by pruning
-    value bits       per kept weight: its value (32 float32, 8 int8, or the index of its shared
-                     value, ceil(log2 k) bits), before and after Huffman coding
+    value bits       per kept weight: its value uncoded (32 float32, 8 int8, or the index of its
+                     shared value, ceil(log2 k) bits), then Huffman- and arithmetic-coded
     position bits    per kept weight: where it is (the paper's "index bits"): a bitmask's
-                     size / kept, or gap bits x gap symbols / kept, before and after Huffman
+                     size / kept, then gaps Huffman- and arithmetic-coded (each coder's best
+                     width; coded bits include their table and coder bit, tpz.py); a * marks
+                     what the file holds, the smallest
     bytes, ratio     the layer's bytes in the file (codebook and code tables included) and
                      how many times smaller than its weights and bias in dense float32
 
@@ -41,13 +43,22 @@ def size_rows(report: list[dict], model: Sequential) -> list[dict]:
     return rows
 
 
+def bits_cells(row: dict, field: str) -> str:
+    """A field's bits per kept weight, uncoded / Huffman / arithmetic, * after the one written."""
+    cells = []
+    for coder, key in (("fixed", "bits"), ("huffman", "huffman"), ("arith", "arith")):
+        bits, mark = row.get(f"{field}_{key}"), "*" if row[f"{field}_coder"] == coder else " "
+        cells.append(f"{bits:7.2f}{mark}" if bits is not None else " " * 8)
+    return " ".join(cells)
+
+
 def format_size_table(rows: list[dict]) -> str:
     """The rows of size_rows as a table to print."""
+    coders = f"{'fixed':>7}  {'Huffman':>7}  {'arith':>7} "
     lines = [
-        f"{'layer':8} {'weights':>8} {'kept':>7} {'value bits':>15} {'position bits':>22}"
+        f"{'layer':8} {'weights':>8} {'kept':>7} {'value bits':^26} {'position bits':^33}"
         f" {'bytes':>9} {'smaller':>8}",
-        f"{'':8} {'':>8} {'':>7} {'fixed':>7} {'Huffman':>7} {'fixed':>7} {'Huffman':>7}"
-        f" {'':>6} {'':>9} {'':>8}",
+        f"{'':8} {'':>8} {'':>7} {coders} {coders} {'':>6} {'':>9} {'':>8}",
     ]
     for r in rows:
         line = f"{r['name']:8} "
@@ -56,13 +67,9 @@ def format_size_table(rows: list[dict]) -> str:
         else:
             line += f"{'':8} {'':7} "
         if "value_bits" in r:
-            line += (
-                f"{r['value_bits']:7d} {r['value_bits_coded']:7.2f} "
-                f"{r['position_bits']:7.2f} {r['position_bits_coded']:7.2f} "
-                f"{r['positions']:>6} "
-            )
+            line += f"{bits_cells(r, 'value')} {bits_cells(r, 'position')} {r['positions']:>6} "
         else:
-            line += f"{'':7} {'':7} {'':7} {'':7} {'':>6} "
+            line += f"{'':26} {'':26} {'':>6} "
         ratio = f"{r['ratio']:7.1f}x" if r["ratio"] else ""
         lines.append(f"{line}{r['bytes']:9,.0f} {ratio:>8}")
     return "\n".join(lines)

@@ -1,34 +1,35 @@
 """The .tpz file: a pruned model as it ships, its zeros not stored, its values float32, int8 or
-shared (weight sharing), Huffman-coded where that is smaller. Every .tpz a run writes
-(pruned.tpz, pruned-int8.tpz, shared.tpz) is this format, version 2; `read` also reads the
-version 1 files of older tinyprunes (tpz_v1.py).
+shared (weight sharing), entropy-coded where that is smaller. Every .tpz a run writes
+(pruned.tpz, pruned-int8.tpz, shared.tpz) is this format, version 3; `read` also reads the
+version 2 files (b"TPZ2": the same, without coder bits) and version 1 files (tpz_v1.py).
 
 A file is
 
-    magic     4 bytes  b"TPZ2"
+    magic     4 bytes  b"TPZ3"
     header    4 bytes  H, its length (uint32, little-endian), then H bytes: JSON, deflated (zlib)
     payload   one bit stream (bitstream.py) of the fields below, zero-padded to a whole byte
     checksum  4 bytes  CRC-32 of all the bytes before it (uint32, little-endian)
 
-The header is {"format", "version": 2, "model", "params": [...]}, one entry per parameter in
+The header is {"format", "version": 3, "model", "params": [...]}, one entry per parameter in
 the model's order, which says what the payload holds for it, in this order:
 
     a bias {"name", "shape"}:  size x float32 (32 bits each); a shared bias is stored like a
                                weight whose every entry is kept
     a weight {"name", "shape", "masked", "kept": n, "positions", "gap_symbols": m, "values"}:
       positions  "bitmask": size bits, 1 = kept (row-major)
-                 g (an int): gap coding in g bits (positions.py): 2^g Huffman code lengths
-                 (LENGTH_BITS each), then the m gap symbols, Huffman-coded
+                 g (an int): gap coding in g bits (positions.py): the m gap symbols, a coded
+                 field of alphabet 2^g
       values     "float32": n x 32 bits
                  "int8": a float32 scale per output channel c, then q + 127 per kept weight
                  (q in -127..127, the weight is q * scale[c], see quantize.py): n x 8 bits,
-                 or, with "coded" in the entry, 255 Huffman code lengths (LENGTH_BITS each),
-                 then the n symbols q + 127, Huffman-coded
-                 "shared": k (entry "codebook") float32 shared values, k Huffman code lengths
-                 (LENGTH_BITS each), then n indices into them, Huffman-coded (weight_sharing.py)
+                 or, with "coded" in the entry, the n symbols q + 127, a coded field of 255
+                 "shared": k (entry "codebook") float32 shared values, then the n indices into
+                 them (weight_sharing.py), a coded field of alphabet k
 
-Code lengths are canonical Huffman codes' (huffman.py). Per weight, positions are stored as a
-bitmask or as gaps, whichever is smaller; `encode` says, per layer, what each part cost.
+A coded field of symbols < A is a coder bit, then 0: A Huffman code lengths (LENGTH_BITS each,
+canonical codes: huffman.py) and the symbols' codes, or 1: an arithmetic-coded field
+(arithmetic.py). The writer takes the smaller coder per field, the smaller of a bitmask and the
+best gap width under it per weight; `encode` says, per layer, what each choice cost.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyprune.deploy import huffman
+from tinyprune.deploy import arithmetic, huffman
 from tinyprune.deploy.bitstream import BitReader, BitStreamError, BitWriter
 from tinyprune.deploy.positions import PositionsError, gap_positions, gap_symbols
 from tinyprune.deploy.quantize import quantize_int8
@@ -52,8 +53,9 @@ from tinyprune.files import atomic_write
 from tinyprune.nn.layers import Param
 from tinyprune.nn.model import Sequential, layer_of, mask_name
 
-VERSION = 2
-MAGIC = b"TPZ2"
+VERSION = 3
+MAGIC = b"TPZ3"
+VERSIONS = {b"TPZ2": 2, MAGIC: VERSION}  # version 2 files have no coder bits: all Huffman
 LENGTH_BITS = 5  # a Huffman code length, 0..31, is stored in 5 bits
 MAX_GAP_BITS = 8  # gap codings tried: 1..8 bits
 VALUE_KINDS = ("float32", "int8", "shared")
@@ -63,49 +65,61 @@ class CompressedFormatError(ValueError):
     """The file is not a .tpz this version can read, or not for this model."""
 
 
-def write_table(out: BitWriter, counts: np.ndarray) -> tuple[np.ndarray, int]:
-    """Write the code lengths for these symbol counts; -> (lengths, bits the stream takes)."""
-    lengths = huffman.code_lengths(counts)
+def costs(symbols: np.ndarray, alphabet: int) -> tuple[int, int]:
+    """Bits of the symbols (< alphabet) as a coded field, coder bit and table included ->
+    (Huffman-coded, arithmetic-coded)."""
+    huff = alphabet * LENGTH_BITS + huffman.total_bits(np.bincount(symbols, minlength=alphabet))
+    return 1 + huff, 1 + arithmetic.field_bits(symbols, alphabet)
+
+
+def write_coded(out: BitWriter, symbols: np.ndarray, alphabet: int, arith: bool) -> None:
+    """The symbols (< alphabet) as a coded field: the coder bit, then the field."""
+    out.uints(np.array([int(arith)]), 1)
+    if arith:
+        arithmetic.write_field(out, symbols, alphabet)
+        return
+    lengths = huffman.code_lengths(np.bincount(symbols, minlength=alphabet))
     if lengths.max(initial=0) >= 2**LENGTH_BITS:
         raise ValueError(f"a Huffman code of {lengths.max()} bits does not fit the format")
     out.uints(lengths, LENGTH_BITS)
-    return lengths, huffman.total_bits(counts)
+    out.bits(huffman.encode(symbols, lengths))
 
 
-def best_gap_bits(kept: np.ndarray) -> int | None:
-    """The gap width (bits) that stores kept (flat bool) in the fewest bits, or None if a
-    bitmask is smaller."""
-    best, cost = None, kept.size
-    for bits in range(1, MAX_GAP_BITS + 1):
-        symbols = gap_symbols(kept, bits)
-        total = 2**bits * LENGTH_BITS + huffman.total_bits(np.bincount(symbols, minlength=2**bits))
-        if total < cost:
-            best, cost = bits, total
-    return best
+def coded_row(field: str, n: int, fixed: float, huff: int, arith: int, coded: bool) -> dict:
+    """A field's part of the report: bits per kept weight uncoded and in each coder, and which
+    was written: "fixed", or, if coded, the smaller coder ("huffman" or "arith")."""
+    coder = ("arith" if arith < huff else "huffman") if coded else "fixed"
+    row = {"bits": fixed, "huffman": huff / max(n, 1), "arith": arith / max(n, 1), "coder": coder}
+    return {f"{field}_{key}": value for key, value in row.items()}
+
+
+def gap_options(kept: np.ndarray) -> list[tuple[int, int, int]]:
+    """Every way to store kept (flat bool) as gaps, fewest bits first: (bits as `costs` counts
+    them, coder: 0 Huffman or 1 arithmetic, gap width g); Huffman, then narrower, on a tie."""
+    return sorted(
+        (bits, coder, g)
+        for g in range(1, MAX_GAP_BITS + 1)
+        for coder, bits in enumerate(costs(gap_symbols(kept, g), 2**g))
+    )
 
 
 def write_positions(out: BitWriter, kept: np.ndarray, entry: dict) -> dict:
-    """The kept pattern (flat bool), as a bitmask or as gaps; -> its part of the report."""
-    bits = best_gap_bits(kept)
-    n = max(int(kept.sum()), 1)
-    if bits is None:
+    """The kept pattern (flat bool), as a bitmask or as gaps; -> its part of the report (the
+    fixed bits are the bitmask's, each coder's those of its best gap width)."""
+    options = gap_options(kept)
+    bits, arith, g = options[0]
+    huff, arith_bits = (next(o[0] for o in options if o[1] == coder) for coder in (0, 1))
+    layout = "mask" if kept.size <= bits else f"gaps{g}"
+    if layout == "mask":
         entry["positions"] = "bitmask"
         out.bits(kept.astype(np.uint8))
-        return {
-            "positions": "mask",
-            "position_bits": kept.size / n,
-            "position_bits_coded": kept.size / n,
-        }
-    symbols = gap_symbols(kept, bits)
-    entry["positions"], entry["gap_symbols"] = bits, len(symbols)
-    lengths, _ = write_table(out, np.bincount(symbols, minlength=2**bits))
-    coded = huffman.encode(symbols, lengths)
-    out.bits(coded)
-    return {
-        "positions": f"gaps{bits}",
-        "position_bits": bits * len(symbols) / n,
-        "position_bits_coded": len(coded) / n,
-    }
+    else:
+        symbols = gap_symbols(kept, g)
+        entry["positions"], entry["gap_symbols"] = g, len(symbols)
+        write_coded(out, symbols, 2**g, bool(arith))
+    n = int(kept.sum())
+    row = coded_row("position", n, kept.size / max(n, 1), huff, arith_bits, layout != "mask")
+    return {"positions": layout, **row}
 
 
 def write_int8(out: BitWriter, weight: np.ndarray, kept: np.ndarray, entry: dict) -> dict:
@@ -115,36 +129,31 @@ def write_int8(out: BitWriter, weight: np.ndarray, kept: np.ndarray, entry: dict
     entry["values"] = "int8"
     out.floats(scales)
     symbols = q[kept].astype(np.int64) + 127
-    counts = np.bincount(symbols, minlength=255)
-    if 255 * LENGTH_BITS + huffman.total_bits(counts) >= 8 * len(symbols):
+    huff, arith = costs(symbols, 255)
+    if min(huff, arith) >= 8 * len(symbols):
         out.uints(symbols, 8)
-        return {"value_bits": 8, "value_bits_coded": 8.0}
-    entry["coded"] = True  # a layer's int8 values are peaked around 0: Huffman pays
-    coded = huffman.encode(symbols, write_table(out, counts)[0])
-    out.bits(coded)
-    return {"value_bits": 8, "value_bits_coded": len(coded) / len(symbols)}
+        return coded_row("value", len(symbols), 8, huff, arith, False)
+    entry["coded"] = True  # a layer's int8 values are peaked around 0: coding pays
+    write_coded(out, symbols, 255, arith < huff)
+    return coded_row("value", len(symbols), 8, huff, arith, True)
 
 
 def write_values(
     out: BitWriter, values: np.ndarray, kind: str, entry: dict, shared: SharedWeight | None
 ) -> dict:
     """The kept weights' values (row-major) as `kind`; -> its part of the report."""
-    n = max(len(values), 1)
     entry["values"] = kind
     if kind == "float32":
         out.floats(values)
-        return {"value_bits": 32, "value_bits_coded": 32.0}
+        return {"value_bits": 32, "value_coder": "fixed"}
     assert shared is not None
-    index = shared.index[shared.kept]
-    entry["codebook"] = len(shared.codebook)
+    index, k = shared.index[shared.kept].astype(np.int64), len(shared.codebook)
+    entry["codebook"] = k
     out.floats(shared.codebook)
-    lengths, _ = write_table(out, np.bincount(index, minlength=len(shared.codebook)))
-    coded = huffman.encode(index, lengths)
-    out.bits(coded)
-    return {
-        "value_bits": int(np.ceil(np.log2(max(len(shared.codebook), 2)))),
-        "value_bits_coded": len(coded) / n,
-    }
+    huff, arith = costs(index, k)
+    write_coded(out, index, k, arith < huff)
+    fixed = int(np.ceil(np.log2(max(k, 2))))
+    return coded_row("value", len(index), fixed, huff, arith, True)
 
 
 def check_shared(name: str, value: np.ndarray, kept: np.ndarray, s: SharedWeight) -> None:
@@ -212,17 +221,19 @@ def encode(
     return data, report
 
 
-def read_table(bits: BitReader, symbols: int) -> np.ndarray:
-    return bits.uints(symbols, LENGTH_BITS).astype(np.int64)
-
-
-def read_huffman(bits: BitReader, count: int, lengths: np.ndarray) -> np.ndarray:
+def read_coded(bits: BitReader, count: int, alphabet: int, version: int) -> np.ndarray:
+    """A coded field of `count` symbols < alphabet (version 2: no coder bit, Huffman)."""
+    if version >= 3 and bits.bits(1)[0]:
+        return arithmetic.read_field(bits, count, alphabet)
+    lengths = bits.uints(alphabet, LENGTH_BITS).astype(np.int64)
     symbols, used = huffman.decode(bits.rest(), count, lengths)
     bits.skip(used)
     return symbols
 
 
-def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, SharedWeight | None]:
+def read_weight(
+    bits: BitReader, entry: dict, version: int
+) -> tuple[np.ndarray, np.ndarray, SharedWeight | None]:
     """One weight's fields -> (weight float32, kept bool, its SharedWeight or None)."""
     shape, n = tuple(entry["shape"]), entry["kept"]
     size = int(np.prod(shape))
@@ -230,8 +241,7 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, S
         kept = bits.bits(size).astype(bool)
     else:
         g = entry["positions"]
-        lengths = read_table(bits, 2**g)
-        kept = gap_positions(read_huffman(bits, entry["gap_symbols"], lengths), g, size)
+        kept = gap_positions(read_coded(bits, entry["gap_symbols"], 2**g, version), g, size)
     if kept.sum() != n:
         raise CompressedFormatError(f"{entry['name']} has {kept.sum()} kept weights, not {n}")
     shared = None
@@ -239,12 +249,12 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, S
         values = bits.floats(n)
     elif entry["values"] == "int8":
         coded, scales = entry.get("coded", False), bits.floats(shape[0])
-        q = read_huffman(bits, n, read_table(bits, 255)) if coded else bits.uints(n, 8)
+        q = read_coded(bits, n, 255, version) if coded else bits.uints(n, 8)
         rows = np.nonzero(kept.reshape(shape[0], -1))[0]  # each kept weight's output channel
         values = (q.astype(np.int64) - 127).astype(np.float32) * scales[rows]
     else:
         codebook = bits.floats(entry["codebook"]).copy()
-        index = read_huffman(bits, n, read_table(bits, len(codebook)))
+        index = read_coded(bits, n, len(codebook), version)
         values = codebook[index]
         shared = SharedWeight(codebook, np.full(shape, -1, np.int16))
         shared.index[kept.reshape(shape)] = index
@@ -256,12 +266,13 @@ def read_weight(bits: BitReader, entry: dict) -> tuple[np.ndarray, np.ndarray, S
 def decode(
     data: bytes, source: str = "the data"
 ) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
-    """A version 2 file's bytes -> (meta, state, shared): state as Sequential.load_state takes
-    it (weights with their zeros, '<layer>.mask' for masked weights), shared the SharedWeight
-    of each shared weight. Raises CompressedFormatError on a damaged or truncated file."""
+    """A version 2 or 3 file's bytes -> (meta, state, shared): state as load_state takes it
+    (weights with their zeros, '<layer>.mask' for masked weights), shared the SharedWeight of
+    each shared weight. Raises CompressedFormatError on a damaged or truncated file."""
     damaged = f"{source} is damaged or truncated"
-    if len(data) < 12 or data[:4] != MAGIC:
-        raise CompressedFormatError(f"{source} is not a version 2 tinyprune compressed model")
+    version = VERSIONS.get(data[:4], 0)
+    if len(data) < 12 or not version:
+        raise CompressedFormatError(f"{source} is not a tinyprune compressed model (version 2-3)")
     if zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
         raise CompressedFormatError(f"{damaged} (its checksum does not match); write it again")
     (size,) = struct.unpack("<I", data[4:8])
@@ -274,7 +285,7 @@ def decode(
             if "kept" not in entry:
                 state[name] = bits.floats(int(np.prod(entry["shape"]))).reshape(entry["shape"])
                 continue
-            state[name], kept, s = read_weight(bits, entry)
+            state[name], kept, s = read_weight(bits, entry, version)
             if entry["masked"]:
                 state[mask_name(name)] = kept.astype(np.uint8)
             if s is not None:
@@ -287,6 +298,7 @@ def decode(
         BitStreamError,
         PositionsError,
         huffman.HuffmanError,
+        arithmetic.ArithmeticCodeError,
     ) as error:
         raise CompressedFormatError(f"{damaged}: {error}; write it again") from None
     if len(bits.rest()) >= 8 or bits.rest().any():
@@ -308,7 +320,7 @@ def save(
 
 
 def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
-    """A .tpz file of either version -> (meta, state, shared) as `decode` returns them (a
+    """A .tpz file of any version -> (meta, state, shared) as `decode` returns them (a
     version 1 file has no shared weights). Raises CompressedFormatError for anything else."""
     path = Path(path)
     if not path.is_file():
