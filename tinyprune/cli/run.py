@@ -58,7 +58,7 @@ from tinyprune.train.resume import RunState, already_complete, out_folder_proble
 # it again.
 DEEP_COMPRESS = {
     "prog": "python -m tinyprune.deep_compress",
-    "description": "Prune by one global threshold in rounds, share weights, Huffman-code: "
+    "description": "Prune by one global threshold in rounds, share weights, entropy-code: "
     "python -m tinyprune.run with Deep Compression's recipe as defaults, starting from the "
     "dense model cached in --cache-dir.",
     "defaults": {
@@ -289,7 +289,7 @@ def print_report(results: dict, trained: Trained, config: RunConfig) -> None:
 def print_shared(shared: dict, dense: int, out: Path) -> None:
     """share_phase's results: the file's bytes layer by layer, and its own accuracy."""
     print(
-        f"\n{out / shared['file']} (pruned, weights shared, Huffman-coded): "
+        f"\n{out / shared['file']} (pruned, weights shared, entropy-coded): "
         f"{shared['file_bytes']:,} bytes, {dense / shared['file_bytes']:.1f}x smaller than "
         f"dense float32; test accuracy {shared['file_accuracy']:.2%} (of the model decoded "
         f"from the file; {shared['clustered_accuracy']:.2%} before fine-tuning the shared "

@@ -144,7 +144,7 @@ def model_files(pruned: dict) -> list[dict]:
         rows.append(
             {
                 "file": shared.get("file", "shared.tpz"),
-                "what": f"weights shared ({shared.get('bits')} bits), Huffman-coded",
+                "what": f"weights shared ({shared.get('bits')} bits), entropy-coded",
                 "bytes": shared["file_bytes"],
                 "accuracy": shared.get("file_accuracy"),
             }
