@@ -42,6 +42,7 @@ from tinyprune.cli.pipeline import (
     share_phase,
     train_phase,
 )
+from tinyprune.cli.recipes import RECIPES, recipe_list
 from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
 from tinyprune.config import DataConfig, PruneConfig, RunConfig, TrainConfig
 from tinyprune.deploy.size_report import format_size_table
@@ -81,6 +82,13 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=[*RECIPES, "list"],
+        default=None,
+        help="run a named recipe of the docs (its options first, so yours override them); "
+        "'list' prints them",
     )
     add_data_options(parser)
     add_training_options(parser).add_argument(
@@ -167,9 +175,15 @@ def add_pruning_options(parser: argparse.ArgumentParser) -> None:
 def parse_args(
     argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
 ) -> argparse.Namespace:
-    """The options, checked one by one (exit status 2 and one line on a bad one)."""
+    """The options, a --recipe's before the command line's, checked one by one (exit status 2
+    and one line on a bad one)."""
     parser = parser or build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe = parser.parse_known_args(argv)[0].recipe
+    if recipe == "list":
+        print(recipe_list())
+        raise SystemExit(0)
+    args = parser.parse_args(([] if recipe is None else RECIPES[recipe].argv()) + argv)
     if args.quality is not None and args.method != "std":
         parser.error("--quality sets the threshold of --method std; add --method std or drop it")
     if args.fused and "fused" not in inspect.signature(MODELS[args.model]).parameters:
