@@ -7,7 +7,6 @@ of it. The dense weights travel with the point, so a worker needs only the MNIST
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -41,16 +40,12 @@ class SeedsConfig:
         return None if self.data.data_dir is None else str(self.data.data_dir)
 
 
-@lru_cache(maxsize=2)
-def _load(data_dir: str | None, options: str) -> Mnist:
-    return load_data(
-        DataConfig(None if data_dir is None else Path(data_dir), **json.loads(options))
-    )
+_load_data = lru_cache(maxsize=2)(load_data)  # a DataConfig is frozen, so it can be a key
 
 
 def _data(data_dir: str | None, options: dict) -> Mnist:
     """The data set of a point, loaded once per worker process."""
-    return _load(data_dir, json.dumps(options, sort_keys=True))
+    return _load_data(DataConfig(None if data_dir is None else Path(data_dir), **options))
 
 
 def _model(options: dict, state: dict) -> Sequential:
