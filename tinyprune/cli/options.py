@@ -44,7 +44,6 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data-dir",
         type=Path,
-        default=None,
         help="folder with the data set's four files (downloaded there if "
         "missing); default: $TINYPRUNE_DATA_DIR/<dataset>, else "
         "data/<dataset> (see data/README.md)",
@@ -52,13 +51,11 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--limit",
         type=positive_int,
-        default=None,
         help="train on the first N training images only (for quick looks)",
     )
     group.add_argument(
         "--test-limit",
         type=positive_int,
-        default=None,
         help="measure on the first N test images only (for quick looks and "
         "debugging; every accuracy printed is then on those N only)",
     )
@@ -143,7 +140,6 @@ def add_share_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--bias-bits",
         type=positive_int,
-        default=None,
         help="share each layer's biases too, in this many bits (default: biases stay float32)",
     )
     group.add_argument(
@@ -222,7 +218,6 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--seeds",
         type=seed_list,
-        default=None,
         help="comma-separated seeds, each its own dense model and points; "
         "tables show mean ± std over them (default: --seed alone)",
     )
@@ -231,7 +226,6 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--scheduler",
-        default=None,
         help="address of a Dask scheduler (tcp://host:8786) whose workers run "
         "the points instead (pip install -e '.[cluster]')",
     )

@@ -129,12 +129,7 @@ def prune_phase(
             f"--quality {p.quality:g}: |w| < {p.quality:g} x std is {sparsity:.2%} of the weights"
         )
     pruning = prune_and_finetune(
-        model,
-        data,
-        p,
-        config.train,
-        sparsity=sparsity,
-        progress=state.finetune_progress(),
+        model, data, p, config.train, sparsity=sparsity, progress=state.finetune_progress()
     )
     return {**pruning, "target_sparsity": sparsity}
 
@@ -213,15 +208,8 @@ def report_phase(
 ) -> Path:
     """The run's pictures and report.html in --out -> the page's path."""
     limited = config.data.test_limit is not None
-    return draw_run(
-        model,
-        trained.weights,
-        data,
-        trained.history,
-        results,
-        config.out,
-        f"test (first {len(data.test_labels):,})" if limited else "test",
-    )
+    test_label = f"test (first {len(data.test_labels):,})" if limited else "test"
+    return draw_run(model, trained.weights, data, trained.history, results, config.out, test_label)
 
 
 def filters_removed(model: Sequential, data: Mnist) -> dict:

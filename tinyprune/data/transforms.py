@@ -6,9 +6,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyprune.data.datasets import MNIST, Dataset
 
-# Mean and standard deviation of the MNIST training pixels (scaled to [0, 1]).
-MNIST_MEAN, MNIST_STD = MNIST.mean, MNIST.std
-
 
 def to_input(images: np.ndarray, dataset: Dataset = MNIST) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), normalised by the data set's mean and std

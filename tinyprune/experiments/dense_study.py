@@ -7,7 +7,6 @@ of it. The dense weights travel with the point, so a worker needs only the MNIST
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -35,17 +34,18 @@ class SeedsConfig:
     jobs: int = 1
     scheduler: object = None
 
+    @property
+    def data_dir(self) -> str | None:
+        """--data-dir as the points' workers get it (they may run on other machines)."""
+        return None if self.data.data_dir is None else str(self.data.data_dir)
 
-@lru_cache(maxsize=2)
-def _load(data_dir: str | None, options: str) -> Mnist:
-    return load_data(
-        DataConfig(None if data_dir is None else Path(data_dir), **json.loads(options))
-    )
+
+_load_data = lru_cache(maxsize=2)(load_data)  # a DataConfig is frozen, so it can be a key
 
 
 def _data(data_dir: str | None, options: dict) -> Mnist:
     """The data set of a point, loaded once per worker process."""
-    return _load(data_dir, json.dumps(options, sort_keys=True))
+    return _load_data(DataConfig(None if data_dir is None else Path(data_dir), **options))
 
 
 def _model(options: dict, state: dict) -> Sequential:
@@ -79,7 +79,6 @@ def dense_models(
     """Seed -> (dense weights, test accuracy): from the cache, else trained by the workers
     (all missing seeds at once) and then cached."""
     models, todo, paths = {}, [], {}
-    data_dir = None if config.data.data_dir is None else str(config.data.data_dir)
     for seed in config.seeds:
         train = replace(config.train, seed=seed)
         paths[seed] = config.cache_dir / cache_name(train, train_images, config.data.dataset)
@@ -87,7 +86,7 @@ def dense_models(
         if paths[seed].exists():
             model = MODELS[train.model](seed)
             model.load(paths[seed])
-            data = _data(data_dir, options["data"])
+            data = _data(config.data_dir, options["data"])
             accuracy = evaluate(model, data.test_images, data.test_labels)[1]
             models[seed] = (model.state(), accuracy)
             print(f"dense {train.model} seed {seed} loaded from {paths[seed]}: {accuracy:.2%}")
@@ -99,7 +98,7 @@ def dense_models(
             )
             todo.append(Point(f"dense-seed{seed}", options))
     outcome = workers.run(
-        dense_task, todo, PointStore(config.out / "points"), {"data_dir": data_dir}
+        dense_task, todo, PointStore(config.out / "points"), {"data_dir": config.data_dir}
     )
     failures += outcome.failures
     for p in todo:
@@ -139,17 +138,11 @@ def run_sweep(
 ) -> tuple[dict[int, float], list[dict], list[Failure]]:
     """-> (dense test accuracy per seed, every point's result in point order, failures)."""
     failures: list[Failure] = []
-    data_dir = None if config.data.data_dir is None else str(config.data.data_dir)
     with Workers(config.jobs, config.scheduler) as workers:
         dense = dense_models(config, workers, train_images, failures)
         points = sweep_points(config, prunes, dense)
-        outcome = workers.run(
-            sweep_task,
-            points,
-            PointStore(config.out / "points"),
-            {"data_dir": data_dir},
-            report=_report,
-        )
+        store, context = PointStore(config.out / "points"), {"data_dir": config.data_dir}
+        outcome = workers.run(sweep_task, points, store, context, report=_report)
     failures += outcome.failures
     results = [outcome.results[p.name] for p in points if p.name in outcome.results]
     return {seed: acc for seed, (_, acc) in dense.items()}, results, failures

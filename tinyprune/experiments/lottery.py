@@ -30,9 +30,9 @@ from tinyprune.experiments.seeds import mean_std
 from tinyprune.nn.layers import Param
 from tinyprune.nn.model import Sequential, lenet_300_100
 from tinyprune.nn.optim import MaskedAdam
-from tinyprune.prune.masks import keep_mask
+from tinyprune.prune.masks import apply_masks, keep_mask
 from tinyprune.train.loop import evaluate
-from tinyprune.train.steps import Split, train_steps
+from tinyprune.train.steps import Split, StepsResult, train_steps
 
 # Share of the weights still there that each round prunes, per layer (Frankle & Carbin, Fig. 2).
 PRUNE_RATES = {"fc1.weight": 0.2, "fc2.weight": 0.2, "fc3.weight": 0.1}
@@ -128,18 +128,17 @@ def _start(options: TicketOptions, train: Split, val: Split) -> tuple[Sequential
     if o.round == 0 or o.rewind_iteration == 0:
         return model, 0
     # The dense network's first k iterations, as round 0 took them.
-    train_steps(
-        model,
-        MaskedAdam(model.params(), o.lr),
-        train,
-        val,
-        0,
-        o.rewind_iteration,
-        o.batch_size,
-        o.seed,
-        eval_every=o.rewind_iteration,
-    )
+    _train(model, o, train, val, start=0, stop=o.rewind_iteration, every=o.rewind_iteration)
     return model, o.rewind_iteration
+
+
+def _train(
+    model: Sequential, o: TicketOptions, train: Split, val: Split, start: int, stop: int, every: int
+) -> StepsResult:
+    """Iterations start..stop-1 as every training of the study takes them: Adam at o.lr,
+    batches of o.batch_size in the order o.seed gives; the validation loss every `every`."""
+    optimizer = MaskedAdam(model.params(), o.lr)
+    return train_steps(model, optimizer, train, val, start, stop, o.batch_size, o.seed, every)
 
 
 def ticket(options: dict, masks: dict[str, np.ndarray] | None, data_dir: str | None = None) -> dict:
@@ -151,21 +150,8 @@ def ticket(options: dict, masks: dict[str, np.ndarray] | None, data_dir: str | N
     o = TicketOptions(**options)
     train, val, test = lottery_data(data_dir, o.validation, o.limit)
     model, start = _start(o, train, val)
-    for name, mask in (masks or {}).items():
-        p = model.params()[name]
-        p.mask = mask.astype(bool)
-        p.value *= p.mask
-    steps = train_steps(
-        model,
-        MaskedAdam(model.params(), o.lr),
-        train,
-        val,
-        start,
-        o.iterations,
-        o.batch_size,
-        o.seed,
-        o.eval_every,
-    )
+    apply_masks(model.params(), {name: m.astype(bool) for name, m in (masks or {}).items()})
+    steps = _train(model, o, train, val, start, stop=o.iterations, every=o.eval_every)
     test_loss, test_accuracy = evaluate(model, test.images, test.labels)
     result = {
         "options": asdict(o),

@@ -161,14 +161,9 @@ class Workers:
         """Run the points not yet in `store`, saving each as it finishes; -> every point's
         result (saved before or new) and the failures. context: keyword arguments for fn that
         do not change its result (where the data is). report(point, result): on each new one."""
-        outcome = Outcome()
-        todo = []
-        for p in points:
-            saved = store.load(p)
-            if saved is None:
-                todo.append(p)
-            else:
-                outcome.results[p.name] = saved
+        saved = {p.name: store.load(p) for p in points}
+        outcome = Outcome({name: result for name, result in saved.items() if result is not None})
+        todo = [p for p in points if saved[p.name] is None]
         for p, future in self._finished(fn, todo, context or {}):
             error = future.exception()
             if error is not None:

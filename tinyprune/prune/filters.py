@@ -30,9 +30,12 @@ def kept_units(layer) -> np.ndarray:
     return np.ones(len(layer.bias.value), bool) if mask is None else mask.copy()
 
 
-def _input_keep(layer, kept_before: np.ndarray) -> np.ndarray:
+def _input_keep(layer, kept_before: np.ndarray | None) -> np.ndarray:
     """Expand the previous layer's kept outputs (C,) to this layer's inputs: (C,) for a conv,
-    (in_features,) for an fc after Flatten, where channel c feeds in_features // C columns."""
+    (in_features,) for an fc after Flatten, where channel c feeds in_features // C columns.
+    The first weighted layer (kept_before None) keeps all its inputs."""
+    if kept_before is None:
+        return np.ones(layer.weight.value.shape[1], bool)
     if isinstance(layer, Conv2d):
         return kept_before
     return np.repeat(kept_before, layer.weight.value.shape[1] // len(kept_before))
@@ -62,8 +65,7 @@ def filter_masks(model: Sequential, sparsity: float) -> dict[str, np.ndarray]:
     for name, layer in layers.items():
         w = layer.weight.value
         rows = keep[name].reshape((-1,) + (1,) * (w.ndim - 1))
-        cols = np.ones(w.shape[1], bool) if kept_before is None else _input_keep(layer, kept_before)
-        cols = cols.reshape((1, -1) + (1,) * (w.ndim - 2))
+        cols = _input_keep(layer, kept_before).reshape((1, -1) + (1,) * (w.ndim - 2))
         masks[f"{name}.weight"] = np.broadcast_to(rows & cols, w.shape).copy()
         if name != names[-1]:
             masks[f"{name}.bias"] = keep[name].copy()
@@ -82,12 +84,7 @@ def shrink(model: Sequential) -> Sequential:
             layers[name] = type(layer)()  # ReLU, MaxPool2d, Flatten: no parameters
             continue
         out_keep = kept_units(layer)
-        in_keep = (
-            np.ones(layer.weight.value.shape[1], bool)
-            if kept_before is None
-            else _input_keep(layer, kept_before)
-        )
-        w = layer.weight.value[out_keep][:, in_keep]
+        w = layer.weight.value[out_keep][:, _input_keep(layer, kept_before)]
         dtype = w.dtype
         small: Conv2d | Linear
         if isinstance(layer, Conv2d):

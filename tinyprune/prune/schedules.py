@@ -82,10 +82,8 @@ def prune_and_finetune(
     """
     epochs, target = prune.finetune_epochs, prune.sparsity if sparsity is None else sparsity
     check_schedule(prune.schedule, prune.rounds, epochs)
-    optimizer = dict(lr=prune.finetune_lr, momentum=train.momentum, weight_decay=train.weight_decay)
-    fit_options = dict(batch_size=train.batch_size, max_shift=train.shift)
     progress = progress or FinetuneProgress()
-    run = _Rounds(model, data, prune.method, train.seed, progress, optimizer, fit_options)
+    run = _Rounds(model, data, prune, train, progress)
     if prune.schedule == "agp":
         run.agp(target, epochs)
     else:
@@ -104,19 +102,16 @@ class _Rounds:
     """What prune_and_finetune has done so far: the rounds pruned and the epochs fine-tuned."""
 
     def __init__(
-        self,
-        model,
-        data,
-        method: str,
-        seed: int,
-        progress: FinetuneProgress,
-        optimizer: dict,
-        train: dict,
+        self, model, data, prune: PruneConfig, train: TrainConfig, progress: FinetuneProgress
     ):
-        self.model, self.data, self.method, self.seed = model, data, method, seed
+        self.model, self.data, self.method, self.seed = model, data, prune.method, train.seed
         self.progress = progress
         self.rounds, self.history = progress.rounds, progress.history  # filled as it goes
-        self.optimizer, self.train = optimizer, train  # MaskedSGD's and fit's options
+        # MaskedSGD's options, and fit's
+        self.optimizer = dict(
+            lr=prune.finetune_lr, momentum=train.momentum, weight_decay=train.weight_decay
+        )
+        self.train = dict(batch_size=train.batch_size, max_shift=train.shift)
 
     def rng(self, k: int) -> np.random.Generator:
         """For method="random": a generator per round (agp: per step), so that a resumed

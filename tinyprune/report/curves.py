@@ -39,8 +39,7 @@ def plot_histories(
     """On ax, the train and test `key` ("loss" or "accuracy"), times scale, per epoch: solid
     lines while training, dashed while fine-tuning."""
     x_train, x_tune = epoch_axis(train_history, finetune_history)
-    for split, color in (("train", "C0"), ("test", "C1")):
-        label = "train" if split == "train" else test_label
+    for split, color, label in (("train", "C0", "train"), ("test", "C1", test_label)):
         for xs, history, style, phase in (
             (x_train, train_history, "-", "training"),
             (x_tune, finetune_history, "--", "fine-tuning"),
@@ -101,7 +100,4 @@ def training_curves(
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)

@@ -42,10 +42,7 @@ def conv_filters(before: np.ndarray, after: np.ndarray, path: Path, title: str =
     axes[1][0].set_ylabel("after", fontsize=10)
     fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
     fig.suptitle(title)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def mask_image(
@@ -67,10 +64,7 @@ def mask_image(
         or f"{name}'s mask: {kept:,} of {mask.size:,} weights kept "
         f"({kept / mask.size:.1%}); black = kept, white = pruned"
     )
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def activations(model: Sequential, image: np.ndarray, dataset: Dataset = MNIST) -> dict:
@@ -121,10 +115,7 @@ def feature_maps(
         or "one image through the network: feature maps after each conv block "
         "(bright = large activation)"
     )
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def _draw_prediction(

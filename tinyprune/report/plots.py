@@ -31,11 +31,16 @@ def pyplot():
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Write the figure as PNG (or what path's suffix says) atomically; -> path."""
+    """Write the figure as PNG (or what path's suffix says) atomically, then close it; -> path."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
-    with atomic_write(path) as tmp:
-        # The temporary name ends in .tmp: tell savefig the format the real name says.
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
+    try:
+        with atomic_write(path) as tmp:
+            # The temporary name ends in .tmp: tell savefig the format the real name says.
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip("."))
+    finally:
+        plt.close(fig)  # pyplot holds on to every figure until it is closed, failed or not
     print(f"plot written: {path}")
     return path
 
@@ -61,10 +66,7 @@ def weight_histograms(
     axes[0][0].set_ylabel("count")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, y=1.06)  # above the panels' own titles
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def _accuracy_plot(
@@ -91,10 +93,7 @@ def _accuracy_plot(
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def on_dataset(result: dict) -> str:
@@ -166,10 +165,7 @@ def sweep_size_plot(result: dict, path: Path) -> Path | None:
     )
     ax.legend()
     ax.grid(alpha=0.3, which="both")
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
@@ -182,16 +178,17 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     dense = [r for r in rows if r["round"] == 0]
     min_remaining = min(r["remaining"] for r in rows)
+    panels = (  # (key of the rows, scale, the axis's label), a panel each
+        ("early_stop_iteration", 1, "early-stopping iteration\n(min. validation loss)"),
+        ("early_stop_test_accuracy", 100, "test accuracy at early stop (%)"),
+    )
     for kind, label in (("rewind", "rewound to init (ticket)"), ("reinit", "random reinit")):
         pruned = [r for r in rows if r["kind"] == kind and r["round"] > 0]
         if not pruned:
             continue
         line = dense + sorted(pruned, key=lambda r: r["round"])
         x = [100 * r["remaining"] for r in line]
-        for ax, key, scale in (
-            (axes[0], "early_stop_iteration", 1),
-            (axes[1], "early_stop_test_accuracy", 100),
-        ):
+        for ax, (key, scale, _) in zip(axes, panels):
             ax.errorbar(
                 x,
                 [scale * r[key]["mean"] for r in line],
@@ -201,16 +198,9 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
                 capsize=3,
                 label=label,
             )
-    for ax, key, scale in (
-        (axes[0], "early_stop_iteration", 1),
-        (axes[1], "early_stop_test_accuracy", 100),
-    ):
+    for ax, (key, scale, ylabel) in zip(axes, panels):
         if dense:
             ax.axhline(scale * dense[0][key]["mean"], color="0.5", linestyle=":", label="dense")
-    for ax, ylabel in (
-        (axes[0], "early-stopping iteration\n(min. validation loss)"),
-        (axes[1], "test accuracy at early stop (%)"),
-    ):
         ax.set_xscale("log")
         ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5) if t >= 100 * min_remaining / 1.5]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
@@ -221,7 +211,4 @@ def lottery_plot(rows: list[dict], path: Path, title: str = "") -> Path | None:
         ax.grid(alpha=0.3, which="both")
     axes[1].legend()
     fig.suptitle(title)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)

@@ -149,13 +149,11 @@ class RunState:
         self.model = model
         self.saved = saved  # the checkpoint resumed from, if any
         self.finetuning = saved is not None and saved.phase == "fine-tune"
-        self.train_history: list[dict] = (
-            []
-            if saved is None
-            else saved.results["train_history"]
-            if self.finetuning
-            else saved.history
-        )
+        self.train_history: list[dict] = []
+        if saved is not None:
+            self.train_history = (
+                saved.results["train_history"] if self.finetuning else saved.history
+            )
 
     @classmethod
     def open(cls, config: RunConfig, model: Sequential, resume: bool) -> RunState:
