@@ -14,6 +14,7 @@ first 50,000 training images and every accuracy on the other 10,000 (validation)
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import sys
 import time
@@ -24,7 +25,8 @@ from common import write_json  # noqa: E402
 
 from tinyprune.config import DataConfig, TrainConfig  # noqa: E402
 from tinyprune.data.mnist import load_data  # noqa: E402
-from tinyprune.nn.model import lenet5_caffe  # noqa: E402
+from tinyprune.deploy.weight_sharing import share_weights  # noqa: E402
+from tinyprune.nn.model import layer_of, lenet5_caffe  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.nn.widths import lenet5_caffe_widths  # noqa: E402
 from tinyprune.prune.structured import METHODS, learn_structure, widths  # noqa: E402
@@ -45,6 +47,17 @@ def train(model, data, args, epochs: int, lr: float, phase: str) -> None:
     fit(model, data, optimizer, epochs, 128, args.seed, max_shift=args.shift, phase=phase)
 
 
+def shared_4bit(model, data) -> tuple[float, int]:
+    """Accuracy of a copy with each layer's weights shared in 16 values (k-means, no
+    fine-tuning; deploy/weight_sharing.py), and the bytes that would take: 4 bits a weight, a
+    float32 codebook of 16 a layer, float32 biases. An estimate, not a file written."""
+    shared = copy.deepcopy(model)
+    layers = {layer_of(name) for name in shared.prunable()}
+    share_weights(shared, dict.fromkeys(layers, 4))
+    biases = shared.num_params() - weights(shared)
+    return accuracy(shared, data), (weights(shared) + 1) // 2 + 4 * (16 * len(layers) + biases)
+
+
 def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
     """Learn the widths with `method` at `lam`, fine-tune them (and train them from scratch
     with --scratch) -> a table row."""
@@ -63,11 +76,13 @@ def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
     row["removed_accuracy"] = accuracy(small, data)
     train(small, data, args, args.finetune_epochs, args.finetune_lr, "fine-tune")
     row["finetuned_accuracy"] = accuracy(small, data)
+    row["shared_4bit_accuracy"], row["bytes_4bit_estimate"] = shared_4bit(small, data)
     row["seconds"] = time.perf_counter() - start
     if args.scratch:
         scratch = lenet5_caffe_widths(row["widths"], args.seed)
         train(scratch, data, args, args.epochs + args.finetune_epochs, args.lr, "scratch")
         row["scratch_accuracy"] = accuracy(scratch, data)
+        row["scratch_shared_4bit_accuracy"] = shared_4bit(scratch, data)[0]
     print(f"point {row}", flush=True)
     return row
 
@@ -76,14 +91,14 @@ def print_table(rows: list[dict], where: str) -> None:
     print(f"\nlenet5-caffe, accuracy on {where}")
     print(
         f"{'method':>11} {'lam':>18} {'widths':>14} {'weights':>8} {'removed':>8} "
-        f"{'tuned':>7} {'scratch':>8}"
+        f"{'tuned':>7} {'4-bit':>7} {'bytes':>7} {'scratch':>8}"
     )
     for r in rows:
         scratch = f"{r['scratch_accuracy']:8.2%}" if "scratch_accuracy" in r else "       -"
         print(
             f"{r['method']:>11} {r['lam']:>18} {'-'.join(map(str, r['widths'])):>14} "
             f"{r['weights']:8,} {r['removed_accuracy']:8.2%} {r['finetuned_accuracy']:7.2%} "
-            f"{scratch}"
+            f"{r['shared_4bit_accuracy']:7.2%} {r['bytes_4bit_estimate']:7,} {scratch}"
         )
 
 

@@ -18,7 +18,7 @@ from tinyprune.prune.group_lasso import layer_lams, unit_layers
 
 
 def with_scales(model: Sequential) -> Sequential:
-    """The model (its layers, not copies) with a ChannelScale '<layer>.scale' after each unit
+    """The model (its layers, not copies) with a ChannelScale '<layer>_scale' after each unit
     layer's output: after the MaxPool2d and ReLU that follow the layer, if any."""
     units = unit_layers(model)
     layers, pending = {}, None
@@ -60,7 +60,5 @@ def fold_scales(model: Sequential) -> Sequential:
         layer = units[name]
         layer.weight.value *= s.reshape((-1,) + (1,) * (layer.weight.value.ndim - 1))
         layer.bias.value *= s
-    return Sequential(
-        model.name,
-        {k: v for k, v in model.layers.items() if not isinstance(v, ChannelScale)},
-    )
+    kept = {k: v for k, v in model.layers.items() if not isinstance(v, ChannelScale)}
+    return Sequential(model.name, kept)

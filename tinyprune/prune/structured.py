@@ -48,23 +48,16 @@ def learn_structure(
     without the units it zeroed (see remove_dead_units).
     data: an Mnist tuple; its test images are measured after each epoch."""
     if method not in METHODS:
-        raise ValueError(
-            f"unknown structured method {method!r}; choose one of {', '.join(METHODS)}"
-        )
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     net = slimming.with_scales(model) if method == "slimming" else model
     penalty = slimming if method == "slimming" else group_lasso
     optimizer = MaskedSGD(net.params(), train.lr, train.momentum, train.weight_decay)
-    fit(
-        net,
-        data,
-        optimizer,
-        train.epochs,
-        train.batch_size,
-        train.seed,
-        max_shift=train.shift,
-        phase=method,
-        after_step=lambda step, total: penalty.proximal_step(net, lam, optimizer.lr),
-    )
+
+    def prox(step: int, total_steps: int) -> None:  # after each optimizer step, at its rate
+        penalty.proximal_step(net, lam, optimizer.lr)
+
+    steps = (train.epochs, train.batch_size, train.seed, train.shift, method)
+    fit(net, data, optimizer, *steps, after_step=prox)
     if method == "slimming":
         net = slimming.fold_scales(net)
     return remove_dead_units(net, tol)
