@@ -30,7 +30,7 @@ from tinyprune.nn.model import layer_of, lenet5_caffe  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.nn.widths import lenet5_caffe_widths  # noqa: E402
 from tinyprune.prune.structured import METHODS, learn_structure, widths  # noqa: E402
-from tinyprune.train.loop import evaluate, fit  # noqa: E402
+from tinyprune.train.loop import Diverged, evaluate, fit  # noqa: E402
 
 
 def weights(model) -> int:
@@ -44,7 +44,8 @@ def accuracy(model, data) -> float:
 
 def train(model, data, args, epochs: int, lr: float, phase: str) -> None:
     optimizer = MaskedSGD(model.params(), lr, 0.9, args.weight_decay)
-    fit(model, data, optimizer, epochs, 128, args.seed, max_shift=args.shift, phase=phase)
+    steps = (epochs, 128, args.seed, args.shift, phase)
+    fit(model, data, optimizer, *steps, warmup_steps=args.warmup_steps)
 
 
 def shared_4bit(model, data) -> tuple[float, int]:
@@ -65,7 +66,8 @@ def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
         "lenet5-caffe", args.epochs, args.lr, 128, 0.9, args.weight_decay, args.shift, args.seed
     )
     start = time.perf_counter()
-    small = learn_structure(lenet5_caffe(args.seed), data, method, lam, recipe, args.tol)
+    model = lenet5_caffe(args.seed)
+    small = learn_structure(model, data, method, lam, recipe, args.tol, args.warmup_steps)
     row = {
         "method": method,
         "lam": ",".join(f"{v:g}" for v in lam),
@@ -73,6 +75,7 @@ def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
         "weights": weights(small),
     }
     row["params"] = small.num_params()
+    print(f"learned widths {row['widths']}: {row['weights']:,} weights", flush=True)
     row["removed_accuracy"] = accuracy(small, data)
     train(small, data, args, args.finetune_epochs, args.finetune_lr, "fine-tune")
     row["finetuned_accuracy"] = accuracy(small, data)
@@ -80,9 +83,13 @@ def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
     row["seconds"] = time.perf_counter() - start
     if args.scratch:
         scratch = lenet5_caffe_widths(row["widths"], args.seed)
-        train(scratch, data, args, args.epochs + args.finetune_epochs, args.lr, "scratch")
-        row["scratch_accuracy"] = accuracy(scratch, data)
-        row["scratch_shared_4bit_accuracy"] = shared_4bit(scratch, data)[0]
+        try:
+            train(scratch, data, args, args.epochs + args.finetune_epochs, args.lr, "scratch")
+            row["scratch_accuracy"] = accuracy(scratch, data)
+            row["scratch_shared_4bit_accuracy"] = shared_4bit(scratch, data)[0]
+        except Diverged as e:  # recorded, not hidden: the table shows it as nan
+            print(e, flush=True)
+            row["scratch_accuracy"] = row["scratch_shared_4bit_accuracy"] = float("nan")
     print(f"point {row}", flush=True)
     return row
 
@@ -120,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--shift", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--warmup-steps", type=int, default=0, help="learning-rate ramp (see cosine_lr)"
+    )
     parser.add_argument("--tol", type=float, default=1e-3, help="see remove_dead_units")
     parser.add_argument("--scratch", action="store_true", help="also train the widths from scratch")
     parser.add_argument("--limit", type=int, default=None, help="train on N images (pilots)")

@@ -1,11 +1,9 @@
 """Group lasso (Yuan & Lin 2006; on filters, Wen et al. 2016): a penalty that zeroes whole
-filters and neurons, not single weights.
-
-A group is one unit's incoming weights and its bias: a conv filter's row (C, K, K) and bias,
-or an fc neuron's row (in,) and bias, in every weighted layer but the last (its outputs are the
-classes). The penalty is lam * sum_g sqrt(|g|) ||w_g||_2; sqrt(|g|) weighs a group by its size
-so that a row of 800 weights is pressed as hard, per weight, as one of 25. A unit whose group
-is all zero outputs exactly 0, so prune/structured.py removes it and what reads from it.
+filters and neurons, not single weights. A group is one unit's incoming weights and its bias (a
+conv filter's (C, K, K) row or an fc neuron's (in,) row), in every weighted layer but the last,
+whose outputs are the classes. The penalty is lam * sum_g sqrt(|g|) ||w_g||_2: the norm of a
+group grows as the square root of its size, and Yuan & Lin's sqrt(|g|) weighs groups to match.
+A unit whose group is all zero outputs exactly 0: prune/structured.py removes it.
 """
 
 from __future__ import annotations
@@ -46,9 +44,8 @@ def penalty(model: Sequential, lam) -> float:
 
 
 def penalty_gradient(layer: Conv2d | Linear, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """d penalty / d (weight, bias) of one layer: lam sqrt(|g|) w_g / ||w_g||, and 0 for a
-    group at 0 (the subgradient there nearest 0). The proximal step below is what training
-    uses; this is the same penalty's derivative, which the tests check by finite differences."""
+    """d penalty / d (weight, bias) of one layer: lam sqrt(|g|) w_g / ||w_g||; 0 for a group
+    at 0. Training takes the proximal step below; tests check this by finite differences."""
     norms = group_norms(layer)
     scale = lam * _size_weight(layer) * np.divide(1.0, norms, np.zeros_like(norms), where=norms > 0)
     w = layer.weight.value

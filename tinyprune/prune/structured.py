@@ -41,12 +41,11 @@ def remove_dead_units(model: Sequential, tol: float) -> Sequential:
 
 
 def learn_structure(
-    model: Sequential, data, method: str, lam, train: TrainConfig, tol: float = 1e-3
+    model: Sequential, data, method: str, lam, train: TrainConfig, tol=1e-3, warmup_steps=0
 ) -> Sequential:
-    """Train `model` as `train` says (SGD, cosine rate) with `method`'s penalty of strength
-    lam (one, or one each unit layer: conv1, conv2, fc1), then -> the smaller dense model
-    without the units it zeroed (see remove_dead_units).
-    data: an Mnist tuple; its test images are measured after each epoch."""
+    """Train `model` on data (an Mnist) as `train` says with `method`'s penalty of strength lam
+    (one, or one a unit layer), then -> the smaller dense model without the units it zeroed
+    (remove_dead_units). warmup_steps: see train/loop.py's cosine_lr."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     net = slimming.with_scales(model) if method == "slimming" else model
@@ -57,7 +56,7 @@ def learn_structure(
         penalty.proximal_step(net, lam, optimizer.lr)
 
     steps = (train.epochs, train.batch_size, train.seed, train.shift, method)
-    fit(net, data, optimizer, *steps, after_step=prox)
+    fit(net, data, optimizer, *steps, after_step=prox, warmup_steps=warmup_steps)
     if method == "slimming":
         net = slimming.fold_scales(net)
     return remove_dead_units(net, tol)
