@@ -1,7 +1,7 @@
 """Learned structured pruning of LeNet-5-Caffe, chosen on the validation split.
 
-    python benchmarks/structured_search.py --method group-lasso slimming --lam 1e-4 3e-4 \
-        --epochs 10 --finetune-epochs 5 [--scratch] [--seed 0] [--limit N] [--json FILE]
+    python benchmarks/structured_search.py --method group-lasso --lam 1e-2,2e-3,2e-3 \
+        --epochs 10 --finetune-epochs 5 --warmup-steps 200 --scratch [--test] [--json FILE]
 
 Each point (every method x lam) trains lenet5-caffe for --epochs with the method's penalty
 (prune/structured.py), removes the units it zeroed, and fine-tunes the smaller dense network
@@ -9,6 +9,8 @@ for --finetune-epochs. With --scratch, the same widths are also trained from scr
 --epochs + --finetune-epochs (Liu et al., ICLR 2019: the honest baseline). Training is on the
 first 50,000 training images and every accuracy on the other 10,000 (validation); only with
 --test, for a recipe already chosen, on all 60,000 and the test set. Prints a table, writes JSON.
+The 4-bit column shares each layer's weights in 16 values (k-means, no fine-tuning); its bytes
+are an estimate (4 bits a weight, float32 codebooks and biases), not a file written.
 """
 
 from __future__ import annotations
