@@ -95,7 +95,7 @@ def test_group_lasso_proximal_step_minimises_its_objective():
 
 
 def test_slimming_scales_follow_each_unit_and_start_as_the_identity():
-    model = lenet5_caffe(seed=4, dtype=np.float64)
+    model = lenet5_caffe_widths((3, 4, 5), seed=4, dtype=np.float64)
     x = images()
     before = model.forward(x)
     scaled = slimming.with_scales(model)
@@ -137,13 +137,13 @@ def test_a_layer_with_every_group_at_zero_keeps_its_largest_unit():
     assert widths(remove_dead_units(model, tol=1e-3)) == (4, 1, 6)
 
 
-def random_data(n=256, seed=0) -> Mnist:
+def random_data(n=64, seed=0) -> Mnist:
     rng = np.random.default_rng(seed)
     x, y = (
         rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
         rng.integers(0, 10, n).astype(np.uint8),
     )
-    return Mnist(x, y, x[:64], y[:64], MNIST)
+    return Mnist(x, y, x[:16], y[:16], MNIST)  # one batch: a single step, fast without numba
 
 
 @pytest.mark.parametrize("method", ["group-lasso", "slimming"])
@@ -155,7 +155,7 @@ def test_learn_structure_removes_units_only_under_a_penalty(method):
         5,
         6,
     )
-    small = learn_structure(lenet5_caffe_widths((4, 5, 6)), data, method, 100.0, train)
+    small = learn_structure(lenet5_caffe_widths((4, 5, 6)), data, method, 1e3, train)
     assert widths(small) == (1, 1, 1)
 
 
