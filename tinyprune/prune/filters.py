@@ -58,8 +58,17 @@ def filter_masks(model: Sequential, sparsity: float) -> dict[str, np.ndarray]:
         l1 = np.abs(w).reshape(len(w), -1).sum(axis=1)
         score = np.where(kept_units(layer), l1, -np.inf)
         keep[name] = keep_mask(score, int(round(sparsity * len(w))))
-    keep[names[-1]] = np.ones(layers[names[-1]].weight.value.shape[0], bool)
+    return unit_masks(model, keep)
 
+
+def unit_masks(model: Sequential, keep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The masks removing, in each weighted layer named in `keep`, the units whose entry of
+    keep (out,) bool is False, and what the next layer reads from them; the last layer's
+    units (the classes) always stay. Keys as filter_masks's."""
+    layers = weighted_layers(model)
+    names = list(layers)
+    keep = {name: keep.get(name, np.ones(len(layers[name].bias.value), bool)) for name in names}
+    keep[names[-1]] = np.ones(layers[names[-1]].weight.value.shape[0], bool)
     masks = {}
     kept_before = None
     for name, layer in layers.items():

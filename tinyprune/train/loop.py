@@ -79,9 +79,11 @@ def print_progress(name: str, seconds: float) -> None:
         print(f"  numba compiled {name} in {seconds:.1f}s", flush=True)
 
 
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """Learning rate decayed from base_lr to 0 along half a cosine over total_steps."""
-    return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
+def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """Learning rate decayed from base_lr to 0 along half a cosine over total_steps, and over
+    the first warmup_steps (default none) ramped up linearly: lenet5-caffe may diverge without."""
+    ramp = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    return ramp * 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
@@ -142,6 +144,7 @@ def train_epoch(
     max_shift: int,
     phase: str,
     after_step: Callable[[int, int], None] | None,
+    warmup_steps: int = 0,
 ) -> tuple[float, float, float]:
     """Epoch `epoch` of `epochs`' steps, as `fit` describes them -> (mean train loss, train
     accuracy as a fraction, wall seconds of the steps)."""
@@ -160,7 +163,7 @@ def train_epoch(
         x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
         y = data.train_labels[idx].astype(np.int64)
         global_step = (epoch - 1) * steps_per_epoch + step
-        optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
+        optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps, warmup_steps)
         where = f"at epoch {epoch}, step {step + 1}"
         logits, loss = train_step(model, loss_fn, optimizer, x, y, phase, where)
         if after_step is not None:
@@ -195,6 +198,7 @@ def fit(
     start_epoch: int = 1,
     after_step: Callable[[int, int], None] | None = None,
     after_epoch: Callable[[dict], None] | None = None,
+    warmup_steps: int = 0,
 ) -> list[dict]:
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
@@ -204,15 +208,15 @@ def fit(
     generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
     model and optimizer as they were) takes the same steps as one never interrupted.
     after_step(step, total_steps) runs after each optimizer step (steps count from 1 over the
-    whole run); after_epoch(entry) after each epoch's history entry is made.
+    whole run); after_epoch(entry) after each epoch's history entry is made. warmup_steps:
+    see cosine_lr.
     Returns the history entries of the epochs run; `seconds` is the wall time of the
     training steps alone.
     """
     history = []
     for epoch in range(start_epoch, epochs + 1):
-        train_loss, train_accuracy, seconds = train_epoch(
-            model, optimizer, data, epoch, epochs, batch_size, seed, max_shift, phase, after_step
-        )
+        run = (epoch, epochs, batch_size, seed, max_shift, phase, after_step, warmup_steps)
+        train_loss, train_accuracy, seconds = train_epoch(model, optimizer, data, *run)
         test_loss, test_accuracy = evaluate(
             model, data.test_images, data.test_labels, dataset=data.dataset
         )
