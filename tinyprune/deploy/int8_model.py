@@ -66,8 +66,9 @@ class IntStage:
     """One stage in integers. weight: int8 (F, C, K, K) for a conv, (R, M) for a linear layer;
     bias: int32 (F,); mult, shift: (F,) each channel's requantisation; in_zero: the input's
     zero point; zero: the output's; lo: the lowest output; kept: bool like weight, the
-    weights stored; weight_scale, out_scale: the scales they came from; a shared layer also has codebook (k,) int8 and index (like weight, int16,
-    -1 where pruned), with weight = codebook[index] where kept."""
+    weights stored; weight_scale, out_scale: the scales they came from; a shared layer also
+    has codebook (k,) int8 and index (like weight, int16, -1 where pruned), with
+    weight = codebook[index] where kept."""
 
     name: str
     weight: np.ndarray
