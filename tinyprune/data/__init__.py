@@ -1,1 +1,1 @@
-"""Stage 1, data: the IDX file format, finding and verifying MNIST, and turning images into input."""
+"""Stage 1, data: the IDX file format, finding and verifying MNIST, and images made input."""

@@ -3,7 +3,8 @@
 An IDX file is a tiny header followed by one array in row-major order, all big-endian:
 
     offset 0      0x00 0x00     magic: two zero bytes
-    offset 2      type code     0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64
+    offset 2      type code     0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
+                                0x0E float64
     offset 3      ndim          number of dimensions
     offset 4      dims          ndim x uint32, e.g. 60000, 28, 28
     offset 4+4*ndim   data      prod(dims) elements of the type above
@@ -43,22 +44,30 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     `name` is only used in error messages.
     """
     if len(data) < 4:
-        raise IdxError(f"{name}: {len(data)} bytes is too short for an IDX header (4 bytes at least); "
-                       f"the file is empty or truncated — {REDOWNLOAD}")
+        raise IdxError(
+            f"{name}: {len(data)} bytes is too short for an IDX header (4 bytes at least); "
+            f"the file is empty or truncated — {REDOWNLOAD}"
+        )
     code, ndim = data[2], data[3]
     if data[:2] != b"\0\0":
         hint = " (it is still gzip-compressed)" if data[:2] == GZIP_MAGIC else ""
-        raise IdxError(f"{name}: starts with bytes {data[:4].hex(' ')}, but an IDX file starts with "
-                       f"two zero bytes; this is not an IDX file{hint}")
+        raise IdxError(
+            f"{name}: starts with bytes {data[:4].hex(' ')}, but an IDX file starts with "
+            f"two zero bytes; this is not an IDX file{hint}"
+        )
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
         raise IdxError(f"{name}: unknown IDX element type 0x{code:02X} (known: {known})")
     if ndim == 0:
-        raise IdxError(f"{name}: header says the array has 0 dimensions; an IDX array needs at least 1")
+        raise IdxError(
+            f"{name}: header says the array has 0 dimensions; an IDX array needs at least 1"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IdxError(f"{name}: header says {ndim} dimensions, which needs {header} header bytes, "
-                       f"but the file has only {len(data)}; the file is truncated — {REDOWNLOAD}")
+        raise IdxError(
+            f"{name}: header says {ndim} dimensions, which needs {header} header bytes, "
+            f"but the file has only {len(data)}; the file is truncated — {REDOWNLOAD}"
+        )
 
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
@@ -66,10 +75,15 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     expected, got = math.prod(dims) * dtype.itemsize, len(data) - header
     if got != expected:
         shape = "x".join(map(str, dims))
-        fault = ("the file is truncated" if got < expected
-                 else f"{got - expected} bytes trail the data; the file is not a clean IDX file")
-        raise IdxError(f"{name}: header says {shape} {dtype.name} = {expected} bytes of data "
-                       f"but the file has {got}; {fault} — {REDOWNLOAD}")
+        fault = (
+            "the file is truncated"
+            if got < expected
+            else f"{got - expected} bytes trail the data; the file is not a clean IDX file"
+        )
+        raise IdxError(
+            f"{name}: header says {shape} {dtype.name} = {expected} bytes of data "
+            f"but the file has {got}; {fault} — {REDOWNLOAD}"
+        )
     try:
         array = np.frombuffer(data, dtype, count=math.prod(dims), offset=header).reshape(dims)
     except ValueError as e:  # e.g. more dimensions than NumPy supports (IDX allows 255)

@@ -29,8 +29,16 @@ from tinyprune.data.datasets import (
 )
 from tinyprune.data.idx import IdxError, gunzip, parse_idx
 
-__all__ = ["Mnist", "MnistError", "WrongDataset", "download", "find_file", "load_data",
-           "load_mnist", "resolve_data_dir"]
+__all__ = [
+    "Mnist",
+    "MnistError",
+    "WrongDataset",
+    "download",
+    "find_file",
+    "load_data",
+    "load_mnist",
+    "resolve_data_dir",
+]
 
 
 class MnistError(RuntimeError):
@@ -72,9 +80,15 @@ def identify(name: str, raw: bytes, content: bytes) -> Dataset | None:
     return next((d for d in DATASETS.values() if matches(d, name, raw, content)), None)
 
 
-def download(name: str, data_dir: str | os.PathLike, dataset: Dataset = MNIST,
-             mirrors: Sequence[str] | None = None, timeout: float = 30, retries: int = 2,
-             progress: bool = True) -> Path:
+def download(
+    name: str,
+    data_dir: str | os.PathLike,
+    dataset: Dataset = MNIST,
+    mirrors: Sequence[str] | None = None,
+    timeout: float = 30,
+    retries: int = 2,
+    progress: bool = True,
+) -> Path:
     """Download `name` (e.g. "train-images-idx3-ubyte") of `dataset` to data_dir/name.gz.
 
     Mirrors (default: the data set's) are tried in turn. An HTTP error or wrong content moves
@@ -107,34 +121,49 @@ def download(name: str, data_dir: str | os.PathLike, dataset: Dataset = MNIST,
             failures.append(f"  {url}: {error}")
     finally:
         Path(part).unlink(missing_ok=True)  # already gone after os.replace
-    raise MnistError(f"could not download {name}.gz from any mirror:\n" + "\n".join(failures)
-                     + f"\nCheck your network connection, or download {name}.gz by hand into "
-                     f"{data_dir.resolve()}.")
+    raise MnistError(
+        f"could not download {name}.gz from any mirror:\n"
+        + "\n".join(failures)
+        + f"\nCheck your network connection, or download {name}.gz by hand into "
+        f"{data_dir.resolve()}."
+    )
 
 
 def _fetch(url: str, path: str, timeout: float, retries: int, progress: bool) -> str | None:
-    """Stream url into the file at path, retrying network failures; None on success, else why not."""
+    """Stream url into the file at path, retrying network failures; None on success, else why
+    not."""
     for attempt in range(1, retries + 2):
         try:
             with requests.get(url, stream=True, timeout=timeout) as response, open(path, "wb") as f:
                 response.raise_for_status()
                 size = int(response.headers.get("Content-Length", 0)) or None
-                with tqdm(total=size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                          disable=not progress) as bar:
+                with tqdm(
+                    total=size,
+                    unit="B",
+                    unit_scale=True,
+                    desc=url.rsplit("/", 1)[-1],
+                    disable=not progress,
+                ) as bar:
                     for chunk in response.iter_content(chunk_size=1 << 16):
                         f.write(chunk)
                         bar.update(len(chunk))
             return None
         except requests.HTTPError as e:  # the server answered: asking again will not help
             return str(e)
-        except requests.RequestException as e:  # refused, cut mid-file or timed out: may pass next time
+        except (
+            requests.RequestException
+        ) as e:  # refused, cut mid-file or timed out: may pass next time
             error = f"{e} (attempt {attempt} of {retries + 1})"
     return error
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool = True,
-               progress: bool = True, mirrors: Sequence[str] | None = None,
-               dataset: Dataset | str = MNIST) -> Mnist:
+def load_mnist(
+    data_dir: str | os.PathLike | None = None,
+    download_missing: bool = True,
+    progress: bool = True,
+    mirrors: Sequence[str] | None = None,
+    dataset: Dataset | str = MNIST,
+) -> Mnist:
     """Load `dataset` (default MNIST) from its folder (see resolve_data_dir); download the
     files that are missing if allowed. The files present are checked first, so nothing is
     downloaded into a folder that holds another data set.
@@ -146,11 +175,15 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
     data_dir = resolve_data_dir(data_dir, dataset)
     paths = {name: find_file(name, data_dir) for name in FILE_NAMES}
     missing = [name for name, path in paths.items() if path is None]
-    where = (f"{dataset.title} is incomplete in {data_dir.resolve()}: missing "
-             f"{', '.join(f'{name}.gz' for name in missing)} (gzip-compressed or not).")
+    where = (
+        f"{dataset.title} is incomplete in {data_dir.resolve()}: missing "
+        f"{', '.join(f'{name}.gz' for name in missing)} (gzip-compressed or not)."
+    )
     if missing and not download_missing:
-        raise MnistError(f"{where}\nPut the files there, or point --data-dir or {ENV_VAR} "
-                         "at a directory that has them.")
+        raise MnistError(
+            f"{where}\nPut the files there, or point --data-dir or {ENV_VAR} "
+            "at a directory that has them."
+        )
     contents = _check_files(dataset, data_dir, {n: p for n, p in paths.items() if p is not None})
     if missing:
         try:
@@ -160,7 +193,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, download_missing: bool
         except MnistError as e:
             raise MnistError(f"{where}\n{e}") from None
     train_images, train_labels, test_images, test_labels = (
-        parse_idx(contents[name], str(paths[name] or name)) for name in FILE_NAMES)
+        parse_idx(contents[name], str(paths[name] or name)) for name in FILE_NAMES
+    )
     data = Mnist(train_images, train_labels, test_images, test_labels, dataset)
     _check(data)
     return data
@@ -173,14 +207,22 @@ def load_data(config: DataConfig) -> Mnist:
     data = load_mnist(config.data_dir, dataset=config.dataset)
     if config.validation:  # the rest of the training set stands in for the test set
         n = VALIDATION_IMAGES
-        data = data._replace(test_images=data.train_images[n:], test_labels=data.train_labels[n:],
-                             train_images=data.train_images[:n], train_labels=data.train_labels[:n])
+        data = data._replace(
+            test_images=data.train_images[n:],
+            test_labels=data.train_labels[n:],
+            train_images=data.train_images[:n],
+            train_labels=data.train_labels[:n],
+        )
     if config.limit is not None:
-        data = data._replace(train_images=data.train_images[:config.limit],
-                             train_labels=data.train_labels[:config.limit])
+        data = data._replace(
+            train_images=data.train_images[: config.limit],
+            train_labels=data.train_labels[: config.limit],
+        )
     if config.test_limit is not None:
-        data = data._replace(test_images=data.test_images[:config.test_limit],
-                             test_labels=data.test_labels[:config.test_limit])
+        data = data._replace(
+            test_images=data.test_images[: config.test_limit],
+            test_labels=data.test_labels[: config.test_limit],
+        )
     return data
 
 
@@ -205,26 +247,36 @@ def _check_files(dataset: Dataset, data_dir: Path, paths: dict[str, Path]) -> di
             f"{data_dir.resolve()}: these are the {' and '.join(titles)} files, not "
             f"{dataset.title}{which}; add "
             f"{' or '.join(f'--dataset {k}' for k in keys)}, or point --data-dir at a folder "
-            f"holding {dataset.title}. They are fine, and were left as they are.")
+            f"holding {dataset.title}. They are fine, and were left as they are."
+        )
     if unknown:
-        how = ("its SHA-256 (of the decompressed content)" if dataset.sha256
-               else "the MD5 of the .gz file as its authors serve it (keep it gzip-compressed)")
+        how = (
+            "its SHA-256 (of the decompressed content)"
+            if dataset.sha256
+            else "the MD5 of the .gz file as its authors serve it (keep it gzip-compressed)"
+        )
         raise MnistError(
             f"{', '.join(str(p) for p in unknown)}: not {dataset.title}'s file by {how}, nor "
             f"any other known data set's: corrupt, or another file under that name. Move it "
-            f"away and run again to download it afresh.")
+            f"away and run again to download it afresh."
+        )
     return contents
 
 
 def _check(data: Mnist) -> None:
     """The checksums pin the content; this guards the code that relies on MNIST's layout."""
-    for split, images, labels in [("train", data.train_images, data.train_labels),
-                                  ("test", data.test_images, data.test_labels)]:
+    for split, images, labels in [
+        ("train", data.train_images, data.train_labels),
+        ("test", data.test_images, data.test_labels),
+    ]:
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise MnistError(f"{split} images are {images.dtype} {images.shape}, "
-                             "expected uint8 (N, 28, 28)")
+            raise MnistError(
+                f"{split} images are {images.dtype} {images.shape}, expected uint8 (N, 28, 28)"
+            )
         if labels.dtype != np.uint8 or labels.shape != images.shape[:1]:
-            raise MnistError(f"{split} labels are {labels.dtype} {labels.shape}, "
-                             f"expected uint8 ({len(images)},): one per image")
+            raise MnistError(
+                f"{split} labels are {labels.dtype} {labels.shape}, "
+                f"expected uint8 ({len(images)},): one per image"
+            )
         if labels.size and labels.max() > 9:
             raise MnistError(f"{split} labels go up to {labels.max()}, expected 0..9")

@@ -1,4 +1,5 @@
 """From stored uint8 images to the network's input: normalisation and random shifts."""
+
 from __future__ import annotations
 
 import numpy as np
