@@ -76,25 +76,29 @@ def kept_fraction(model: Sequential) -> float:
 
 def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential, dict]]:
     """-> (label, model, shared weights) for each folder: a run's pruned.npz (and, with dense,
-    its model.npz, once per model), or deep_compress's shared.tpz."""
+    its model.npz, once per model) and its shared.tpz if it has one (run.py writes one too),
+    or deep_compress's shared.tpz alone."""
     models: list[tuple[str, Sequential, dict]] = []
     seen = set()
     for folder in run_dirs:
-        if (folder / "shared.tpz").is_file():
-            meta, state, shared = tpz.read(folder / "shared.tpz")
-            model = MODELS[meta["model"]]()
-            model.load_state(state, source=str(folder / "shared.tpz"))
-        else:
+        if (folder / "pruned.npz").is_file():
             name = json.loads((folder / "results.json").read_text())["model"]
-            model, shared = MODELS[name](), {}
+            model = MODELS[name]()
             model.load(folder / "pruned.npz")
             if dense and name not in seen:
                 dense_model = MODELS[name]()
                 dense_model.load(folder / "model.npz")
                 models.append((f"{name} dense", dense_model, {}))
                 seen.add(name)
-        label = f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})"
-        models.append((label, model, shared))
+            models.append(
+                (f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})", model, {})
+            )
+        if (folder / "shared.tpz").is_file():
+            meta, state, shared = tpz.read(folder / "shared.tpz")
+            model = MODELS[meta["model"]]()
+            model.load_state(state, source=str(folder / "shared.tpz"))
+            label = f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})"
+            models.append((label, model, shared))
     return models
 
 

@@ -5,7 +5,10 @@
  *     #define SKIP 255             a gap that only moves the input pointer on, with no weight
  *     #define INT8_MODEL           integers only, TFLite's arithmetic (else float32)
  *     #define SHARED_WEIGHTS       int8 shared weights (a codebook and packed indices)
- *     #define HAS_CONV             for a model with conv layers
+ *     #define CONV_GAPS            for a model with conv layers stored as gap streams
+ *     #define LINEAR_GAPS          ... linear layers stored as gap streams
+ *     #define CONV_DENSE           ... conv layers stored dense (int8 only, see dot)
+ *     #define LINEAR_DENSE         ... linear layers stored dense
  *
  * Each layer's kept weights are entries of a gap stream (see c_export.py): an entry's gap moves
  * the input pointer on from the previous entry, and every entry but a SKIP has a weight. */
@@ -35,8 +38,8 @@ typedef struct { const act_t *values; } weights_t;
 #define WEIGHT(w, n) ((w)->values[n])
 #endif
 
-/* One layer: its gap stream (row r's entries are ptr[r] .. ptr[r+1]-1 of gap), its weights and
- * biases, and what turns an accumulator into the layer's output. */
+/* One layer: its gap stream (row r's entries are ptr[r] .. ptr[r+1]-1 of gap; both 0 for a
+ * dense layer), its weights and biases, and what turns an accumulator into its output. */
 typedef struct {
     const ptr_t *ptr;
     const uint8_t *gap;
@@ -92,7 +95,7 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 #define REAL_ZERO(L) 0.0f
 #endif
 
-#ifdef HAS_CONV
+#ifdef CONV_GAPS
 #ifdef __GNUC__
 /* conv_rows has few live variables, so that those of its MAC loop stay in registers */
 #define NOINLINE __attribute__((noinline))
@@ -125,8 +128,10 @@ static NOINLINE uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t
     return n;
 }
 
-/* out[f] = maxpool2x2(ACTIVATION(bias[f] + sum of the taps of channel f)), for f < F: for
- * int8, TFLite's order (requantise, the ReLU fused in, then the max of the int8 values).
+/* out[f] = maxpool2x2(ACTIVATION(bias[f] + sum of the taps of channel f)), for f < F. TFLite
+ * requantises each conv output, then takes the max of the int8 values; ACTIVATION is
+ * monotone (non-decreasing: mult > 0, then a clamp), so the max of the accumulators,
+ * requantised once, is the same value for a quarter of the requantisations.
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
  * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
@@ -147,16 +152,18 @@ static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer
                           &L->weights, first, L->bias[f], rows);
             for (int k = 0; k < Wq; k++) {
                 const acc_t *r = rows + 2 * k;
-                act_t m = ACTIVATION(L, r[0], f), v;
-                if ((v = ACTIVATION(L, r[1], f)) > m) m = v;
-                if ((v = ACTIVATION(L, r[Wo], f)) > m) m = v;
-                if ((v = ACTIVATION(L, r[Wo + 1], f)) > m) m = v;
-                o[i * Ws + k] = m;
+                acc_t m = r[0];
+                if (r[1] > m) m = r[1];
+                if (r[Wo] > m) m = r[Wo];
+                if (r[Wo + 1] > m) m = r[Wo + 1];
+                o[i * Ws + k] = ACTIVATION(L, m, f);
             }
         }
     }
 }
 #endif
+
+#ifdef LINEAR_GAPS
 /* out[r] = ACTIVATION(bias[r] + sum of row r's weights times the inputs they pick), r < R. */
 static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
 {
@@ -174,3 +181,89 @@ static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
         out[r] = ACTIVATION(L, acc, r);
     }
 }
+#endif
+
+#if defined(CONV_DENSE) || defined(LINEAR_DENSE)
+/* Dense layers (those whose every-weight array is smaller than their gap stream) keep all
+ * their weights, row by row, each row padded with zeros to a multiple of 4: four int8 weights
+ * are one 32-bit word, multiplied with four inputs by two SMLADs (the DSP extension of the
+ * Cortex-M4, M33, M55: two 16-bit multiply-adds into a 32-bit accumulator, one instruction).
+ * SXTB16 sign-extends bytes 0 and 2 of a word into two 16-bit halves; of the word rotated by
+ * 8, bytes 1 and 3. Both operands widened the same way line up: w0 x0 + w2 x2, w1 x1 + w3 x3.
+ * Without the DSP extension (the Cortex-M3, the host's gcc) the same three steps in C. The
+ * sum is the same integer in any order: no rounding, and Int8Model checks it fits int32. */
+#define ROR8(x) ((x) >> 8 | (x) << 24)
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#define SXTB16(x) ((uint32_t)__sxtb16(x))
+#define SMLAD(a, b, acc) __smlad((int16x2_t)(a), (int16x2_t)(b), acc)
+#else
+#define SXTB16(x) ((uint32_t)(uint16_t)(int8_t)(x) | (uint32_t)(int8_t)((x) >> 16) << 16)
+#define SMLAD(a, b, acc) \
+    ((acc) + (int16_t)(a) * (int16_t)(b) + (int16_t)((a) >> 16) * (int16_t)((b) >> 16))
+#endif
+
+/* Four int8 as one word, byte 0 lowest (gcc makes it one load; the Cortex-M loads words from
+ * any address) */
+static inline uint32_t load4(const int8_t *p)
+{
+    const uint8_t *b = (const uint8_t *)p;
+    return b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* acc + the sum of w[i] x[i] for i < n, n a multiple of 4 */
+static int32_t dot(const int8_t *w, const int8_t *x, int n, int32_t acc)
+{
+    for (const int8_t *end = w + n; w < end; w += 4, x += 4) {
+        const uint32_t a = load4(w), b = load4(x);
+        acc = SMLAD(SXTB16(a), SXTB16(b), acc);
+        acc = SMLAD(SXTB16(ROR8(a)), SXTB16(ROR8(b)), acc);
+    }
+    return acc;
+}
+
+#ifdef LINEAR_DENSE
+/* out[r] = ACTIVATION(bias[r] + row r of the weights (N, a multiple of 4, each) times x). */
+static void linear_dense(const act_t *x, int N, int R, const layer_t *L, act_t *out)
+{
+    for (int r = 0; r < R; r++)
+        out[r] = ACTIVATION(L, dot(L->weights.values + r * N, x, N, L->bias[r]), r);
+}
+#endif
+
+#ifdef CONV_DENSE
+/* conv_pool for a dense conv: the weights (F, N), N = C*K*K rounded up to a multiple of 4.
+ * For each of a pooling window's four conv outputs its taps are copied into col, in the
+ * weights' order (c, kh, kw), and every channel's accumulator is the dot product of col and
+ * the channel's weights; best[f] keeps channel f's largest, requantised once (see conv_pool).
+ * col: N int8, best: F int32. */
+static void conv_pool_dense(const act_t *in, int C, int Hp, int Wp, int K, int F,
+                            const layer_t *L, int opad, act_t *col, acc_t *best, act_t *out)
+{
+    const int Hq = (Hp - K + 1) / 2, Wq = (Wp - K + 1) / 2, N = (C * K * K + 3) & ~3;
+    const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
+    for (int j = 0; opad > 0 && j < F * Hs * Ws; j++)
+        out[j] = REAL_ZERO(L);
+    for (int j = C * K * K; j < N; j++)
+        col[j] = 0;                       /* times the rows' zero padding */
+    for (int i = 0; i < Hq; i++)
+        for (int k = 0; k < Wq; k++) {
+            for (int window = 0; window < 4; window++) {
+                const act_t *x = in + (2 * i + window / 2) * Wp + 2 * k + window % 2;
+                act_t *c = col;
+                for (int ch = 0; ch < C; ch++, x += Hp * Wp)
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++)
+                            *c++ = x[kh * Wp + kw];
+                for (int f = 0; f < F; f++) {
+                    const acc_t acc = dot(L->weights.values + f * N, col, N, L->bias[f]);
+                    if (window == 0 || acc > best[f])
+                        best[f] = acc;
+                }
+            }
+            for (int f = 0; f < F; f++)
+                out[f * Hs * Ws + (opad + i) * Ws + opad + k] = ACTIVATION(L, best[f], f);
+        }
+}
+#endif
+#endif
