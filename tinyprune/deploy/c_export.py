@@ -219,7 +219,7 @@ def layer_arrays(layers: list[CLayer], input_shape: tuple[int, int, int]) -> tup
 def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) -> list[str]:
     """-> predict's statements after the input's: the buffers and a call per layer; the input
     (C, Hp, Wp) is already in `input`, padded for the first layer."""
-    lines, current, room, col, best = [], "input", 0, 0, 0
+    lines, current, room, col, best, accs = [], "input", 0, 0, 0, 0
     C, H, W = shape
     for i, layer in enumerate(layers):
         F, Hq, Wq = output_shape(layer, shape)
@@ -233,7 +233,8 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
             args = f"{H + 2 * p}, {W + 2 * p}, {K}, {F}, &{layer.name}, {opad}"
             if layer.dense:
                 col, best = max(col, -(-C * K * K // 4) * 4), max(best, F)
-                lines.append(f"conv_pool_dense({current}, {C}, {args}, col, largest, {out});")
+                accs = max(accs, F)
+                lines.append(f"conv_pool_dense({current}, {C}, {args}, col, acc, largest, {out});")
             else:
                 room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
                 lines.append(f"conv_pool({current}, {args}, rows, {out});")
@@ -241,7 +242,10 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
             if out != "logits":
                 lines.append(f"{act} {out}[{F}];")
             if layer.dense:
-                lines.append(f"linear_dense({current}, {C * H * W}, {F}, &{layer.name}, {out});")
+                accs = max(accs, F)
+                lines.append(
+                    f"linear_dense({current}, {C * H * W}, {F}, &{layer.name}, acc, {out});"
+                )
             else:
                 lines.append(f"linear({current}, {F}, &{layer.name}, {out});")
         current, shape = out, (F, Hq, Wq)
@@ -249,6 +253,8 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
     acc = "int32_t" if act == "int8_t" else "float"
     if room:
         lines.insert(0, f"{acc} rows[{room}];  /* two conv output rows before pooling */")
+    if accs:
+        lines.insert(0, f"{acc} acc[{accs}];  /* a dense layer's accumulators */")
     if col:
         lines.insert(0, f"{acc} largest[{best}];  /* each channel's largest conv output so far */")
         lines.insert(0, f"{act} col[{col}];  /* the taps of one conv output */")

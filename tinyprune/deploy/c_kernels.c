@@ -95,13 +95,14 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 #define REAL_ZERO(L) 0.0f
 #endif
 
-#ifdef CONV_GAPS
 #ifdef __GNUC__
-/* conv_rows has few live variables, so that those of its MAC loop stay in registers */
+/* a function kept whole has few live variables, so that those of its loop stay in registers */
 #define NOINLINE __attribute__((noinline))
 #else
 #define NOINLINE
 #endif
+
+#ifdef CONV_GAPS
 
 /* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
  * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
@@ -192,42 +193,87 @@ static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
  * 8, bytes 1 and 3. Both operands widened the same way line up: w0 x0 + w2 x2, w1 x1 + w3 x3.
  * Without the DSP extension (the Cortex-M3, the host's gcc) the same three steps in C. The
  * sum is the same integer in any order: no rounding, and Int8Model checks it fits int32. */
-#define ROR8(x) ((x) >> 8 | (x) << 24)
 #if defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
 #define SXTB16(x) ((uint32_t)__sxtb16(x))
+/* arm_acle.h has no SXTB16 with its rotation: one instruction, not a rotate and an SXTB16 */
+static inline uint32_t sxtb16_ror8(uint32_t x)
+{
+    uint32_t y;
+    __asm("sxtb16 %0, %1, ror #8" : "=r"(y) : "r"(x));
+    return y;
+}
+#define SXTB16_ROR8(x) sxtb16_ror8(x)
 #define SMLAD(a, b, acc) __smlad((int16x2_t)(a), (int16x2_t)(b), acc)
 #else
 #define SXTB16(x) ((uint32_t)(uint16_t)(int8_t)(x) | (uint32_t)(int8_t)((x) >> 16) << 16)
+#define SXTB16_ROR8(x) SXTB16((x) >> 8)
 #define SMLAD(a, b, acc) \
     ((acc) + (int16_t)(a) * (int16_t)(b) + (int16_t)((a) >> 16) * (int16_t)((b) >> 16))
 #endif
 
-/* Four int8 as one word, byte 0 lowest (gcc makes it one load; the Cortex-M loads words from
- * any address) */
-static inline uint32_t load4(const int8_t *p)
-{
-    const uint8_t *b = (const uint8_t *)p;
-    return b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
+/* Four int8 as one word, byte 0 lowest: gcc makes it one load (the Cortex-M loads words from
+ * any address). A macro: gcc -Os would call a function, even an inline one. */
+#define LOAD4(p) \
+    ((uint32_t)(uint8_t)(p)[0] | (uint32_t)(uint8_t)(p)[1] << 8 | \
+     (uint32_t)(uint8_t)(p)[2] << 16 | (uint32_t)(uint8_t)(p)[3] << 24)
 
-/* acc + the sum of w[i] x[i] for i < n, n a multiple of 4 */
+/* acc + the sum of w[i] x[i] for i < n, n a multiple of 4 (> 0) */
 static int32_t dot(const int8_t *w, const int8_t *x, int n, int32_t acc)
 {
-    for (const int8_t *end = w + n; w < end; w += 4, x += 4) {
-        const uint32_t a = load4(w), b = load4(x);
+    const int8_t *end = w + n;
+    do {
+        const uint32_t a = LOAD4(w), b = LOAD4(x);
         acc = SMLAD(SXTB16(a), SXTB16(b), acc);
-        acc = SMLAD(SXTB16(ROR8(a)), SXTB16(ROR8(b)), acc);
-    }
+        acc = SMLAD(SXTB16_ROR8(a), SXTB16_ROR8(b), acc);
+        w += 4, x += 4;
+    } while (w < end);
     return acc;
 }
 
-#ifdef LINEAR_DENSE
-/* out[r] = ACTIVATION(bias[r] + row r of the weights (N, a multiple of 4, each) times x). */
-static void linear_dense(const act_t *x, int N, int R, const layer_t *L, act_t *out)
+/* The same for two rows of weights, w0 and w1, at once: x is loaded and widened once for
+ * both. -> the two sums in acc[0], acc[1]. Not inlined: alone, its loop's eleven values stay
+ * in registers. */
+static NOINLINE void dot2(const int8_t *w0, const int8_t *w1, const int8_t *x, int n,
+                          int32_t *acc)
 {
+    int32_t acc0 = acc[0], acc1 = acc[1];
+    const int8_t *end = x + n;
+    do {
+        const uint32_t b = LOAD4(x), b0 = SXTB16(b), b1 = SXTB16_ROR8(b);
+        const uint32_t a = LOAD4(w0), c = LOAD4(w1);
+        acc0 = SMLAD(SXTB16(a), b0, acc0);
+        acc0 = SMLAD(SXTB16_ROR8(a), b1, acc0);
+        acc1 = SMLAD(SXTB16(c), b0, acc1);
+        acc1 = SMLAD(SXTB16_ROR8(c), b1, acc1);
+        w0 += 4, w1 += 4, x += 4;
+    } while (x < end);
+    acc[0] = acc0, acc[1] = acc1;
+}
+
+/* acc[r] = bias[r] + row r of the weights w (R rows of N) times x, for r < R: two rows at a
+ * time. */
+static void rows_times(const int8_t *w, const int8_t *x, int N, int R, const int32_t *bias,
+                       int32_t *acc)
+{
+    int r = 0;
+    for (; r + 1 < R; r += 2) {
+        acc[r] = bias[r], acc[r + 1] = bias[r + 1];
+        dot2(w + r * N, w + (r + 1) * N, x, N, acc + r);
+    }
+    if (r < R)
+        acc[r] = dot(w + r * N, x, N, bias[r]);
+}
+
+#ifdef LINEAR_DENSE
+/* out[r] = ACTIVATION(bias[r] + row r of the weights (N, a multiple of 4, each) times x);
+ * acc: R int32. */
+static void linear_dense(const act_t *x, int N, int R, const layer_t *L, acc_t *acc,
+                         act_t *out)
+{
+    rows_times(L->weights.values, x, N, R, L->bias, acc);
     for (int r = 0; r < R; r++)
-        out[r] = ACTIVATION(L, dot(L->weights.values + r * N, x, N, L->bias[r]), r);
+        out[r] = ACTIVATION(L, acc[r], r);
 }
 #endif
 
@@ -236,9 +282,10 @@ static void linear_dense(const act_t *x, int N, int R, const layer_t *L, act_t *
  * For each of a pooling window's four conv outputs its taps are copied into col, in the
  * weights' order (c, kh, kw), and every channel's accumulator is the dot product of col and
  * the channel's weights; best[f] keeps channel f's largest, requantised once (see conv_pool).
- * col: N int8, best: F int32. */
+ * col: N int8; acc, best: F int32 each. */
 static void conv_pool_dense(const act_t *in, int C, int Hp, int Wp, int K, int F,
-                            const layer_t *L, int opad, act_t *col, acc_t *best, act_t *out)
+                            const layer_t *L, int opad, act_t *col, acc_t *acc, acc_t *best,
+                            act_t *out)
 {
     const int Hq = (Hp - K + 1) / 2, Wq = (Wp - K + 1) / 2, N = (C * K * K + 3) & ~3;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
@@ -255,11 +302,10 @@ static void conv_pool_dense(const act_t *in, int C, int Hp, int Wp, int K, int F
                     for (int kh = 0; kh < K; kh++)
                         for (int kw = 0; kw < K; kw++)
                             *c++ = x[kh * Wp + kw];
-                for (int f = 0; f < F; f++) {
-                    const acc_t acc = dot(L->weights.values + f * N, col, N, L->bias[f]);
-                    if (window == 0 || acc > best[f])
-                        best[f] = acc;
-                }
+                rows_times(L->weights.values, col, N, F, L->bias, acc);
+                for (int f = 0; f < F; f++)
+                    if (window == 0 || acc[f] > best[f])
+                        best[f] = acc[f];
             }
             for (int f = 0; f < F; f++)
                 out[f * Hs * Ws + (opad + i) * Ws + opad + k] = ACTIVATION(L, best[f], f);
