@@ -90,6 +90,44 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 /* Output channel c's value of an accumulator, and the value of a real 0 (padding). */
 #define ACTIVATION(L, acc, c) requantize(acc, (L)->mult[c], (L)->shift[c], (L)->zero, (L)->lo)
 #define REAL_ZERO(L) ((int8_t)(L)->zero)
+
+/* Four int8 at a time. Dense layers (those whose every-weight array is smaller than their gap
+ * stream) keep all their weights, row by row, each row padded with zeros to a multiple of 4:
+ * four int8 weights are one 32-bit word, multiplied with four inputs by two SMLADs (the DSP
+ * extension of the Cortex-M4, M33, M55: two 16-bit multiply-adds into a 32-bit accumulator, one
+ * instruction). Sparse convs load four adjacent inputs at once (conv4).
+ * SXTB16 sign-extends bytes 0 and 2 of a word into two 16-bit halves; of the word rotated by
+ * 8, bytes 1 and 3. Both operands widened the same way line up: w0 x0 + w2 x2, w1 x1 + w3 x3.
+ * Without the DSP extension (the Cortex-M3, the host's gcc) the same three steps in C. The
+ * sum is the same integer in any order: no rounding, and Int8Model checks it fits int32. */
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#define SXTB16(x) ((uint32_t)__sxtb16(x))
+/* arm_acle.h has no SXTB16 with its rotation: one instruction, not a rotate and an SXTB16 */
+static inline uint32_t sxtb16_ror8(uint32_t x)
+{
+    uint32_t y;
+    __asm("sxtb16 %0, %1, ror #8" : "=r"(y) : "r"(x));
+    return y;
+}
+#define SXTB16_ROR8(x) sxtb16_ror8(x)
+#define SMLAD(a, b, acc) __smlad((int16x2_t)(a), (int16x2_t)(b), acc)
+#define SMLABB(a, b, acc) __smlabb((int32_t)(a), b, acc)   /* acc + a's bottom half times b's */
+#define SMLATB(a, b, acc) __smlatb((int32_t)(a), b, acc)   /* acc + a's top half times b's */
+#else
+#define SXTB16(x) ((uint32_t)(uint16_t)(int8_t)(x) | (uint32_t)(int8_t)((x) >> 16) << 16)
+#define SXTB16_ROR8(x) SXTB16((x) >> 8)
+#define SMLAD(a, b, acc) \
+    ((acc) + (int16_t)(a) * (int16_t)(b) + (int16_t)((a) >> 16) * (int16_t)((b) >> 16))
+#define SMLABB(a, b, acc) ((acc) + (int16_t)(a) * (int16_t)(b))
+#define SMLATB(a, b, acc) ((acc) + (int16_t)((a) >> 16) * (int16_t)(b))
+#endif
+
+/* Four int8 as one word, byte 0 lowest: gcc makes it one load (the Cortex-M loads words from
+ * any address). A macro: gcc -Os would call a function, even an inline one. */
+#define LOAD4(p) \
+    ((uint32_t)(uint8_t)(p)[0] | (uint32_t)(uint8_t)(p)[1] << 8 | \
+     (uint32_t)(uint8_t)(p)[2] << 16 | (uint32_t)(uint8_t)(p)[3] << 24)
 #else
 #define ACTIVATION(L, acc, c) ((L)->relu && (acc) < 0.0f ? 0.0f : (acc))
 #define REAL_ZERO(L) 0.0f
@@ -104,6 +142,44 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 
 #ifdef CONV_GAPS
 
+#ifdef INT8_MODEL
+/* Four adjacent conv outputs of one channel: out[j] = b + the sum over the taps (entries g ..
+ * end-1, weights n, n+1, ...) of weight * x[offset + j], j < 4, each gap moving the tap's
+ * offset on. The four accumulators stay in registers while the taps stream by, and one word
+ * load brings a tap's four inputs (SXTB16: x0 and x2 in one word, x1 and x3 in the other). */
+static NOINLINE void conv4(const act_t *x, const uint8_t *g, const uint8_t *end,
+                           const weights_t *weights, uint32_t n, acc_t b, acc_t *out)
+{
+    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
+    acc_t a0 = b, a1 = b, a2 = b, a3 = b;
+    for (; g < end; g++) {
+        x += *g;
+        if (*g == SKIP)
+            continue;
+        const int32_t wt = WEIGHT(&w, n++);
+        const uint32_t v = LOAD4(x), even = SXTB16(v), odd = SXTB16_ROR8(v);
+        a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+        a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+}
+
+/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = conv output (r, j)
+ * of x, r = 0, 1, j < Wo (>= 4), four at a time; the last four may overlap the ones before.
+ * -> the number of the channel's next weight. */
+static uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t *g, const uint8_t *end,
+                          const weights_t *weights, uint32_t n, acc_t b, acc_t *rows)
+{
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < Wo; j += 4) {
+            const int j4 = j + 4 <= Wo ? j : Wo - 4;
+            conv4(x + r * Wp + j4, g, end, weights, n, b, rows + r * Wo + j4);
+        }
+    for (; g < end; g++)
+        n += *g != SKIP;
+    return n;
+}
+#else
 /* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
  * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
  * where each gap moves the tap's offset on. -> the number of the channel's next weight. */
@@ -128,6 +204,7 @@ static NOINLINE uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t
     }
     return n;
 }
+#endif
 
 /* out[f] = maxpool2x2(ACTIVATION(bias[f] + sum of the taps of channel f)), for f < F. TFLite
  * requantises each conv output, then takes the max of the int8 values; ACTIVATION is
@@ -185,39 +262,6 @@ static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
 #endif
 
 #if defined(CONV_DENSE) || defined(LINEAR_DENSE)
-/* Dense layers (those whose every-weight array is smaller than their gap stream) keep all
- * their weights, row by row, each row padded with zeros to a multiple of 4: four int8 weights
- * are one 32-bit word, multiplied with four inputs by two SMLADs (the DSP extension of the
- * Cortex-M4, M33, M55: two 16-bit multiply-adds into a 32-bit accumulator, one instruction).
- * SXTB16 sign-extends bytes 0 and 2 of a word into two 16-bit halves; of the word rotated by
- * 8, bytes 1 and 3. Both operands widened the same way line up: w0 x0 + w2 x2, w1 x1 + w3 x3.
- * Without the DSP extension (the Cortex-M3, the host's gcc) the same three steps in C. The
- * sum is the same integer in any order: no rounding, and Int8Model checks it fits int32. */
-#if defined(__ARM_FEATURE_DSP)
-#include <arm_acle.h>
-#define SXTB16(x) ((uint32_t)__sxtb16(x))
-/* arm_acle.h has no SXTB16 with its rotation: one instruction, not a rotate and an SXTB16 */
-static inline uint32_t sxtb16_ror8(uint32_t x)
-{
-    uint32_t y;
-    __asm("sxtb16 %0, %1, ror #8" : "=r"(y) : "r"(x));
-    return y;
-}
-#define SXTB16_ROR8(x) sxtb16_ror8(x)
-#define SMLAD(a, b, acc) __smlad((int16x2_t)(a), (int16x2_t)(b), acc)
-#else
-#define SXTB16(x) ((uint32_t)(uint16_t)(int8_t)(x) | (uint32_t)(int8_t)((x) >> 16) << 16)
-#define SXTB16_ROR8(x) SXTB16((x) >> 8)
-#define SMLAD(a, b, acc) \
-    ((acc) + (int16_t)(a) * (int16_t)(b) + (int16_t)((a) >> 16) * (int16_t)((b) >> 16))
-#endif
-
-/* Four int8 as one word, byte 0 lowest: gcc makes it one load (the Cortex-M loads words from
- * any address). A macro: gcc -Os would call a function, even an inline one. */
-#define LOAD4(p) \
-    ((uint32_t)(uint8_t)(p)[0] | (uint32_t)(uint8_t)(p)[1] << 8 | \
-     (uint32_t)(uint8_t)(p)[2] << 16 | (uint32_t)(uint8_t)(p)[3] << 24)
-
 /* acc + the sum of w[i] x[i] for i < n, n a multiple of 4 (> 0) */
 static int32_t dot(const int8_t *w, const int8_t *x, int n, int32_t acc)
 {
