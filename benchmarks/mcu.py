@@ -24,7 +24,8 @@ How each number is measured:
   the stack predict used, measured by painting the stack before the first call and finding
   the deepest word it changed.
 - instructions: QEMU with -icount shift=0 (1 instruction = 1 ns of virtual time) and the SysTick
-  timer (25 MHz: 40 instructions a tick) read around each predict call; the mean over the images.
+  timer (the board's clock: a tick is 40 instructions at 25 MHz) read around each predict
+  call; the mean over the images.
 - accuracy: the device's own answers on the first N test images: --images for int8 on the M4,
   --few for float on the M4 and int8 on the M3, --soft for float on the M3 (soft float is
   slow to emulate). `same` counts images where the device's class equals Python's; `exact`

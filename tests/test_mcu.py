@@ -183,3 +183,21 @@ def test_float_lenet5_on_1000_test_images_on_the_cortex_m4(quick_lenet5, tmp_pat
     images = data.test_images[:1000]
     variant, result = run_variant(model, "float", "cortex-m4", images, tmp_path)
     assert_agrees(variant, result, images)
+
+
+def test_instruction_counts_are_right_on_every_board(tmp_path):
+    """A loop of exactly 1,000,000 instructions (500,000 times SUBS and BNE) reads 1,000,000 on
+    every board, whatever clock its SysTick counts (25, 20 or 32 MHz)."""
+    (tmp_path / "spin.c").write_text(
+        "int spin(const unsigned char *pixels, signed char *logits);\n"
+        "int spin(const unsigned char *pixels, signed char *logits)\n"
+        "{\n    (void)pixels;\n    (void)logits;\n"
+        '    __asm volatile("ldr r0, =500000\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");\n'
+        "    return 0;\n}\n"
+    )
+    program = Program([tmp_path / "spin.c"], "spin", "int8_t", 784, 10)
+    for target in TARGETS.values():
+        elf = build(program, target, tmp_path / target.name)
+        result = run(elf, target, random_images(2, seed=11), tmp_path / "work", 10)
+        # + the call and return, to within one tick
+        assert (abs(result.instructions - 1_000_000) <= 60).all(), (target, result.instructions)

@@ -37,13 +37,15 @@ INSTALL_HINT = (
 
 @dataclass(frozen=True)
 class Target:
-    """A Cortex-M core: its compiler flags, the QEMU board that emulates it and that board's
-    memory map (a linker script here)."""
+    """A Cortex-M core: its compiler flags, the QEMU board that emulates it, that board's
+    memory map (a linker script here) and the clock its SysTick counts (QEMU's boards differ:
+    checked with a loop of a known number of instructions)."""
 
     name: str
     flags: tuple[str, ...]
     machine: str
     memory: str = "mps2.ld"
+    clock_hz: int = 25_000_000
 
 
 TARGETS = {
@@ -61,11 +63,16 @@ TARGETS = {
         ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
         "mps2-an505",
         "an505.ld",
+        20_000_000,
     ),
     # Armv8.1-M with Helium (MVE, 128-bit vectors): gcc's -mcpu=cortex-m55 turns it on, and
     # -O2's vectoriser may use it; -Os does not vectorise
     "cortex-m55": Target(
-        "cortex-m55", ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"), "mps3-an547", "an547.ld"
+        "cortex-m55",
+        ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
+        "mps3-an547",
+        "an547.ld",
+        32_000_000,
     ),
 }
 
