@@ -22,6 +22,10 @@ c_kernels.c, which both exports copy in; this module writes only the model's arr
     bias       float32; int8: int32, the input's zero point folded in (bias - z_in * sum of the
                row's weights), and each output channel's requantisation (mult int32, shift int8)
 
+An int8 layer (not shared) whose every weight takes fewer bytes than its gap stream is stored
+dense instead: no ptr or gap, every weight, each row padded with zeros to a multiple of 4 (a
+conv's row is C*K*K), which the C multiplies four at a time (SMLAD on the DSP extension).
+
 No malloc, no globals written, only <stdint.h> included: activations live on the stack, a conv
 block computed two conv rows at a time and pooled at once, so predict is re-entrant. Compiles
 cleanly with gcc -std=c99 -Wall -Wextra -Werror.
