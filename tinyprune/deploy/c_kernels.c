@@ -57,16 +57,17 @@ typedef struct {
 #ifdef INT8_MODEL
 /* TFLite's requantisation (its reference kernels' MultiplyByQuantizedMultiplier): acc times
  * mult / 2^31 * 2^shift, in two roundings. First the high 32 bits of 2 acc mult, rounded
- * (SaturatingRoundingDoublingHighMul; C's division rounds toward zero, hence the nudge), then a
- * right shift that rounds to nearest, halves away from zero (RoundingDivideByPOT). >> of a
- * negative number is an arithmetic shift in gcc and clang (C99 leaves it to them). */
+ * (SaturatingRoundingDoublingHighMul), then a right shift that rounds to nearest, halves away
+ * from zero (RoundingDivideByPOT). >> of a negative number is an arithmetic shift in gcc and
+ * clang (C99 leaves it to them). */
 static int32_t doubling_high_mul(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN)
         return INT32_MAX;
-    const int64_t ab = (int64_t)a * b;
-    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    /* TFLite's (ab + nudge) / 2^31, a division that rounds toward zero, nudge = 2^30 if
+     * ab >= 0 else 1 - 2^30, is floor((ab + 2^30) / 2^31) either way (for ab < 0 the numerator
+     * N is < 0, and trunc(N / D) = floor((N + D - 1) / D)): one shift, no branches */
+    return (int32_t)(((int64_t)a * b + (1 << 30)) >> 31);
 }
 
 static int32_t rounding_divide_by_pot(int32_t x, int exponent)
