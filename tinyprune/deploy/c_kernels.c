@@ -243,20 +243,29 @@ static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer
 #endif
 
 #ifdef LINEAR_GAPS
+/* acc + the sum over one row's entries g .. end-1 (weights *n, *n+1, ...) of weight times the
+ * input it picks; moves *n on. Alone, so that its loop's values stay in registers. */
+static NOINLINE acc_t gap_dot(const act_t *x, const uint8_t *g, const uint8_t *end,
+                              const weights_t *weights, uint32_t *next, acc_t acc)
+{
+    const weights_t w = *weights;
+    uint32_t n = *next;
+    for (; g < end; g++) {
+        x += *g;
+        if (*g != SKIP)
+            acc += WEIGHT(&w, n++) * *x;
+    }
+    *next = n;
+    return acc;
+}
+
 /* out[r] = ACTIVATION(bias[r] + sum of row r's weights times the inputs they pick), r < R. */
 static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
 {
-    const weights_t w = L->weights;   /* a local copy, so that its pointers stay in registers */
-    const uint8_t *g = L->gap + L->ptr[0];
     uint32_t n = 0;
     for (int r = 0; r < R; r++) {
-        acc_t acc = L->bias[r];
-        const act_t *xp = x;
-        for (const uint8_t *end = L->gap + L->ptr[r + 1]; g < end; g++) {
-            xp += *g;
-            if (*g != SKIP)
-                acc += WEIGHT(&w, n++) * *xp;
-        }
+        const acc_t acc = gap_dot(x, L->gap + L->ptr[r], L->gap + L->ptr[r + 1], &L->weights,
+                                  &n, L->bias[r]);
         out[r] = ACTIVATION(L, acc, r);
     }
 }
