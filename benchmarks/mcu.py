@@ -1,14 +1,18 @@
 """Trained, pruned models on emulated microcontrollers: flash, RAM, instructions per inference and
-accuracy of each exported variant on a Cortex-M4 (FPU, QEMU mps2-an386) and a Cortex-M3 (no
-FPU, mps2-an385), built with arm-none-eabi-gcc -Os.
+accuracy of each exported variant on a Cortex-M4 (FPU and DSP extension, QEMU mps2-an386), a
+Cortex-M3 (neither, mps2-an385), a Cortex-M33 (Armv8-M, DSP, mps2-an505) and a Cortex-M55
+(Armv8.1-M, Helium, mps3-an547), built with arm-none-eabi-gcc -Os.
 
     python benchmarks/mcu.py RUN_DIR [RUN_DIR ...] [--dense] [--json PATH]
         [--images 10000] [--few 1000] [--soft 50] [--calibration 2000]
 
 Each RUN_DIR is the --out of `python -m tinyprune.run` (its results.json names the model, its
-pruned.npz holds the weights) or of `python -m tinyprune.deep_compress` (shared.tpz: weights
-shared per layer); --dense adds each model's unpruned model.npz, exported by the same CSR code
-(so it stores an index per weight too). Variants: float (float32 CSR, float activations) and
+pruned.npz holds the weights, its shared.tpz if any the weights shared per layer) or of
+`python -m tinyprune.deep_compress` (shared.tpz alone). --dense adds each model's unpruned
+model.npz (its layers stored dense, as is any layer whose dense array is smaller than its gap
+stream), and prints CMSIS-NN's figures for the same dense int8 LeNet-5 beside ours (CMSIS_NN:
+measured by the issue's authors on the same boards and harness, not here: this repository
+neither vendors nor builds CMSIS-NN). Variants: float (float32 CSR, float activations) and
 int8 (integers only; activation scales calibrated on the first --calibration training images)
 for pruned.npz; shared (integers only, an int8 codebook and packed indices) for shared.tpz.
 
@@ -20,7 +24,8 @@ How each number is measured:
   the stack predict used, measured by painting the stack before the first call and finding
   the deepest word it changed.
 - instructions: QEMU with -icount shift=0 (1 instruction = 1 ns of virtual time) and the SysTick
-  timer (25 MHz: 40 instructions a tick) read around each predict call; the mean over the images.
+  timer (the board's clock: a tick is 40 instructions at 25 MHz) read around each predict
+  call; the mean over the images.
 - accuracy: the device's own answers on the first N test images: --images for int8 on the M4,
   --few for float on the M4 and int8 on the M3, --soft for float on the M3 (soft float is
   slow to emulate). `same` counts images where the device's class equals Python's; `exact`
@@ -52,6 +57,15 @@ from tinyprune.deploy.mcu.qemu import run  # noqa: E402
 from tinyprune.deploy.mcu.variants import VARIANTS, export_variant  # noqa: E402
 from tinyprune.nn.model import MODELS, Sequential  # noqa: E402
 
+# The issue "Checked by the runtimes engineers use": the dense int8 LeNet-5 through CMSIS-NN
+# v7.0.0's s8 kernels, arm-none-eabi-gcc 12.2, in this harness: (core, build, instructions
+# per inference, flash bytes or None)
+CMSIS_NN = (
+    ("cortex-m4", "-Os", 2_917_120, 72_612),
+    ("cortex-m4", "-O3", 2_101_720, 76_316),
+    ("cortex-m55", "Helium", 710_000, None),
+)
+
 COLUMNS = (
     "model",
     "variant",
@@ -76,25 +90,29 @@ def kept_fraction(model: Sequential) -> float:
 
 def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential, dict]]:
     """-> (label, model, shared weights) for each folder: a run's pruned.npz (and, with dense,
-    its model.npz, once per model), or deep_compress's shared.tpz."""
+    its model.npz, once per model) and its shared.tpz if it has one (run.py writes one too),
+    or deep_compress's shared.tpz alone."""
     models: list[tuple[str, Sequential, dict]] = []
     seen = set()
     for folder in run_dirs:
-        if (folder / "shared.tpz").is_file():
-            meta, state, shared = tpz.read(folder / "shared.tpz")
-            model = MODELS[meta["model"]]()
-            model.load_state(state, source=str(folder / "shared.tpz"))
-        else:
+        if (folder / "pruned.npz").is_file():
             name = json.loads((folder / "results.json").read_text())["model"]
-            model, shared = MODELS[name](), {}
+            model = MODELS[name]()
             model.load(folder / "pruned.npz")
             if dense and name not in seen:
                 dense_model = MODELS[name]()
                 dense_model.load(folder / "model.npz")
                 models.append((f"{name} dense", dense_model, {}))
                 seen.add(name)
-        label = f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})"
-        models.append((label, model, shared))
+            models.append(
+                (f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})", model, {})
+            )
+        if (folder / "shared.tpz").is_file():
+            meta, state, shared = tpz.read(folder / "shared.tpz")
+            model = MODELS[meta["model"]]()
+            model.load_state(state, source=str(folder / "shared.tpz"))
+            label = f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})"
+            models.append((label, model, shared))
     return models
 
 
@@ -149,7 +167,7 @@ def print_row(row: dict) -> None:
     exact = row["reference_accuracy_10000"]
     all_10k = "-" if exact is None else f"{exact:.2%}"
     print(
-        f"{row['model']:<34} {row['variant']:<7} {row['core']:<9} {row['flash']:>8,} "
+        f"{row['model']:<34} {row['variant']:<7} {row['core']:<10} {row['flash']:>8,} "
         f"{row['ram']:>7,} {row['stack']:>7,} {row['instructions']:>13,.0f} "
         f"{row['images']:>6} {row['accuracy']:>8.2%} {row['same_class']:>6} "
         f"{'yes' if row['bit_exact'] else 'no':>5} {all_10k:>8}",
@@ -208,7 +226,7 @@ def main() -> int:
         print(f"{label}: {accuracy:.2%} in float32 in Python, on all 10,000 test images")
     print(f"{info['gcc']}; {info['qemu']}; load average {info['load_average_1min_at_start']}")
     print(
-        f"{'model':<34} {'variant':<7} {'core':<9} {'flash B':>8} {'RAM B':>7} {'stack':>7} "
+        f"{'model':<34} {'variant':<7} {'core':<10} {'flash B':>8} {'RAM B':>7} {'stack':>7} "
         f"{'instr/infer':>13} {'images':>6} {'accuracy':>8} {'same':>6} {'exact':>5} "
         f"{'all 10k':>8}"
     )
@@ -222,8 +240,17 @@ def main() -> int:
                     out = Path(work) / f"{i}-{variant}"
                     rows.append(measure(label, model, shared, variant, core, data, args, out))
                     print_row(rows[-1])
+    if args.dense:
+        print("CMSIS-NN's dense int8 LeNet-5 (the issue's measurements, not made here):")
+        for core, how, instructions, flash in CMSIS_NN:
+            size = "-" if flash is None else f"{flash:,}"
+            print(f"{'CMSIS-NN ' + how:<34} int8    {core:<10} {size:>8} {instructions:>29,}")
     if args.json:
-        write_json(args.json, {"machine": info, "columns": COLUMNS, "rows": rows})
+        reference = [dict(zip(("core", "build", "instructions", "flash"), r)) for r in CMSIS_NN]
+        write_json(
+            args.json,
+            {"machine": info, "columns": COLUMNS, "rows": rows, "cmsis_nn_issue": reference},
+        )
     return 0
 
 

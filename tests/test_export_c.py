@@ -13,7 +13,7 @@ from helpers import quickly_pruned_lenet5
 from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy import tpz
-from tinyprune.deploy.c_export import c_float, export_c
+from tinyprune.deploy.c_export import c_float, dense_is_smaller, dense_rows, export_c
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
@@ -195,3 +195,16 @@ def test_c_agrees_with_python_on_all_mnist_test_images(trained_pruned_lenet5, tm
         f"Python float32 accuracy {accuracy:.2%}; the C file's "
         f"{c_accuracy:.2%} on the same 10,000 images"
     )
+
+
+def test_int8_layers_are_stored_dense_only_when_that_is_smaller():
+    """A layer's dense array (rows padded to 4) against its gap stream (>= 2 bytes a kept
+    weight, 2 a row): all kept or three quarters kept -> dense; a tenth -> gap stream; a linear
+    layer whose input is not a multiple of 4 long never (the C reads its input 4 at a time)."""
+    rng = np.random.default_rng(0)
+    assert dense_is_smaller(np.ones((6, 1, 5, 5), bool))
+    assert dense_is_smaller(rng.random((120, 400)) < 0.75)
+    assert not dense_is_smaller(rng.random((120, 400)) < 0.1)
+    assert not dense_is_smaller(np.ones((10, 30), bool))
+    rows = dense_rows(np.arange(1, 26, dtype=np.int8).reshape(1, 1, 5, 5))
+    np.testing.assert_array_equal(rows, [*range(1, 26), 0, 0, 0])

@@ -1,6 +1,8 @@
 """Exported models on emulated microcontrollers: cross-compiled with arm-none-eabi-gcc for a
-Cortex-M4 (FPU) and a Cortex-M3 (none), run bare-metal on QEMU's MPS2 boards by our harness,
-and held to Python image by image: the int8 variant bit for bit, the float one class for class.
+Cortex-M4 (FPU, DSP), a Cortex-M3 (neither), a Cortex-M33 and a Cortex-M55 (Helium), run
+bare-metal on QEMU's MPS2/MPS3 boards by our harness, and held to Python image by image: the
+int8 variant bit for bit (with and without the DSP extension's SMLAD path), the float one class
+for class.
 
 Without the Arm toolchain or QEMU these tests skip, saying what to install; with CI=true they
 fail instead, since CI must run them."""
@@ -60,7 +62,7 @@ def assert_agrees(variant, result, images):
     assert (result.instructions > 0).all()
 
 
-@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+@pytest.mark.parametrize("target", list(TARGETS))
 def test_int8_lenet5_on_the_device_is_bit_exact_and_fits(target, tmp_path):
     model = lenet5(seed=0)
     prune(model, 0.9)
@@ -73,6 +75,25 @@ def test_int8_lenet5_on_the_device_is_bit_exact_and_fits(target, tmp_path):
     # the issue's budget for the 90%-pruned LeNet-5: 16 KB of flash, 8 KB of RAM
     assert 4000 < size["flash"] <= 16 * 1024
     assert size["static_ram"] + result.stack <= 8 * 1024 and result.stack > 1000
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+def test_dense_int8_lenet5_is_bit_exact_and_fits_72_kb(target, tmp_path):
+    """Unpruned, and global 90% pruning (some layers dense, some gap streams, on this untrained
+    model): the SMLAD kernels (M4) and their portable C (M3) give the reference's bits."""
+    for sparsity in (0.0, 0.9):
+        model = lenet5(seed=0)
+        prune(model, sparsity, "global")
+        images = random_images(100, seed=9)
+        variant, result = run_variant(
+            model, "int8", target, images, tmp_path, calibration=random_images(100, seed=10)
+        )
+        assert_agrees(variant, result, images)
+        if sparsity == 0:
+            source = variant.program.sources[0].read_text()
+            assert "conv_pool_dense(input" in source and "linear_dense(" in source
+            size = footprint(variant.program, TARGETS[target], tmp_path / "size")
+            assert size["flash"] <= 72 * 1024  # 61,470 int8 weights, and everything else
 
 
 def test_shared_lenet5_on_the_cortex_m4_is_bit_exact_and_smaller_than_int8(tmp_path):
@@ -162,3 +183,21 @@ def test_float_lenet5_on_1000_test_images_on_the_cortex_m4(quick_lenet5, tmp_pat
     images = data.test_images[:1000]
     variant, result = run_variant(model, "float", "cortex-m4", images, tmp_path)
     assert_agrees(variant, result, images)
+
+
+def test_instruction_counts_are_right_on_every_board(tmp_path):
+    """A loop of exactly 1,000,000 instructions (500,000 times SUBS and BNE) reads 1,000,000 on
+    every board, whatever clock its SysTick counts (25, 20 or 32 MHz)."""
+    (tmp_path / "spin.c").write_text(
+        "int spin(const unsigned char *pixels, signed char *logits);\n"
+        "int spin(const unsigned char *pixels, signed char *logits)\n"
+        "{\n    (void)pixels;\n    (void)logits;\n"
+        '    __asm volatile("ldr r0, =500000\\n1: subs r0, #1\\n bne 1b" ::: "r0", "cc");\n'
+        "    return 0;\n}\n"
+    )
+    program = Program([tmp_path / "spin.c"], "spin", "int8_t", 784, 10)
+    for target in TARGETS.values():
+        elf = build(program, target, tmp_path / target.name)
+        result = run(elf, target, random_images(2, seed=11), tmp_path / "work", 10)
+        # + the call and return, to within one tick
+        assert (abs(result.instructions - 1_000_000) <= 60).all(), (target, result.instructions)

@@ -22,6 +22,10 @@ c_kernels.c, which both exports copy in; this module writes only the model's arr
     bias       float32; int8: int32, the input's zero point folded in (bias - z_in * sum of the
                row's weights), and each output channel's requantisation (mult int32, shift int8)
 
+An int8 layer (not shared) whose every weight takes fewer bytes than its gap stream is stored
+dense instead: no ptr or gap, every weight, each row padded with zeros to a multiple of 4 (a
+conv's row is C*K*K), which the C multiplies four at a time (SMLAD on the DSP extension).
+
 No malloc, no globals written, only <stdint.h> included: activations live on the stack, a conv
 block computed two conv rows at a time and pooled at once, so predict is re-entrant. Compiles
 cleanly with gcc -std=c99 -Wall -Wextra -Werror.
@@ -59,14 +63,16 @@ C_TYPES = {
 @dataclass
 class CLayer:
     """What the C holds for one layer. kept: bool like the weight; arrays: (suffix, values) of
-    its weights (in the order of the kept weights, row-major), bias and the rest; init: the
-    fields of its layer_t after ptr and gap."""
+    its weights (in the order of the kept weights, row-major; dense: every weight, each row
+    padded with zeros to a multiple of 4), bias and the rest; init: the fields of its layer_t
+    after ptr and gap."""
 
     name: str
     kept: np.ndarray
     pad: int
     arrays: list[tuple[str, np.ndarray]]
     init: str
+    dense: bool = False
 
     @property
     def is_conv(self) -> bool:
@@ -134,7 +140,10 @@ def int8_layers(q: Int8Model) -> list[CLayer]:
         n = s.name
         # the input's zero point folded into the bias: sum w (a - z) = sum w a - z sum w
         bias = s.bias - s.in_zero * s.weight.reshape(len(s.weight), -1).sum(axis=1)
-        if s.codebook is None:
+        dense = s.codebook is None and dense_is_smaller(s.kept)
+        if dense:
+            arrays, weights = [("values", dense_rows(s.weight))], f"{{{n}_values}}"
+        elif s.codebook is None:
             arrays, weights = [("values", s.weight[s.kept])], f"{{{n}_values}}"
         else:
             assert s.index is not None
@@ -147,8 +156,24 @@ def int8_layers(q: Int8Model) -> list[CLayer]:
             ("shift", s.shift.astype(np.int8)),
         ]
         init = f"{weights}, {n}_bias, {n}_mult, {n}_shift, {s.zero}, {s.lo}"
-        layers.append(CLayer(n, s.kept, s.pad, arrays, init))
+        layers.append(CLayer(n, s.kept, s.pad, arrays, init, dense))
     return layers
+
+
+def dense_rows(weight: np.ndarray) -> np.ndarray:
+    """weight (R, ...) int8 -> its rows, each padded with zeros to a multiple of 4, flat."""
+    rows = weight.reshape(len(weight), -1)
+    return np.pad(rows, ((0, 0), (0, -rows.shape[1] % 4))).ravel()
+
+
+def dense_is_smaller(kept: np.ndarray) -> bool:
+    """Whether every weight (rows padded to a multiple of 4) takes fewer bytes than the kept
+    ones with their gap stream (at least a gap byte each and a ptr entry per row). A linear
+    layer's input must be a multiple of 4 long too: the C reads it four at a time."""
+    rows = kept.reshape(len(kept), -1)
+    if kept.ndim == 2 and rows.shape[1] % 4:
+        return False
+    return rows.shape[0] * -(-rows.shape[1] // 4) * 4 <= 2 * int(kept.sum()) + 2 * len(rows)
 
 
 def output_shape(layer: CLayer, shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -178,49 +203,65 @@ def layer_arrays(layers: list[CLayer], input_shape: tuple[int, int, int]) -> tup
     """-> (the C definitions of every layer's arrays and layer_t, their bytes, ptr's C type)."""
     streams, shape = [], input_shape
     for layer in layers:
-        streams.append(gap_stream(layer, shape))
+        streams.append(None if layer.dense else gap_stream(layer, shape))
         shape = output_shape(layer, shape)
-    big = max(int(ptr[-1]) for ptr, _ in streams)
+    big = max([int(s[0][-1]) for s in streams if s is not None], default=0)
     ptr_dtype = np.dtype(np.uint16 if big < 2**16 else np.uint32)
     texts, size = [], 0
-    for layer, (ptr, gap) in zip(layers, streams):
-        for suffix, array in [("ptr", ptr.astype(ptr_dtype)), ("gap", gap), *layer.arrays]:
-            text, nbytes = c_array(f"{layer.name}_{suffix}", array)
+    for layer, stream in zip(layers, streams):
+        n = layer.name
+        where = [] if stream is None else [("ptr", stream[0].astype(ptr_dtype)), ("gap", stream[1])]
+        for suffix, array in [*where, *layer.arrays]:
+            text, nbytes = c_array(f"{n}_{suffix}", array)
             texts.append(text)
             size += nbytes
-        n = layer.name
-        texts.append(f"static const layer_t {n} = {{{n}_ptr, {n}_gap, {layer.init}}};\n")
+        ptr_gap = "0, 0" if stream is None else f"{n}_ptr, {n}_gap"
+        texts.append(f"static const layer_t {n} = {{{ptr_gap}, {layer.init}}};\n")
     return "".join(texts), size, C_TYPES[ptr_dtype][0]
 
 
 def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) -> list[str]:
-    """-> predict's statements after the input's: a buffer and a call per layer; the input
+    """-> predict's statements after the input's: the buffers and a call per layer; the input
     (C, Hp, Wp) is already in `input`, padded for the first layer."""
-    lines, current, room = [], "input", 0
+    lines, current, room, col, best, accs = [], "input", 0, 0, 0, 0
     C, H, W = shape
     for i, layer in enumerate(layers):
         F, Hq, Wq = output_shape(layer, shape)
+        out = "logits" if i + 1 == len(layers) else f"{layer.name}_out"
         if layer.is_conv:
             K, p = layer.kept.shape[2], layer.pad
-            room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             opad = nxt.pad if nxt is not None and nxt.is_conv else 0
-            out = (F, Hq + 2 * opad, Wq + 2 * opad)
-            lines.append(f"{act} {layer.name}_out[{int(np.prod(out))}];  /* {out} */")
-            lines.append(
-                f"conv_pool({current}, {H + 2 * p}, {W + 2 * p}, {K}, {F}, &{layer.name}, "
-                f"{opad}, rows, {layer.name}_out);"
-            )
-        elif i + 1 < len(layers):
-            lines.append(f"{act} {layer.name}_out[{F}];")
-            lines.append(f"linear({current}, {F}, &{layer.name}, {layer.name}_out);")
+            shape_out = (F, Hq + 2 * opad, Wq + 2 * opad)
+            lines.append(f"{act} {out}[{int(np.prod(shape_out))}];  /* {shape_out} */")
+            args = f"{H + 2 * p}, {W + 2 * p}, {K}, {F}, &{layer.name}, {opad}"
+            if layer.dense:
+                col, best = max(col, -(-C * K * K // 4) * 4), max(best, F)
+                accs = max(accs, F)
+                lines.append(f"conv_pool_dense({current}, {C}, {args}, col, acc, largest, {out});")
+            else:
+                room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
+                lines.append(f"conv_pool({current}, {args}, rows, {out});")
         else:
-            lines.append(f"linear({current}, {F}, &{layer.name}, logits);")
-        current, shape = f"{layer.name}_out", (F, Hq, Wq)
+            if out != "logits":
+                lines.append(f"{act} {out}[{F}];")
+            if layer.dense:
+                accs = max(accs, F)
+                lines.append(
+                    f"linear_dense({current}, {C * H * W}, {F}, &{layer.name}, acc, {out});"
+                )
+            else:
+                lines.append(f"linear({current}, {F}, &{layer.name}, {out});")
+        current, shape = out, (F, Hq, Wq)
         C, H, W = shape
+    acc = "int32_t" if act == "int8_t" else "float"
     if room:
-        acc = "int32_t" if act == "int8_t" else "float"
         lines.insert(0, f"{acc} rows[{room}];  /* two conv output rows before pooling */")
+    if accs:
+        lines.insert(0, f"{acc} acc[{accs}];  /* a dense layer's accumulators */")
+    if col:
+        lines.insert(0, f"{acc} largest[{best}];  /* each channel's largest conv output so far */")
+        lines.insert(0, f"{act} col[{col}];  /* the taps of one conv output */")
     return lines
 
 
@@ -245,10 +286,11 @@ def c_source(
     """-> (the .c file: the kernels, the arrays, predict; the bytes of the arrays)."""
     arrays, size, ptr_type = layer_arrays(layers, (1, 28, 28))
     shared = any(suffix == "codebook" for layer in layers for suffix, _ in layer.arrays)
+    kinds = {("CONV" if layer.is_conv else "LINEAR", layer.dense) for layer in layers}
     defines = [
         *(["#define INT8_MODEL"] if int8 else []),
         *(["#define SHARED_WEIGHTS"] if shared else []),
-        *(["#define HAS_CONV"] if layers[0].is_conv else []),
+        *(f"#define {kind}_{'DENSE' if dense else 'GAPS'}" for kind, dense in sorted(kinds)),
     ]
     statements = "\n    ".join(body)
     text = f"""/* {prefix}.c: {about}

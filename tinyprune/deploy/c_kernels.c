@@ -5,7 +5,10 @@
  *     #define SKIP 255             a gap that only moves the input pointer on, with no weight
  *     #define INT8_MODEL           integers only, TFLite's arithmetic (else float32)
  *     #define SHARED_WEIGHTS       int8 shared weights (a codebook and packed indices)
- *     #define HAS_CONV             for a model with conv layers
+ *     #define CONV_GAPS            for a model with conv layers stored as gap streams
+ *     #define LINEAR_GAPS          ... linear layers stored as gap streams
+ *     #define CONV_DENSE           ... conv layers stored dense (int8 only, see dot)
+ *     #define LINEAR_DENSE         ... linear layers stored dense
  *
  * Each layer's kept weights are entries of a gap stream (see c_export.py): an entry's gap moves
  * the input pointer on from the previous entry, and every entry but a SKIP has a weight. */
@@ -35,8 +38,8 @@ typedef struct { const act_t *values; } weights_t;
 #define WEIGHT(w, n) ((w)->values[n])
 #endif
 
-/* One layer: its gap stream (row r's entries are ptr[r] .. ptr[r+1]-1 of gap), its weights and
- * biases, and what turns an accumulator into the layer's output. */
+/* One layer: its gap stream (row r's entries are ptr[r] .. ptr[r+1]-1 of gap; both 0 for a
+ * dense layer), its weights and biases, and what turns an accumulator into its output. */
 typedef struct {
     const ptr_t *ptr;
     const uint8_t *gap;
@@ -54,16 +57,17 @@ typedef struct {
 #ifdef INT8_MODEL
 /* TFLite's requantisation (its reference kernels' MultiplyByQuantizedMultiplier): acc times
  * mult / 2^31 * 2^shift, in two roundings. First the high 32 bits of 2 acc mult, rounded
- * (SaturatingRoundingDoublingHighMul; C's division rounds toward zero, hence the nudge), then a
- * right shift that rounds to nearest, halves away from zero (RoundingDivideByPOT). >> of a
- * negative number is an arithmetic shift in gcc and clang (C99 leaves it to them). */
+ * (SaturatingRoundingDoublingHighMul), then a right shift that rounds to nearest, halves away
+ * from zero (RoundingDivideByPOT). >> of a negative number is an arithmetic shift in gcc and
+ * clang (C99 leaves it to them). */
 static int32_t doubling_high_mul(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN)
         return INT32_MAX;
-    const int64_t ab = (int64_t)a * b;
-    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    /* TFLite's (ab + nudge) / 2^31, a division that rounds toward zero, nudge = 2^30 if
+     * ab >= 0 else 1 - 2^30, is floor((ab + 2^30) / 2^31) either way (for ab < 0 the numerator
+     * N is < 0, and trunc(N / D) = floor((N + D - 1) / D)): one shift, no branches */
+    return (int32_t)(((int64_t)a * b + (1 << 30)) >> 31);
 }
 
 static int32_t rounding_divide_by_pot(int32_t x, int exponent)
@@ -87,19 +91,96 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 /* Output channel c's value of an accumulator, and the value of a real 0 (padding). */
 #define ACTIVATION(L, acc, c) requantize(acc, (L)->mult[c], (L)->shift[c], (L)->zero, (L)->lo)
 #define REAL_ZERO(L) ((int8_t)(L)->zero)
+
+/* Four int8 at a time. Dense layers (those whose every-weight array is smaller than their gap
+ * stream) keep all their weights, row by row, each row padded with zeros to a multiple of 4:
+ * four int8 weights are one 32-bit word, multiplied with four inputs by two SMLADs (the DSP
+ * extension of the Cortex-M4, M33, M55: two 16-bit multiply-adds into a 32-bit accumulator, one
+ * instruction). Sparse convs load four adjacent inputs at once (conv4).
+ * SXTB16 sign-extends bytes 0 and 2 of a word into two 16-bit halves; of the word rotated by
+ * 8, bytes 1 and 3. Both operands widened the same way line up: w0 x0 + w2 x2, w1 x1 + w3 x3.
+ * Without the DSP extension (the Cortex-M3, the host's gcc) the same three steps in C. The
+ * sum is the same integer in any order: no rounding, and Int8Model checks it fits int32. */
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#define SXTB16(x) ((uint32_t)__sxtb16(x))
+/* arm_acle.h has no SXTB16 with its rotation: one instruction, not a rotate and an SXTB16 */
+static inline uint32_t sxtb16_ror8(uint32_t x)
+{
+    uint32_t y;
+    __asm("sxtb16 %0, %1, ror #8" : "=r"(y) : "r"(x));
+    return y;
+}
+#define SXTB16_ROR8(x) sxtb16_ror8(x)
+#define SMLAD(a, b, acc) __smlad((int16x2_t)(a), (int16x2_t)(b), acc)
+#define SMLABB(a, b, acc) __smlabb((int32_t)(a), b, acc)   /* acc + a's bottom half times b's */
+#define SMLATB(a, b, acc) __smlatb((int32_t)(a), b, acc)   /* acc + a's top half times b's */
+#else
+#define SXTB16(x) ((uint32_t)(uint16_t)(int8_t)(x) | (uint32_t)(int8_t)((x) >> 16) << 16)
+#define SXTB16_ROR8(x) SXTB16((x) >> 8)
+#define SMLAD(a, b, acc) \
+    ((acc) + (int16_t)(a) * (int16_t)(b) + (int16_t)((a) >> 16) * (int16_t)((b) >> 16))
+#define SMLABB(a, b, acc) ((acc) + (int16_t)(a) * (int16_t)(b))
+#define SMLATB(a, b, acc) ((acc) + (int16_t)((a) >> 16) * (int16_t)(b))
+#endif
+
+/* Four int8 as one word, byte 0 lowest: gcc makes it one load (the Cortex-M loads words from
+ * any address). A macro: gcc -Os would call a function, even an inline one. */
+#define LOAD4(p) \
+    ((uint32_t)(uint8_t)(p)[0] | (uint32_t)(uint8_t)(p)[1] << 8 | \
+     (uint32_t)(uint8_t)(p)[2] << 16 | (uint32_t)(uint8_t)(p)[3] << 24)
 #else
 #define ACTIVATION(L, acc, c) ((L)->relu && (acc) < 0.0f ? 0.0f : (acc))
 #define REAL_ZERO(L) 0.0f
 #endif
 
-#ifdef HAS_CONV
 #ifdef __GNUC__
-/* conv_rows has few live variables, so that those of its MAC loop stay in registers */
+/* a function kept whole has few live variables, so that those of its loop stay in registers */
 #define NOINLINE __attribute__((noinline))
 #else
 #define NOINLINE
 #endif
 
+#ifdef CONV_GAPS
+
+#ifdef INT8_MODEL
+/* Four adjacent conv outputs of one channel: out[j] = b + the sum over the taps (entries g ..
+ * end-1, weights n, n+1, ...) of weight * x[offset + j], j < 4, each gap moving the tap's
+ * offset on. The four accumulators stay in registers while the taps stream by, and one word
+ * load brings a tap's four inputs (SXTB16: x0 and x2 in one word, x1 and x3 in the other). */
+static NOINLINE void conv4(const act_t *x, const uint8_t *g, const uint8_t *end,
+                           const weights_t *weights, uint32_t n, acc_t b, acc_t *out)
+{
+    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
+    acc_t a0 = b, a1 = b, a2 = b, a3 = b;
+    for (; g < end; g++) {
+        x += *g;
+        if (*g == SKIP)
+            continue;
+        const int32_t wt = WEIGHT(&w, n++);
+        const uint32_t v = LOAD4(x), even = SXTB16(v), odd = SXTB16_ROR8(v);
+        a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+        a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+}
+
+/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = conv output (r, j)
+ * of x, r = 0, 1, j < Wo (>= 4), four at a time; the last four may overlap the ones before.
+ * -> the number of the channel's next weight. */
+static uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t *g, const uint8_t *end,
+                          const weights_t *weights, uint32_t n, acc_t b, acc_t *rows)
+{
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < Wo; j += 4) {
+            const int j4 = j + 4 <= Wo ? j : Wo - 4;
+            conv4(x + r * Wp + j4, g, end, weights, n, b, rows + r * Wo + j4);
+        }
+    for (; g < end; g++)
+        n += *g != SKIP;
+    return n;
+}
+#else
 /* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
  * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
  * where each gap moves the tap's offset on. -> the number of the channel's next weight. */
@@ -124,9 +205,12 @@ static NOINLINE uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t
     }
     return n;
 }
+#endif
 
-/* out[f] = maxpool2x2(ACTIVATION(bias[f] + sum of the taps of channel f)), for f < F: for
- * int8, TFLite's order (requantise, the ReLU fused in, then the max of the int8 values).
+/* out[f] = maxpool2x2(ACTIVATION(bias[f] + sum of the taps of channel f)), for f < F. TFLite
+ * requantises each conv output, then takes the max of the int8 values; ACTIVATION is
+ * monotone (non-decreasing: mult > 0, then a clamp), so the max of the accumulators,
+ * requantised once, is the same value for a quarter of the requantisations.
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
  * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
@@ -147,30 +231,139 @@ static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer
                           &L->weights, first, L->bias[f], rows);
             for (int k = 0; k < Wq; k++) {
                 const acc_t *r = rows + 2 * k;
-                act_t m = ACTIVATION(L, r[0], f), v;
-                if ((v = ACTIVATION(L, r[1], f)) > m) m = v;
-                if ((v = ACTIVATION(L, r[Wo], f)) > m) m = v;
-                if ((v = ACTIVATION(L, r[Wo + 1], f)) > m) m = v;
-                o[i * Ws + k] = m;
+                acc_t m = r[0];
+                if (r[1] > m) m = r[1];
+                if (r[Wo] > m) m = r[Wo];
+                if (r[Wo + 1] > m) m = r[Wo + 1];
+                o[i * Ws + k] = ACTIVATION(L, m, f);
             }
         }
     }
 }
 #endif
+
+#ifdef LINEAR_GAPS
+/* acc + the sum over one row's entries g .. end-1 (weights *n, *n+1, ...) of weight times the
+ * input it picks; moves *n on. Alone, so that its loop's values stay in registers. */
+static NOINLINE acc_t gap_dot(const act_t *x, const uint8_t *g, const uint8_t *end,
+                              const weights_t *weights, uint32_t *next, acc_t acc)
+{
+    const weights_t w = *weights;
+    uint32_t n = *next;
+    for (; g < end; g++) {
+        x += *g;
+        if (*g != SKIP)
+            acc += WEIGHT(&w, n++) * *x;
+    }
+    *next = n;
+    return acc;
+}
+
 /* out[r] = ACTIVATION(bias[r] + sum of row r's weights times the inputs they pick), r < R. */
 static void linear(const act_t *x, int R, const layer_t *L, act_t *out)
 {
-    const weights_t w = L->weights;   /* a local copy, so that its pointers stay in registers */
-    const uint8_t *g = L->gap + L->ptr[0];
     uint32_t n = 0;
     for (int r = 0; r < R; r++) {
-        acc_t acc = L->bias[r];
-        const act_t *xp = x;
-        for (const uint8_t *end = L->gap + L->ptr[r + 1]; g < end; g++) {
-            xp += *g;
-            if (*g != SKIP)
-                acc += WEIGHT(&w, n++) * *xp;
-        }
+        const acc_t acc = gap_dot(x, L->gap + L->ptr[r], L->gap + L->ptr[r + 1], &L->weights,
+                                  &n, L->bias[r]);
         out[r] = ACTIVATION(L, acc, r);
     }
 }
+#endif
+
+#if defined(CONV_DENSE) || defined(LINEAR_DENSE)
+/* acc + the sum of w[i] x[i] for i < n, n a multiple of 4 (> 0) */
+static int32_t dot(const int8_t *w, const int8_t *x, int n, int32_t acc)
+{
+    const int8_t *end = w + n;
+    do {
+        const uint32_t a = LOAD4(w), b = LOAD4(x);
+        acc = SMLAD(SXTB16(a), SXTB16(b), acc);
+        acc = SMLAD(SXTB16_ROR8(a), SXTB16_ROR8(b), acc);
+        w += 4, x += 4;
+    } while (w < end);
+    return acc;
+}
+
+/* The same for two rows of weights, w0 and w1, at once: x is loaded and widened once for
+ * both. -> the two sums in acc[0], acc[1]. Not inlined: alone, its loop's eleven values stay
+ * in registers. */
+static NOINLINE void dot2(const int8_t *w0, const int8_t *w1, const int8_t *x, int n,
+                          int32_t *acc)
+{
+    int32_t acc0 = acc[0], acc1 = acc[1];
+    const int8_t *end = x + n;
+    do {
+        const uint32_t b = LOAD4(x), b0 = SXTB16(b), b1 = SXTB16_ROR8(b);
+        const uint32_t a = LOAD4(w0), c = LOAD4(w1);
+        acc0 = SMLAD(SXTB16(a), b0, acc0);
+        acc0 = SMLAD(SXTB16_ROR8(a), b1, acc0);
+        acc1 = SMLAD(SXTB16(c), b0, acc1);
+        acc1 = SMLAD(SXTB16_ROR8(c), b1, acc1);
+        w0 += 4, w1 += 4, x += 4;
+    } while (x < end);
+    acc[0] = acc0, acc[1] = acc1;
+}
+
+/* acc[r] = bias[r] + row r of the weights w (R rows of N) times x, for r < R: two rows at a
+ * time. */
+static void rows_times(const int8_t *w, const int8_t *x, int N, int R, const int32_t *bias,
+                       int32_t *acc)
+{
+    int r = 0;
+    for (; r + 1 < R; r += 2) {
+        acc[r] = bias[r], acc[r + 1] = bias[r + 1];
+        dot2(w + r * N, w + (r + 1) * N, x, N, acc + r);
+    }
+    if (r < R)
+        acc[r] = dot(w + r * N, x, N, bias[r]);
+}
+
+#ifdef LINEAR_DENSE
+/* out[r] = ACTIVATION(bias[r] + row r of the weights (N, a multiple of 4, each) times x);
+ * acc: R int32. */
+static void linear_dense(const act_t *x, int N, int R, const layer_t *L, acc_t *acc,
+                         act_t *out)
+{
+    rows_times(L->weights.values, x, N, R, L->bias, acc);
+    for (int r = 0; r < R; r++)
+        out[r] = ACTIVATION(L, acc[r], r);
+}
+#endif
+
+#ifdef CONV_DENSE
+/* conv_pool for a dense conv: the weights (F, N), N = C*K*K rounded up to a multiple of 4.
+ * For each of a pooling window's four conv outputs its taps are copied into col, in the
+ * weights' order (c, kh, kw), and every channel's accumulator is the dot product of col and
+ * the channel's weights; best[f] keeps channel f's largest, requantised once (see conv_pool).
+ * col: N int8; acc, best: F int32 each. */
+static void conv_pool_dense(const act_t *in, int C, int Hp, int Wp, int K, int F,
+                            const layer_t *L, int opad, act_t *col, acc_t *acc, acc_t *best,
+                            act_t *out)
+{
+    const int Hq = (Hp - K + 1) / 2, Wq = (Wp - K + 1) / 2, N = (C * K * K + 3) & ~3;
+    const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
+    for (int j = 0; opad > 0 && j < F * Hs * Ws; j++)
+        out[j] = REAL_ZERO(L);
+    for (int j = C * K * K; j < N; j++)
+        col[j] = 0;                       /* times the rows' zero padding */
+    for (int i = 0; i < Hq; i++)
+        for (int k = 0; k < Wq; k++) {
+            for (int window = 0; window < 4; window++) {
+                const act_t *x = in + (2 * i + window / 2) * Wp + 2 * k + window % 2;
+                act_t *c = col;
+                for (int ch = 0; ch < C; ch++, x += Hp * Wp)
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++)
+                            *c++ = x[kh * Wp + kw];
+                rows_times(L->weights.values, col, N, F, L->bias, acc);
+                for (int f = 0; f < F; f++)
+                    if (window == 0 || acc[f] > best[f])
+                        best[f] = acc[f];
+            }
+            for (int f = 0; f < F; f++)
+                out[f * Hs * Ws + (opad + i) * Ws + opad + k] = ACTIVATION(L, best[f], f);
+        }
+}
+#endif
+#endif

@@ -37,11 +37,15 @@ INSTALL_HINT = (
 
 @dataclass(frozen=True)
 class Target:
-    """A Cortex-M core: its compiler flags and the QEMU board that emulates it."""
+    """A Cortex-M core: its compiler flags, the QEMU board that emulates it, that board's
+    memory map (a linker script here) and the clock its SysTick counts (QEMU's boards differ:
+    checked with a loop of a known number of instructions)."""
 
     name: str
     flags: tuple[str, ...]
     machine: str
+    memory: str = "mps2.ld"
+    clock_hz: int = 25_000_000
 
 
 TARGETS = {
@@ -52,6 +56,23 @@ TARGETS = {
     ),
     "cortex-m3": Target(
         "cortex-m3", ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"), "mps2-an385"
+    ),
+    # Armv8-M Mainline with the DSP extension (SMLAD) and a single-precision FPU
+    "cortex-m33": Target(
+        "cortex-m33",
+        ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+        "mps2-an505",
+        "an505.ld",
+        20_000_000,
+    ),
+    # Armv8.1-M with Helium (MVE, 128-bit vectors): gcc's -mcpu=cortex-m55 turns it on, and
+    # -O2's vectoriser may use it; -Os does not vectorise
+    "cortex-m55": Target(
+        "cortex-m55",
+        ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
+        "mps3-an547",
+        "an547.ld",
+        32_000_000,
     ),
 }
 
@@ -124,7 +145,8 @@ def build(program: Program, target: Target, out_dir: Path, with_model: bool = Tr
             *target.flags,
             "-nostartfiles",
             "--specs=nano.specs",
-            f"-T{HARNESS / 'mps2.ld'}",
+            f"-L{HARNESS}",
+            f"-T{HARNESS / target.memory}",
             "-Wl,--gc-sections",
             "-o",
             str(elf),

@@ -4,10 +4,12 @@
     result.classes, result.logits_bits, result.instructions, result.stack
 
 With icount=True QEMU runs with -icount shift=0: every instruction takes exactly 1 ns of
-virtual time. The harness reads the SysTick timer, which counts the boards' 25 MHz processor
-clock, around each predict call, so one tick is 40 instructions; instructions per inference are
-ticks * 40, to +-40. (Checked: a loop of 3,000,000 instructions read 75,000 ticks.) Without
-icount the run is faster and the tick counts mean nothing.
+virtual time. The harness reads the SysTick timer, which counts the board's processor clock
+(Target.clock_hz: 25 MHz on the MPS2 boards an385 and an386, so one tick is 40 instructions;
+20 MHz on an505, 50; 32 MHz on the MPS3 an547, 31.25), around each predict call;
+instructions per inference are ticks * 1e9 / clock_hz, to +- one tick. (Checked: a loop of
+1,000,000 instructions read 25,000, 20,000 and 32,000 ticks.) Without icount the run is faster
+and the tick counts mean nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import numpy as np
 
 from tinyprune.deploy.mcu.build import Target
 
-INSTRUCTIONS_PER_TICK = 40  # 1 ns per instruction / (1 / 25 MHz per tick)
 RESULT_LINE = re.compile(r"[0-9a-f]+( [0-9a-f]+)+")  # image, class, logits, ticks: hex
 
 
@@ -97,6 +98,6 @@ def run(
     return RunResult(
         numbers[:, 1],
         numbers[:, 2 : 2 + classes].astype(np.uint32),
-        numbers[:, -1] * INSTRUCTIONS_PER_TICK,
+        np.round(numbers[:, -1] * 1e9 / target.clock_hz).astype(np.int64),  # 1 ns each
         stack[0] if stack else 0,
     )
