@@ -74,8 +74,8 @@ def results(out) -> dict:
     }
 
 
-def quickly_pruned_lenet5() -> tuple[Sequential, Mnist]:
-    """LeNet-5 after 1 epoch on 6,000 real training images, pruned 90%, 1 epoch of
+def quickly_pruned_lenet5(sparsity: float = 0.9) -> tuple[Sequential, Mnist]:
+    """LeNet-5 after 1 epoch on 6,000 real training images, pruned to sparsity, 1 epoch of
     fine-tuning -> (model, the full MNIST): a real pruned model in seconds, for the exports."""
     data = load_mnist()
     subset = Mnist(
@@ -84,7 +84,7 @@ def quickly_pruned_lenet5() -> tuple[Sequential, Mnist]:
     model = lenet5(seed=0)
     # lr 0.01: in a single short epoch, run.py's 0.05 does not get going
     fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=0)
-    prune(model, 0.9)
+    prune(model, sparsity)
     fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=1)
     return model, data
 

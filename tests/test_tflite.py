@@ -12,23 +12,20 @@ import math
 
 import numpy as np
 import pytest
-from helpers import skip_without
+from helpers import quickly_pruned_lenet5, skip_without
 from numpy.lib.stride_tricks import sliding_window_view
 
 skip_without("flatbuffers", "ai_edge_litert")
 
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
-from tinyprune.data.mnist import Mnist, load_mnist  # noqa: E402
 from tinyprune.data.transforms import to_input  # noqa: E402
 from tinyprune.deploy import tflite  # noqa: E402
 from tinyprune.deploy.int8_model import Int8Model  # noqa: E402
 from tinyprune.deploy.tflite import Graph, Tensor  # noqa: E402
 from tinyprune.deploy.weight_sharing import parse_bits, share_weights  # noqa: E402
 from tinyprune.nn.model import lenet5, lenet5_caffe, lenet_300_100  # noqa: E402
-from tinyprune.nn.optim import MaskedSGD  # noqa: E402
 from tinyprune.prune.criteria import prune  # noqa: E402
-from tinyprune.train.loop import fit  # noqa: E402
 
 # ---- The arithmetic of TFLite's int8 kernels, in NumPy ----
 
@@ -301,14 +298,7 @@ def test_the_file_says_what_it_takes_and_gives(tmp_path):
 def test_pruned_lenet5_on_all_test_images(tmp_path):
     """LeNet-5 trained one epoch on 6,000 images, pruned 50%, fine-tuned one epoch: through
     LiteRT, all 10,000 test images give Int8Model.forward's scores bit for bit."""
-    data = load_mnist()
-    subset = Mnist(
-        data.train_images[:6000], data.train_labels[:6000], data.test_images, data.test_labels
-    )
-    model = lenet5(seed=0)
-    fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=0)
-    prune(model, 0.5)
-    fit(model, subset, MaskedSGD(model.params(), 0.01, 0.9, 5e-4), 1, batch_size=64, seed=1)
+    model, data = quickly_pruned_lenet5(sparsity=0.5)
     q = Int8Model(model, data.train_images[:2000])
     scores = run(written(q, tmp_path), data.test_images[..., None])
     expected = q.forward(data.test_images)
