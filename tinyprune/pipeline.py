@@ -179,6 +179,7 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
             t.seed,
             max_shift=t.shift,
             start_epoch=len(state.train_history) + 1,
+            warmup_steps=t.warmup_steps,
             after_epoch=lambda entry: state.save_train_epoch(optimizer, entry),
         )
         trained = model
@@ -197,6 +198,7 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
                 "momentum": t.momentum,
                 "weight_decay": t.weight_decay,
                 "shift": t.shift,
+                "warmup_steps": t.warmup_steps,
                 "dataset": data.dataset.key,
                 "train_images": len(data.train_images),
                 "test_images": len(data.test_images),

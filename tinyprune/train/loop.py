@@ -76,9 +76,23 @@ def print_progress(name: str, seconds: float) -> None:
         print(f"  numba compiled {name} in {seconds:.1f}s", flush=True)
 
 
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """Learning rate decayed from base_lr to 0 along half a cosine over total_steps."""
-    return 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
+# Why a warm-up (config.WARMUP_STEPS, 100 steps by default): at the full rate from the first
+# step, lenet5-caffe with --shift 1 diverged on 2 seeds of 10 (1 and 4 on the validation split)
+# within its first 40 steps. Its conv1, pool1, conv2, pool2 and fc1 have no ReLU between them,
+# so a step on conv1 scales everything after it. At lr 0.05 and momentum 0.9 the logits grow
+# from 0.4 to 20-50 in 25 steps; on seed 4 a batch the model then got confidently wrong (loss
+# 3.8, then 9.6) gave conv1 a gradient 20x its usual one (57.7), momentum carried it, conv1's
+# weights went from norm 2.6 to 5.3 in two steps and the logits from 130 to 28,000: NaN three
+# steps later. Healthy seeds show smaller spikes at the same time. Rising from lr/100 over the
+# first 100 steps, the rate is still a third of its full value at step 30, and full only once
+# the loss is well down and the gradients small: no seed of 0-9 diverged then
+# (benchmarks/seed_stability.py).
+def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """Learning rate of step `step` (from 0): decayed from base_lr to 0 along half a cosine over
+    total_steps, and over the first warmup_steps also scaled by (step + 1) / warmup_steps, a
+    linear warm-up (Goyal et al. 2017)."""
+    cosine = 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
+    return cosine * min(1.0, (step + 1) / warmup_steps) if warmup_steps else cosine
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
@@ -139,6 +153,7 @@ def train_epoch(
     max_shift: int,
     phase: str,
     after_step: Callable[[int, int], None] | None,
+    warmup_steps: int = 0,
 ) -> tuple[float, float, float]:
     """Epoch `epoch` of `epochs`' steps, as `fit` describes them -> (mean train loss, train
     accuracy as a fraction, wall seconds of the steps)."""
@@ -157,7 +172,7 @@ def train_epoch(
         x = to_input(random_shift(data.train_images[idx], max_shift, rng), data.dataset)
         y = data.train_labels[idx].astype(np.int64)
         global_step = (epoch - 1) * steps_per_epoch + step
-        optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps)
+        optimizer.lr = cosine_lr(optimizer.base_lr, global_step, total_steps, warmup_steps)
         where = f"at epoch {epoch}, step {step + 1}"
         logits, loss = train_step(model, loss_fn, optimizer, x, y, phase, where)
         if after_step is not None:
@@ -192,14 +207,17 @@ def fit(
     start_epoch: int = 1,
     after_step: Callable[[int, int], None] | None = None,
     after_epoch: Callable[[dict], None] | None = None,
+    warmup_steps: int = 0,
 ) -> list[dict]:
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
     data: an `Mnist` tuple (uint8 images, labels, data set). The learning rate follows a cosine
-    from the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
-    random by up to max_shift pixels (see random_shift). Epoch e draws its batches from a
-    generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
-    model and optimizer as they were) takes the same steps as one never interrupted.
+    from the optimizer's base_lr down to 0 over all `epochs`, and rises linearly to it over the
+    first warmup_steps steps (see cosine_lr; 0: no warm-up, as fine-tuning has). Each
+    training image is shifted at random by up to max_shift pixels (see random_shift). Epoch e
+    draws its batches from a generator seeded by (seed, e) alone, so a run resumed at any epoch
+    (start_epoch, with the model and optimizer as they were) takes the same steps as one
+    never interrupted.
     after_step(step, total_steps) runs after each optimizer step (steps count from 1 over the
     whole run); after_epoch(entry) after each epoch's history entry is made.
     Returns the history entries of the epochs run; `seconds` is the wall time of the
@@ -208,7 +226,17 @@ def fit(
     history = []
     for epoch in range(start_epoch, epochs + 1):
         train_loss, train_accuracy, seconds = train_epoch(
-            model, optimizer, data, epoch, epochs, batch_size, seed, max_shift, phase, after_step
+            model,
+            optimizer,
+            data,
+            epoch,
+            epochs,
+            batch_size,
+            seed,
+            max_shift,
+            phase,
+            after_step,
+            warmup_steps,
         )
         test_loss, test_accuracy = evaluate(
             model, data.test_images, data.test_labels, dataset=data.dataset
