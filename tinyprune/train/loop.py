@@ -77,16 +77,18 @@ def print_progress(name: str, seconds: float) -> None:
 
 
 # Why a warm-up (config.WARMUP_STEPS, 100 steps by default): at the full rate from the first
-# step, lenet5-caffe with --shift 1 diverged on 2 seeds of 10 (1 and 4 on the validation split)
-# within its first 40 steps. Its conv1, pool1, conv2, pool2 and fc1 have no ReLU between them,
-# so a step on conv1 scales everything after it. At lr 0.05 and momentum 0.9 the logits grow
-# from 0.4 to 20-50 in 25 steps; on seed 4 a batch the model then got confidently wrong (loss
-# 3.8, then 9.6) gave conv1 a gradient 20x its usual one (57.7), momentum carried it, conv1's
-# weights went from norm 2.6 to 5.3 in two steps and the logits from 130 to 28,000: NaN three
-# steps later. Healthy seeds show smaller spikes at the same time. Rising from lr/100 over the
-# first 100 steps, the rate is still a third of its full value at step 30, and full only once
-# the loss is well down and the gradients small: no seed of 0-9 diverged then
-# (benchmarks/seed_stability.py).
+# step, lenet5-caffe diverged within its first 40 steps on seeds 1 and 4 of 0-9 with --shift 1
+# and on seed 1 without (validation split; seed 4 at step 38 on the full training set). Its
+# conv1, pool1, conv2, pool2 and fc1 have no ReLU between them, so a step on conv1 scales all
+# after it. At lr 0.05 and momentum 0.9 the logits grow from 0.4 to 20-50 in 25 steps; on seed 4
+# a batch the model then got confidently wrong (loss 3.8, then 9.6) gave conv1 a gradient 20x
+# its usual one (57.7), momentum carried it, conv1's weights went from norm 2.6 to 5.3 in two
+# steps and the logits from 130 to 28,000: NaN three steps later. Healthy seeds show smaller
+# spikes then. Rising from lr/100 over 100 steps, the rate is a third of its peak at step 30 and
+# full once the loss is well down: no seed of 0-9 of any recipe diverged in its first epoch
+# (benchmarks/seed_stability.py). 50, 100 and 200 steps all held seeds 1, 4 and 6 over 150
+# steps; 100 is the middle one, and lenet5's validation accuracy after 10 epochs was the same
+# with it as without, within the spread between seeds.
 def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
     """Learning rate of step `step` (from 0): decayed from base_lr to 0 along half a cosine over
     total_steps, and over the first warmup_steps also scaled by (step + 1) / warmup_steps, a
