@@ -18,6 +18,10 @@ from pathlib import Path
 DEFAULT_LR = 0.05
 VALIDATION_IMAGES = 50_000
 
+# Training's learning rate rises linearly over its first WARMUP_STEPS steps (train/loop.py,
+# cosine_lr, says why). Chosen on the validation split: see benchmarks/seed_stability.py.
+WARMUP_STEPS = 100
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -49,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     shift: int = 0  # random shifts of up to this many pixels (0: none)
     seed: int = 0
+    warmup_steps: int = WARMUP_STEPS  # the learning rate rises linearly over the first steps
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,14 @@ from tinyprune.cli.types import (
     positive_int,
     seed_list,
 )
-from tinyprune.config import DEFAULT_LR, VALIDATION_IMAGES, DataConfig, ShareConfig, TrainConfig
+from tinyprune.config import (
+    DEFAULT_LR,
+    VALIDATION_IMAGES,
+    WARMUP_STEPS,
+    DataConfig,
+    ShareConfig,
+    TrainConfig,
+)
 from tinyprune.data.datasets import DATASETS
 from tinyprune.data.idx import IdxError
 from tinyprune.data.mnist import Mnist, MnistError, load_data
@@ -85,6 +92,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> argparse._ArgumentG
         type=positive_float,
         default=DEFAULT_LR,
         help="initial learning rate of training (cosine decay to 0)",
+    )
+    group.add_argument(
+        "--warmup-steps",
+        type=non_negative_int,
+        default=WARMUP_STEPS,
+        help="raise the learning rate linearly over the first N training steps (0: none); "
+        "without it lenet5-caffe diverged on 3 of 20 seeds (train/loop.py says why)",
     )
     group.add_argument(
         "--batch-size", type=positive_int, default=128, help="images per training step"

@@ -20,11 +20,13 @@ from tinyprune.train.resume import RunState
 
 def cache_name(config: TrainConfig, train_images: int, dataset: str = "mnist") -> str:
     """The file name of the dense model trained with config on train_images images of
-    dataset (MNIST's names have no prefix, as before there were other data sets)."""
+    dataset (MNIST's names have no prefix, as before there were other data sets; a model
+    trained without warm-up keeps the name it had before there was one)."""
     c = config
     prefix = "" if dataset == "mnist" else f"{dataset}-"
+    warmup = f"-warmup{c.warmup_steps}" if c.warmup_steps else ""
     return (
-        f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}-batch{c.batch_size}-"
+        f"{prefix}{c.model}-epochs{c.epochs}-lr{c.lr:g}{warmup}-batch{c.batch_size}-"
         f"momentum{c.momentum:g}-wd{c.weight_decay:g}-shift{c.shift}-seed{c.seed}-images{train_images}.npz"
     )
 
@@ -47,7 +49,8 @@ def train_dense(
     optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
     hooks = {} if resume is None else resume.training(optimizer)
     c = config
-    fit(model, data, optimizer, c.epochs, c.batch_size, c.seed, c.shift, phase, **hooks)
+    steps = (c.epochs, c.batch_size, c.seed, c.shift, phase)
+    fit(model, data, optimizer, *steps, warmup_steps=c.warmup_steps, **hooks)
     return model
 
 

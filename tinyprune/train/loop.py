@@ -79,11 +79,25 @@ def print_progress(name: str, seconds: float) -> None:
         print(f"  numba compiled {name} in {seconds:.1f}s", flush=True)
 
 
+# Why a warm-up (config.WARMUP_STEPS, 100 steps by default): at the full rate from the first
+# step, lenet5-caffe diverged within its first 40 steps on seeds 1 and 4 of 0-9 with --shift 1
+# and on seed 1 without (validation split; seed 4 at step 38 on the full training set). Its
+# conv1, pool1, conv2, pool2 and fc1 have no ReLU between them, so a step on conv1 scales all
+# after it. At lr 0.05 and momentum 0.9 the logits grow from 0.4 to 20-50 in 25 steps; on seed 4
+# a batch the model then got confidently wrong (loss 3.8, then 9.6) gave conv1 a gradient 20x
+# its usual one (57.7), momentum carried it, conv1's weights went from norm 2.6 to 5.3 in two
+# steps and the logits from 130 to 28,000: NaN three steps later. Healthy seeds show smaller
+# spikes then. Rising from lr/100 over 100 steps, the rate is a third of its peak at step 30 and
+# full once the loss is well down: no seed of 0-9 of any recipe diverged in its first epoch
+# (benchmarks/seed_stability.py). 50, 100 and 200 steps all held seeds 1, 4 and 6 over 150
+# steps; 100 is the middle one, and lenet5's validation accuracy after 10 epochs was the same
+# with it as without, within the spread between seeds.
 def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
-    """Learning rate decayed from base_lr to 0 along half a cosine over total_steps, and over
-    the first warmup_steps (default none) ramped up linearly: lenet5-caffe may diverge without."""
-    ramp = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-    return ramp * 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
+    """Learning rate of step `step` (from 0): decayed from base_lr to 0 along half a cosine over
+    total_steps, and over the first warmup_steps also scaled by (step + 1) / warmup_steps, a
+    linear warm-up (Goyal et al. 2017)."""
+    cosine = 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
+    return cosine * min(1.0, (step + 1) / warmup_steps) if warmup_steps else cosine
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
@@ -203,13 +217,14 @@ def fit(
     """Train epochs start_epoch..epochs; evaluate on the test set after each one.
 
     data: an `Mnist` tuple (uint8 images, labels, data set). The learning rate follows a cosine
-    from the optimizer's base_lr down to 0 over all `epochs`. Each training image is shifted at
-    random by up to max_shift pixels (see random_shift). Epoch e draws its batches from a
-    generator seeded by (seed, e) alone, so a run resumed at any epoch (start_epoch, with the
-    model and optimizer as they were) takes the same steps as one never interrupted.
+    from the optimizer's base_lr down to 0 over all `epochs`, and rises linearly to it over the
+    first warmup_steps steps (see cosine_lr; 0: no warm-up, as fine-tuning has). Each
+    training image is shifted at random by up to max_shift pixels (see random_shift). Epoch e
+    draws its batches from a generator seeded by (seed, e) alone, so a run resumed at any epoch
+    (start_epoch, with the model and optimizer as they were) takes the same steps as one
+    never interrupted.
     after_step(step, total_steps) runs after each optimizer step (steps count from 1 over the
-    whole run); after_epoch(entry) after each epoch's history entry is made. warmup_steps:
-    see cosine_lr.
+    whole run); after_epoch(entry) after each epoch's history entry is made.
     Returns the history entries of the epochs run; `seconds` is the wall time of the
     training steps alone.
     """
