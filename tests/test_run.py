@@ -52,15 +52,15 @@ def test_unwritable_out_exits_2(tmp_path):
 
 @pytest.mark.slow
 def test_short_run_learns_prunes_and_writes_its_results(tmp_path, capsys):
-    """Real MNIST (via TINYPRUNE_DATA_DIR): 6,000 images, 2 epochs, prune 50%, 1 epoch."""
-    assert (
-        main(["--limit", "6000", "--epochs", "2", "--finetune-epochs", "1", "--out", str(tmp_path)])
-        == 0
-    )
+    """Real MNIST (via TINYPRUNE_DATA_DIR): 6,000 images, 2 epochs, prune 50%, 1 epoch; no
+    warm-up, whose third of these 94 steps would leave it just short of the 0.9 below."""
+    options = ["--limit", "6000", "--epochs", "2", "--finetune-epochs", "1", "--warmup-steps", "0"]
+    assert main([*options, "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "result.json").read_text())
     results = json.loads((tmp_path / "results.json").read_text())
 
     assert result["model"] == "lenet5" and result["epochs"] == 2 and result["seed"] == 0
+    assert result["warmup_steps"] == 0
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert result["history"][1]["train_loss"] < result["history"][0]["train_loss"]
     assert result["test_accuracy"] > 0.9  # chance is 0.1; two epochs on 6,000 images give ~0.92

@@ -78,3 +78,6 @@ def test_warmup_rises_linearly_then_follows_the_cosine():
     assert np.allclose(rates[:4], [c * k / 4 for c, k in zip(cosine, (1, 2, 3, 4))])
     assert rates[3:] == cosine[3:]  # from the warm-up's last step on, the cosine alone
     assert cosine_lr(0.05, 0, 1000, warmup_steps=0) == 0.05  # no warm-up: as before
+    # a run of 30 steps warms up over 10 of them, not 100
+    assert cosine_lr(0.05, 4, 30, warmup_steps=100) == cosine_lr(0.05, 4, 30) * 0.5
+    assert cosine_lr(0.05, 9, 30, warmup_steps=100) == cosine_lr(0.05, 9, 30)

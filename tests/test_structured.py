@@ -1,8 +1,6 @@
 """Learned structured pruning: the channel scale's gradients, group lasso's penalty and
 proximal step, slimming's scales folded away, and dead units removed without changing outputs."""
 
-import math
-
 import numpy as np
 import pytest
 from helpers import numerical_gradient
@@ -17,7 +15,6 @@ from tinyprune.nn.model import lenet5_caffe
 from tinyprune.nn.widths import lenet5_caffe_widths
 from tinyprune.prune import group_lasso, slimming
 from tinyprune.prune.structured import learn_structure, remove_dead_units, widths
-from tinyprune.train.loop import cosine_lr
 
 
 def images(n=4, seed=0, dtype=np.float64):
@@ -174,13 +171,3 @@ def test_one_strength_each_layer_presses_only_the_layers_given_one(method):
         name for name, p in net.params().items() if not np.array_equal(p.value, before[name])
     }
     assert changed == ({"fc1_scale.scale"} if method is slimming else {"fc1.weight", "fc1.bias"})
-
-
-def test_cosine_rate_warms_up_only_when_asked():
-    """The warm-up structured_search offers (lenet5-caffe at 0.05 may diverge without one);
-    warmup_steps=0, the default, leaves every rate as it was, bit for bit."""
-    assert [cosine_lr(0.1, s, 100, warmup_steps=4) for s in range(3)] == pytest.approx(
-        [0.25 * cosine_lr(0.1, 0, 100), 0.5 * cosine_lr(0.1, 1, 100), 0.75 * cosine_lr(0.1, 2, 100)]
-    )
-    assert cosine_lr(0.1, 4, 100, warmup_steps=4) == cosine_lr(0.1, 4, 100)
-    assert cosine_lr(0.1, 7, 100, warmup_steps=0) == 0.05 * (1 + math.cos(math.pi * 7 / 100))

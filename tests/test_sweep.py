@@ -87,8 +87,10 @@ def test_plots_are_written(tmp_path):
 
 @pytest.mark.slow
 def test_sensitivity_and_sweep_on_real_mnist_share_one_dense_model(tmp_path, capsys):
-    """Real MNIST (via TINYPRUNE_DATA_DIR): 3,000 images, 2 epochs; tiny sweeps."""
-    common = ["--limit", "3000", "--epochs", "2", "--cache-dir", str(tmp_path / "cache")]
+    """Real MNIST (via TINYPRUNE_DATA_DIR): 3,000 images, 2 epochs (48 steps: no warm-up);
+    tiny sweeps."""
+    common = ["--limit", "3000", "--epochs", "2", "--warmup-steps", "0"]
+    common += ["--cache-dir", str(tmp_path / "cache")]
     assert (
         sensitivity.main(common + ["--out", str(tmp_path / "sens"), "--sparsities", "0.5,0.95"])
         == 0

@@ -91,13 +91,15 @@ def print_progress(name: str, seconds: float) -> None:
 # full once the loss is well down: no seed of 0-9 of any recipe diverged in its first epoch
 # (benchmarks/seed_stability.py). 50, 100 and 200 steps all held seeds 1, 4 and 6 over 150
 # steps; 100 is the middle one, and lenet5's validation accuracy after 10 epochs was the same
-# with it as without, within the spread between seeds.
+# with it as without, within the spread between seeds. A short run (--limit) warms up over a
+# third of its steps at most, so that it still trains at its full rate for most of them.
 def cosine_lr(base_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
     """Learning rate of step `step` (from 0): decayed from base_lr to 0 along half a cosine over
-    total_steps, and over the first warmup_steps also scaled by (step + 1) / warmup_steps, a
-    linear warm-up (Goyal et al. 2017)."""
+    total_steps, and over the first w = min(warmup_steps, total_steps // 3) steps also scaled
+    by (step + 1) / w, a linear warm-up (Goyal et al. 2017)."""
     cosine = 0.5 * base_lr * (1 + math.cos(math.pi * step / total_steps))
-    return cosine * min(1.0, (step + 1) / warmup_steps) if warmup_steps else cosine
+    warmup = min(warmup_steps, total_steps // 3)
+    return cosine * min(1.0, (step + 1) / warmup) if warmup else cosine
 
 
 @threadpool_limits.wrap(**ONE_BLAS_THREAD)
