@@ -51,11 +51,11 @@ from common import write_json  # noqa: E402
 
 from tinyprune.data.mnist import load_mnist  # noqa: E402
 from tinyprune.data.transforms import to_input  # noqa: E402
-from tinyprune.deploy import tpz  # noqa: E402
+from tinyprune.deploy.c_export import load_model  # noqa: E402
 from tinyprune.deploy.mcu.build import TARGETS, build, footprint, missing_tools  # noqa: E402
 from tinyprune.deploy.mcu.qemu import run  # noqa: E402
 from tinyprune.deploy.mcu.variants import VARIANTS, export_variant  # noqa: E402
-from tinyprune.nn.model import MODELS, Sequential  # noqa: E402
+from tinyprune.nn.model import Sequential  # noqa: E402
 
 # The issue "Checked by the runtimes engineers use": the dense int8 LeNet-5 through CMSIS-NN
 # v7.0.0's s8 kernels, arm-none-eabi-gcc 12.2, in this harness: (core, build, instructions
@@ -97,20 +97,16 @@ def load_models(run_dirs: list[Path], dense: bool) -> list[tuple[str, Sequential
     for folder in run_dirs:
         if (folder / "pruned.npz").is_file():
             name = json.loads((folder / "results.json").read_text())["model"]
-            model = MODELS[name]()
-            model.load(folder / "pruned.npz")
+            model = load_model(folder / "pruned.npz", name)[0]
             if dense and name not in seen:
-                dense_model = MODELS[name]()
-                dense_model.load(folder / "model.npz")
+                dense_model = load_model(folder / "model.npz", name)[0]
                 models.append((f"{name} dense", dense_model, {}))
                 seen.add(name)
             models.append(
                 (f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})", model, {})
             )
         if (folder / "shared.tpz").is_file():
-            meta, state, shared = tpz.read(folder / "shared.tpz")
-            model = MODELS[meta["model"]]()
-            model.load_state(state, source=str(folder / "shared.tpz"))
+            model, shared = load_model(folder / "shared.tpz", name)
             label = f"{model.name} {1 - kept_fraction(model):.0%} ({folder.name})"
             models.append((label, model, shared))
     return models

@@ -28,10 +28,9 @@ from common import write_json  # noqa: E402
 from tinyprune.config import DataConfig, TrainConfig  # noqa: E402
 from tinyprune.data.mnist import load_data  # noqa: E402
 from tinyprune.deploy.weight_sharing import share_weights  # noqa: E402
-from tinyprune.nn.model import layer_of, lenet5_caffe  # noqa: E402
+from tinyprune.nn.model import layer_of, lenet5_caffe, model_widths  # noqa: E402
 from tinyprune.nn.optim import MaskedSGD  # noqa: E402
-from tinyprune.nn.widths import lenet5_caffe_widths  # noqa: E402
-from tinyprune.prune.structured import METHODS, learn_structure, widths  # noqa: E402
+from tinyprune.prune.structured import METHODS, learn_structure  # noqa: E402
 from tinyprune.train.loop import Diverged, evaluate, fit  # noqa: E402
 
 
@@ -65,15 +64,23 @@ def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
     """Learn the widths with `method` at `lam`, fine-tune them (and train them from scratch
     with --scratch) -> a table row."""
     recipe = TrainConfig(
-        "lenet5-caffe", args.epochs, args.lr, 128, 0.9, args.weight_decay, args.shift, args.seed
+        "lenet5-caffe",
+        args.epochs,
+        args.lr,
+        128,
+        0.9,
+        args.weight_decay,
+        args.shift,
+        args.seed,
+        args.warmup_steps,
     )
     start = time.perf_counter()
     model = lenet5_caffe(args.seed)
-    small = learn_structure(model, data, method, lam, recipe, args.tol, args.warmup_steps)
+    small = learn_structure(model, data, method, lam, recipe, args.tol)
     row = {
         "method": method,
         "lam": ",".join(f"{v:g}" for v in lam),
-        "widths": widths(small),
+        "widths": model_widths(small),
         "weights": weights(small),
     }
     row["params"] = small.num_params()
@@ -84,7 +91,7 @@ def one_point(data, args, method: str, lam: tuple[float, ...]) -> dict:
     row["shared_4bit_accuracy"], row["bytes_4bit_estimate"] = shared_4bit(small, data)
     row["seconds"] = time.perf_counter() - start
     if args.scratch:
-        scratch = lenet5_caffe_widths(row["widths"], args.seed)
+        scratch = lenet5_caffe(args.seed, widths=row["widths"])
         try:
             train(scratch, data, args, args.epochs + args.finetune_epochs, args.lr, "scratch")
             row["scratch_accuracy"] = accuracy(scratch, data)

@@ -70,6 +70,16 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class StructureConfig:
+    """Learned structured pruning (prune/structured.py): while the dense model trains, a
+    penalty (structure "group-lasso"; None: none) of strength lam (one, or one per layer whose
+    units may go) zeroes whole filters and neurons, which the run then removes."""
+
+    structure: str | None = None
+    lam: tuple[float, ...] = (1e-3,)
+
+
+@dataclass(frozen=True)
 class ShareConfig:
     """Weight sharing after pruning (deploy/weight_sharing.py): bits per shared-value index as
     parse_bits takes them ('5', 'conv=8,fc=5', ...); bias_bits: share biases too (None: they
@@ -90,6 +100,7 @@ class RunConfig:
     prune: PruneConfig
     out: Path
     share: ShareConfig = ShareConfig()
+    structure: StructureConfig = StructureConfig()
     # Start from the trained dense model cached in this folder (train/dense_cache.py), trained
     # and cached first if it is not there; None: train it here, no cache.
     cache_dir: Path | None = None

@@ -2,6 +2,7 @@
 
     state = RunState.open(config, model, resume)     # what an interrupted run had done
     trained = train_phase(model, data, config, state)          # -> model.npz, result.json
+    model = structure_phase(model, config, state)  # --structure: its zeroed units removed
     pruning = prune_phase(model, trained, data, config, state)  # prunes and fine-tunes model
     shared = share_phase(model, data, config)    # a shared copy of model -> shared.tpz
     results = package_phase(model, data, config, trained, pruning, shared)  # -> pruned.npz, ...
@@ -27,7 +28,8 @@ from tinyprune.deploy.int8_model import CALIBRATION_IMAGES, Int8Model
 from tinyprune.deploy.sharing_phase import share_and_finetune, write_and_measure
 from tinyprune.deploy.tpz import decoded_model, write_compressed
 from tinyprune.files import write_json
-from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.nn.model import MODELS, Sequential, model_widths
+from tinyprune.prune import structured
 from tinyprune.prune.criteria import std_sparsity
 from tinyprune.prune.filters import shrink
 from tinyprune.prune.report import sparsity_report, weight_uses
@@ -76,7 +78,7 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
             state.train_history = []  # the cache keeps the weights, not their history
             print(f"dense {t.model} loaded from {cached}")
         else:
-            train_dense(t, data, model, state, phase="train")
+            train_dense(t, data, model, state, phase="train", penalty=penalty(model, config))
             if cached is not None:
                 model.save(cached)
                 print(f"dense {t.model} cached in {cached}")
@@ -99,6 +101,39 @@ def train_phase(model: Sequential, data: Mnist, config: RunConfig, state: RunSta
         )
     weights = {name: p.value.copy() for name, p in trained.prunable().items()}
     return Trained(trained, history, test_loss, test_accuracy, weights)
+
+
+def penalty(model: Sequential, config: RunConfig):
+    """--structure's proximal step for train_dense (prune/structured.py); None without."""
+    s = config.structure
+    return None if s.structure is None else structured.proximal_step(model, s.structure, s.lam)
+
+
+def structure_phase(model: Sequential, config: RunConfig, state: RunState) -> Sequential:
+    """With --structure, the trained model without the filters and neurons its penalty zeroed:
+    a smaller dense model (prune/structured.py), which the run prunes and ships from here on
+    (state then saves it); without, the model itself."""
+    if config.structure.structure is None:
+        return model
+    small = structured.remove_dead_units(model)
+    print(
+        f"{config.structure.structure}: widths {model_widths(model)} -> {model_widths(small)}, "
+        f"{model.num_params():,} -> {small.num_params():,} parameters"
+    )
+    state.model = small
+    return small
+
+
+def structure_results(config: RunConfig, trained: Sequential, model: Sequential) -> dict:
+    """results.json's "structure", with --structure: the penalty, and the widths and
+    parameters before (trained) and after (model) its units were removed."""
+    s = config.structure
+    if s.structure is None:
+        return {}
+    before, after = (
+        {"widths": model_widths(m), "params": m.num_params()} for m in (trained, model)
+    )
+    return {"structure": {"method": s.structure, "lam": list(s.lam), "before": before, **after}}
 
 
 def load_trained(config: RunConfig) -> Sequential:
@@ -193,6 +228,7 @@ def package_phase(
     }
     if p.method == "filter":
         results["filters_removed"] = filters_removed(model, data)
+    results.update(structure_results(config, trained.model, model))
     write_json(out / "results.json", results)
     weight_histograms(
         trained.weights,

@@ -40,13 +40,20 @@ from tinyprune.cli.pipeline import (
     prune_phase,
     report_phase,
     share_phase,
+    structure_phase,
     train_phase,
 )
 from tinyprune.cli.recipes import RECIPES, recipe_list
-from tinyprune.cli.types import fraction, non_negative_int, positive_float, positive_int
-from tinyprune.config import DataConfig, PruneConfig, RunConfig, TrainConfig
+from tinyprune.cli.types import (
+    float_list,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from tinyprune.config import DataConfig, PruneConfig, RunConfig, StructureConfig, TrainConfig
 from tinyprune.deploy.size_report import format_size_table
-from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.nn.model import MODELS, Sequential, unit_layers
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.report.tables import print_layers
@@ -97,6 +104,7 @@ def build_parser(
         help="run each convolution, its pooling and ReLU as one fused layer (same numbers, faster)",
     )
     add_pruning_options(parser)
+    add_structure_options(parser)
     add_share_options(parser)
     output = parser.add_argument_group("output")
     output.add_argument(
@@ -172,6 +180,26 @@ def add_pruning_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_structure_options(parser: argparse.ArgumentParser) -> None:
+    """The group "learned structured pruning": whole filters and neurons, before pruning."""
+    group = parser.add_argument_group("learned structured pruning (before pruning)")
+    group.add_argument(
+        "--structure",
+        choices=["group-lasso"],
+        default=None,
+        help="while training, a group-lasso penalty zeroes whole filters and neurons; they are "
+        "removed before pruning, which then prunes the smaller dense model (lenet5-caffe's "
+        "recipes: --recipe list)",
+    )
+    group.add_argument(
+        "--lam",
+        type=float_list,
+        default=StructureConfig.lam,
+        help="--structure's strength: one, or one per layer whose units may go "
+        "(lenet5-caffe: conv1,conv2,fc1)",
+    )
+
+
 def parse_args(
     argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
 ) -> argparse.Namespace:
@@ -189,6 +217,14 @@ def parse_args(
     if args.fused and "fused" not in inspect.signature(MODELS[args.model]).parameters:
         parser.error(f"--fused: {args.model} has no convolutions to fuse; leave it out")
     check_data_dir(parser, args)
+    units = unit_layers(MODELS[args.model]())
+    if len(args.lam) not in (1, len(units)):
+        parser.error(f"--lam: give one strength, or {len(units)} ({','.join(units)})")
+    if args.structure and (args.resume or args.cache_dir):
+        parser.error(
+            "--structure: a run that learns its structure cannot --resume (its model shrinks "
+            "after training) nor start from --cache-dir's dense model; leave those out"
+        )
     if args.cache_dir is not None:
         check_folders(parser, args, args.cache_dir)
     check_bits(parser, args)
@@ -203,6 +239,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         train=from_options(TrainConfig, args),
         prune=from_options(PruneConfig, args),
         share=share_config(args),
+        structure=from_options(StructureConfig, args),
     )
 
 
@@ -235,6 +272,7 @@ def run(config: RunConfig, resume: bool) -> int:
         print(resuming)
     try:
         trained = train_phase(model, data, config, state)
+        model = structure_phase(model, config, state)
         pruning = prune_phase(model, trained, data, config, state)
         shared = share_phase(model, data, config)
     except RunError as error:
@@ -317,7 +355,7 @@ def interrupted(
 ) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
     where = stopped_where(config)
-    if where is None:
+    if where is None or config.structure.structure:
         return "interrupted before the first epoch was saved; run the same command again"
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [*prog.split(), *argv] + ([] if resume else ["--resume"])

@@ -65,3 +65,16 @@ def seed_list(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"a seed is repeated in {text}")
     return seeds
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """'1e-2,2e-3' -> (0.01, 0.002), each at least 0 and finite."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
+    if not all(0 <= v < math.inf for v in values):
+        raise argparse.ArgumentTypeError(f"each must be at least 0 and finite, got {text}")
+    return values

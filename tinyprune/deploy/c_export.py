@@ -45,8 +45,9 @@ from tinyprune.deploy.int8_model import Int8Model
 from tinyprune.deploy.sparse_model import sparse_stages
 from tinyprune.deploy.weight_sharing import SharedWeight
 from tinyprune.files import write_text
+from tinyprune.nn import model as nn_model
 from tinyprune.nn.layers import Conv2d
-from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.nn.model import Sequential
 
 SKIP = 255  # a gap byte that only moves the input pointer on, with no weight
 KERNELS = Path(__file__).with_name("c_kernels.c")  # the C functions every export shares
@@ -443,18 +444,14 @@ def export_c_int8(q: Int8Model, out_dir: str | Path, source: str = "a tinyprune 
 
 def load_model(path: Path, model_name: str) -> tuple[Sequential, dict[str, SharedWeight]]:
     """A model from a pruned.npz (Sequential.save, a model_name) or a .tpz of either version
-    (it names its own model); -> (model, its shared weights: {} unless the file has some)."""
-    if path.suffix == ".tpz":
-        meta, state, shared = tpz.read(path)
-        model_name = meta["model"]
-        if model_name not in MODELS:
-            raise tpz.CompressedFormatError(
-                f"{path} holds a {model_name!r}, which this tinyprune "
-                f"does not know ({', '.join(MODELS)})"
-            )
-        model = MODELS[model_name]()
-        model.load_state(state, source=str(path))
-        return model, shared
-    model = MODELS[model_name]()
-    model.load(path)
-    return model, {}
+    (it names its own model), at the widths its arrays have; -> (model, its shared weights:
+    {} unless the file has some)."""
+    if path.suffix != ".tpz":
+        return nn_model.load_model(path, model_name), {}
+    meta, state, shared = tpz.read(path)
+    try:
+        model = nn_model.model_for(meta["model"], state)
+    except ValueError as error:
+        raise tpz.CompressedFormatError(f"{path}: {error}") from None
+    model.load_state(state, source=str(path))
+    return model, shared

@@ -10,25 +10,22 @@ proximal step after each optimizer step, at the step's learning rate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tinyprune.config import TrainConfig
 from tinyprune.nn.model import Sequential
-from tinyprune.nn.optim import MaskedSGD
 from tinyprune.prune import group_lasso, slimming
 from tinyprune.prune.filters import shrink, unit_masks
 from tinyprune.prune.masks import apply_masks
-from tinyprune.train.loop import fit
+from tinyprune.train.dense_cache import train_dense
 
 METHODS = ("group-lasso", "slimming")
+TOL = 1e-3  # remove_dead_units' tol: a unit below 1/1000 of its layer's largest is dead
 
 
-def widths(model: Sequential) -> tuple[int, ...]:
-    """How many units each layer whose units may go has: LeNet-5-Caffe's (conv1, conv2, fc1)."""
-    return tuple(len(layer.bias.value) for layer in group_lasso.unit_layers(model).values())
-
-
-def remove_dead_units(model: Sequential, tol: float) -> Sequential:
+def remove_dead_units(model: Sequential, tol: float = TOL) -> Sequential:
     """The model shrunk (prune/filters.py) without the units whose group norm (weights and
     bias) is at most tol times the largest of their layer; the largest always stays."""
     keep = {}
@@ -40,23 +37,23 @@ def remove_dead_units(model: Sequential, tol: float) -> Sequential:
     return shrink(model)
 
 
+def proximal_step(model: Sequential, method: str, lam) -> Callable[[float], None]:
+    """-> step(lr): method's penalty as a proximal step on model at learning rate lr, to run
+    after each optimizer step (train_dense's penalty). lam: one, or one a unit layer."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    penalty = slimming if method == "slimming" else group_lasso
+    return lambda lr: penalty.proximal_step(model, lam, lr)
+
+
 def learn_structure(
-    model: Sequential, data, method: str, lam, train: TrainConfig, tol=1e-3, warmup_steps=0
+    model: Sequential, data, method: str, lam, train: TrainConfig, tol: float = TOL
 ) -> Sequential:
     """Train `model` on data (an Mnist) as `train` says with `method`'s penalty of strength lam
     (one, or one a unit layer), then -> the smaller dense model without the units it zeroed
-    (remove_dead_units). warmup_steps: see train/loop.py's cosine_lr."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    (remove_dead_units)."""
     net = slimming.with_scales(model) if method == "slimming" else model
-    penalty = slimming if method == "slimming" else group_lasso
-    optimizer = MaskedSGD(net.params(), train.lr, train.momentum, train.weight_decay)
-
-    def prox(step: int, total_steps: int) -> None:  # after each optimizer step, at its rate
-        penalty.proximal_step(net, lam, optimizer.lr)
-
-    steps = (train.epochs, train.batch_size, train.seed, train.shift, method)
-    fit(net, data, optimizer, *steps, after_step=prox, warmup_steps=warmup_steps)
+    train_dense(train, data, net, phase=method, penalty=proximal_step(net, method, lam))
     if method == "slimming":
         net = slimming.fold_scales(net)
     return remove_dead_units(net, tol)

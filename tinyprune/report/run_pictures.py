@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from tinyprune.data.mnist import Mnist, load_mnist
-from tinyprune.nn.model import MODELS, Sequential
+from tinyprune.nn.model import Sequential, load_model
 from tinyprune.report.curves import training_curves
 from tinyprune.report.html import read_run, write_page
 from tinyprune.report.network_plots import conv_filters, feature_maps, mask_image
 from tinyprune.report.plots import pyplot
+
+NPZ_FILES = ("model.npz", "pruned.npz")  # the trained model, then the pruned one
 
 
 def draw_run(
@@ -39,10 +41,12 @@ def draw_run(
         f"{title}: training, {results['method']} pruning ({results['schedule']}), fine-tuning",
         test_label,
     )
-    if "conv1.weight" in dense_weights and dense_weights["conv1.weight"].shape[1] == 1:
+    before, after = dense_weights.get("conv1.weight"), model.params().get("conv1.weight")
+    # the same filters before and after (--structure removes some: no picture pairs them)
+    if before is not None and after is not None and before.shape == after.value.shape:
         conv_filters(
-            dense_weights["conv1.weight"],
-            model.layers["conv1"].params["weight"].value,
+            before,
+            after.value,
             out / "conv1_filters.png",
             f"{title}: conv1's filters before and after pruning (grey with a cross: pruned)",
         )
@@ -80,9 +84,7 @@ def redraw(run_dir: Path, data_dir: Path | None = None) -> Path:
     """Draw a finished run's pictures again from its folder (model.npz, pruned.npz and the
     JSON), e.g. for a run made before the pictures existed -> the page's path."""
     dense_json, results = read_run(run_dir)
-    dense, pruned = (MODELS[dense_json["model"]](dense_json["seed"]) for _ in range(2))
-    dense.load(run_dir / "model.npz")
-    pruned.load(run_dir / "pruned.npz")
+    dense, pruned = (load_model(run_dir / name, dense_json["model"]) for name in NPZ_FILES)
     data = load_mnist(data_dir, dataset=dense_json.get("dataset", "mnist"))
     limit = dense_json.get("test_limit")
     label = "test" if limit is None else f"test (first {limit:,})"

@@ -8,6 +8,7 @@ the same settings loads it instead of training again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tinyprune.config import TrainConfig
@@ -42,12 +43,16 @@ def train_dense(
     model: Sequential | None = None,
     resume: RunState | None = None,
     phase: str = "dense",
+    penalty: Callable[[float], None] | None = None,
 ) -> Sequential:
     """model (a new one if None) trained as config says; resume: from where the run had got
-    to, saving it after every epoch."""
+    to, saving it after every epoch; penalty(lr), if given, after every optimizer step at that
+    step's learning rate (a proximal step, e.g. prune/structured.py's)."""
     model = model or MODELS[config.model](config.seed)
     optimizer = MaskedSGD(model.params(), config.lr, config.momentum, config.weight_decay)
-    hooks = {} if resume is None else resume.training(optimizer)
+    hooks: dict = {} if resume is None else resume.training(optimizer)
+    if penalty is not None:
+        hooks["after_step"] = lambda step, total_steps: penalty(optimizer.lr)
     c = config
     steps = (c.epochs, c.batch_size, c.seed, c.shift, phase)
     fit(model, data, optimizer, *steps, warmup_steps=c.warmup_steps, **hooks)
