@@ -177,12 +177,8 @@ def test_no_heap_no_global_written_and_every_constant_const(kind, tmp_path, gcc)
     subprocess.run(
         ["gcc", *CFLAGS, "-O2", "-fno-pic", "-c", "-o", str(obj), str(written["c"])], check=True
     )
-    symbols = [
-        line.split()
-        for line in subprocess.run(
-            ["nm", str(obj)], capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-    ]
+    nm = subprocess.run(["nm", str(obj)], capture_output=True, text=True, check=True).stdout
+    symbols = [line.split() for line in nm.splitlines()]  # [address,] kind, name
     kinds = {parts[-2] for parts in symbols}
     assert kinds <= set("tTrRU"), symbols  # no d, D (data), b, B (bss) or C (common)
     assert {parts[-1] for parts in symbols if parts[-2] == "U"} <= {"memset", "memcpy"}
