@@ -5,7 +5,8 @@
  *
  * For a Cortex-M, compile the same two files with arm-none-eabi-gcc (-mcpu=cortex-m4 -mthumb
  * -Os ...), link them with your board's start-up code, and send printf where your board's
- * output goes (a UART, semihosting) or print the class another way. */
+ * output goes (a UART, semihosting) or print the class another way. tinyprune's
+ * docs/firmware.md ("Using the C in your firmware") says more. */
 #include <stdio.h>
 
 #include "${prefix}.h"
