@@ -30,8 +30,8 @@ def run_dir(tmp_path_factory):
 @pytest.mark.parametrize(
     "options, files",
     [
-        (["--format", "c"], ["lenet5.c", "lenet5.h"]),
-        (["--format", "c", "--int8"], ["lenet5_int8.c", "lenet5_int8.h"]),
+        (["--format", "c"], ["lenet5.c", "lenet5.h", "lenet5_main.c"]),
+        (["--format", "c", "--int8"], ["lenet5_int8.c", "lenet5_int8.h", "lenet5_int8_main.c"]),
         (["--format", "tflite"], ["lenet5.tflite"]),
         (["--format", "onnx"], ["lenet5.onnx"]),
     ],
@@ -85,5 +85,5 @@ def test_export_c_is_export_with_format_c(run_dir, tmp_path):
         [sys.executable, "-m", "tinyprune.export_c", *args], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet5.c", "lenet5.h"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet5.c", "lenet5.h", "lenet5_main.c"]
     assert result.stdout.startswith(f"wrote {tmp_path / 'lenet5.c'}")

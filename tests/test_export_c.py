@@ -144,7 +144,11 @@ def test_command_line(tmp_path):
         assert result.returncode == 0, result.stderr
         assert "of which the weight arrays take" in result.stdout
         assert "lenet5_predict_u8" in (tmp_path / "c" / "lenet5.c").read_text()
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["lenet5.c", "lenet5.h"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+        "lenet5.c",
+        "lenet5.h",
+        "lenet5_main.c",
+    ]
     missing = subprocess.run(
         [
             sys.executable,

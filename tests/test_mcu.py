@@ -2,13 +2,14 @@
 Cortex-M4 (FPU, DSP), a Cortex-M3 (neither), a Cortex-M33 and a Cortex-M55 (Helium), run
 bare-metal on QEMU's MPS2/MPS3 boards by our harness, and held to Python image by image: the
 int8 variant bit for bit (with and without the DSP extension's SMLAD path), the float one class
-for class.
+for class; and the stack each call took against the one its header says to give it.
 
 Without the Arm toolchain or QEMU these tests skip, saying what to install; with CI=true they
 fail instead, since CI must run them."""
 
 import copy
 import os
+import re
 
 import numpy as np
 import pytest
@@ -60,6 +61,11 @@ def assert_agrees(variant, result, images):
             device, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max()
         )
     assert (result.instructions > 0).all()
+    # the stack the call took: the buffers the header's SCRATCH_BYTES counts, and its kernels'
+    # frames within the 512 bytes more that its STACK_BYTES says to give it
+    header = variant.program.sources[0].with_suffix(".h").read_text()
+    scratch = int(re.search(r"_SCRATCH_BYTES (\d+)", header).group(1))
+    assert "_SCRATCH_BYTES + 512)" in header and scratch < result.stack <= scratch + 512
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -6,7 +6,8 @@ RUN_DIR is a run's --out (its result.json names the model and the data set; --fi
 model file, pruned.npz by default, or shared.tpz, pruned-int8.tpz ...), or a model file itself
 (with --model and --dataset). The formats:
 
-    c       DIR/<model>.c and .h: C99, no malloc, float32 (deploy/c_export.py); with --int8,
+    c       DIR/<model>.c, .h and _main.c (an example): C99, no malloc, float32
+            (deploy/c_export.py; docs/firmware.md says how to use them); with --int8,
             DIR/<model>_int8.c: integers only, TFLite's int8 arithmetic (or <model>_shared.c
             from a shared.tpz, which keeps each layer's codebook and packed indices)
     tflite  DIR/<model>.tflite: the int8 model as a TFLite flatbuffer (deploy/tflite.py)
@@ -136,9 +137,10 @@ def export(args: argparse.Namespace) -> dict[Path, str] | None:
 
 
 def c_files(written: dict) -> dict[Path, str]:
-    """A C export's files, and what its weights take in flash."""
+    """A C export's files (the model, its header, an example main), and what its weights take
+    in flash."""
     note = f", of which the weight arrays take {written['weight_bytes']:,} bytes once compiled"
-    return {written["c"]: note, written["h"]: ""}
+    return {written["c"]: note, written["h"]: ", the API", written["main"]: ", an example"}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m tinyprune.export") -> int:

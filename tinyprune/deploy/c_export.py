@@ -1,16 +1,17 @@
 """Export a pruned model as one dependency-free C99 source file and its header, in float32 or in
 integers only (an Int8Model, TFLite's int8 arithmetic, equal to its NumPy reference bit for bit).
 
-    export_c(model, out_dir)        -> out_dir/lenet5.c, .h (named after the model):
+    export_c(model, out_dir)        -> out_dir/lenet5.c, .h, _main.c (named after the model):
         int lenet5_predict(const float image[LENET5_INPUT_SIZE], float logits[LENET5_CLASSES]);
         int lenet5_predict_u8(const unsigned char pixels[LENET5_INPUT_SIZE], float logits[...]);
-    export_c_int8(q, out_dir)       -> out_dir/lenet5_int8.c, .h (lenet5_shared if shared):
+    export_c_int8(q, out_dir)       -> out_dir/lenet5_int8.c, .h, _main.c (or lenet5_shared):
         int lenet5_int8_predict(const uint8_t pixels[...], int8_t logits[LENET5_INT8_CLASSES]);
 
 Each returns the predicted class (the first largest logit). `image` is normalised as
 data/transforms.py's to_input does; `pixels` are the raw 0..255 pixels. The kernels are C, in
 c_kernels.c, which both exports copy in; this module writes only the model's arrays, one
-`layer_t` per layer, the predict function's calls and the header. Per layer:
+`layer_t` per layer and the predict function's calls, and fills in c_header.h (the API: input,
+output, the stack a call takes) and c_example.c (<prefix>_main.c: one image, one call). Per layer:
 
     ptr, gap   where the kept weights are: row r's entries are ptr[r] .. ptr[r+1]-1, and each
                entry's gap (one byte) moves the input pointer on from the previous entry (or
@@ -36,6 +37,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
+from textwrap import fill
 
 import numpy as np
 
@@ -51,6 +54,8 @@ from tinyprune.nn.model import Sequential
 
 SKIP = 255  # a gap byte that only moves the input pointer on, with no weight
 KERNELS = Path(__file__).with_name("c_kernels.c")  # the C functions every export shares
+HEADER = Path(__file__).with_name("c_header.h")  # the header: its API comment, to fill in
+EXAMPLE = Path(__file__).with_name("c_example.c")  # <prefix>_main.c: one image, one call
 C_TYPES = {
     np.dtype(np.float32): ("float", 4),
     np.dtype(np.int8): ("int8_t", 1),
@@ -319,26 +324,26 @@ typedef {ptr_type} ptr_t;
     return text, size
 
 
-def header(prefix: str, about: str, declarations: str, classes: int) -> str:
-    macro = prefix.upper()
-    return f"""/* {prefix}.h: {about} */
-#ifndef {macro}_H
-#define {macro}_H
+def stack_bytes(statements: list[str]) -> int:
+    """The bytes of the arrays these C statements declare: predict's buffers, on the stack."""
+    found = re.findall(r"^(float|int32_t|int8_t) \w+\[(\d+)\];", "\n".join(statements), re.M)
+    return sum({"int8_t": 1}.get(ctype, 4) * int(n) for ctype, n in found)
 
-#include <stdint.h>
 
-#define {macro}_INPUT_SIZE (1 * 28 * 28)
-#define {macro}_CLASSES {classes}
-
-{declarations}
-#endif
-"""
+def api_files(prefix: str, about: str, size: int, classes: int, api: dict) -> tuple[str, str]:
+    """-> (header, <prefix>_main.c): c_header.h and c_example.c, their ${fields} filled in."""
+    fields = dict(api, prefix=prefix, MACRO=prefix.upper(), weight_bytes=size, classes=classes)
+    fields["about"] = fill(f"/* {prefix}.h: {about}", 99, subsequent_indent=" * ")
+    for key in ("input", "output"):  # wrapped as the lines of " * Input:  ..." in c_header.h
+        fields[key] = fill(" " * 11 + api[key], 99, subsequent_indent=" *" + " " * 9)[11:]
+    header, example = (Template(path.read_text()).substitute(fields) for path in (HEADER, EXAMPLE))
+    return header, example
 
 
 def generate_c(
     model: Sequential, dataset: Dataset = MNIST, source: str = "a tinyprune model"
-) -> tuple[str, str, int]:
-    """-> (C source, header, bytes of the weight arrays) of the float32 model."""
+) -> tuple[str, str, str, int]:
+    """-> (C source, header, example, bytes of the weight arrays) of the float32 model."""
     prefix = re.sub(r"\W", "_", model.name).lower()
     macro, layers = prefix.upper(), float_layers(model)
     kept = sum(int(layer.kept.sum()) for layer in layers)
@@ -364,15 +369,20 @@ def generate_c(
     return {prefix}_predict(image, logits);
 }}
 """
-    declarations = f"""/* image: (1, 28, 28) normalised as {dataset.title}'s pixels are:
- * (pixel / 255 - {dataset.mean}) / {dataset.std}. Writes the logits and returns the predicted
- * class (the first largest logit). */
-{signature};
-
-/* The same from raw pixels 0..255 ({dataset.title}'s uint8 images). */
-{u8};
-"""
-    return text, header(prefix, about, declarations, len(layers[-1].kept)), size
+    api = {
+        "input": f"pixels: unsigned char[{macro}_INPUT_SIZE] for {prefix}_predict_u8, raw 0 "
+        f"(background) .. 255 (ink), as {dataset.title}'s files hold them; or image: float"
+        f"[{macro}_INPUT_SIZE] for {prefix}_predict, normalised: (pixel / 255 - "
+        f"{dataset.mean}) / {dataset.std}.",
+        "output": f"logits: float[{macro}_CLASSES], one score per class (before any softmax).",
+        "declarations": f"{signature};\n\n/* From raw pixels: the same, after normalising them "
+        f"(its float image is in\n * {macro}_SCRATCH_BYTES). */\n{u8};\n",
+        # predict_u8's float image, then predict's buffers
+        "scratch": str(stack_bytes(body) + 4 * 28 * 28),
+        "predict": f"{prefix}_predict_u8",
+        "logit_t": "float",
+    }
+    return text, *api_files(prefix, about, size, len(layers[-1].kept), api), size
 
 
 def c_prefix(q: Int8Model) -> str:
@@ -381,8 +391,8 @@ def c_prefix(q: Int8Model) -> str:
     return re.sub(r"\W", "_", q.name).lower() + ("_shared" if shared else "_int8")
 
 
-def generate_c_int8(q: Int8Model, source: str = "a tinyprune model") -> tuple[str, str, int]:
-    """-> (C source, header, bytes of the weight arrays) of the integer-only model."""
+def generate_c_int8(q: Int8Model, source: str = "a tinyprune model") -> tuple[str, str, str, int]:
+    """-> (C source, header, example, bytes of the weight arrays) of the integer-only model."""
     prefix, layers = c_prefix(q), int8_layers(q)
     macro = prefix.upper()
     kept = sum(int(layer.kept.sum()) for layer in layers)
@@ -399,30 +409,30 @@ def generate_c_int8(q: Int8Model, source: str = "a tinyprune model") -> tuple[st
         f"{kept:,} weights kept."
     )
     text, size = c_source(prefix, about, layers, signature, body, int8=True)
-    declarations = f"""/* pixels: (1, 28, 28) raw 0..255. Writes the int8 logits (real logits ~
- * {q.output_scale:.6g} * (logits - ({q.output_zero}))) and returns the predicted class (the
- * first largest logit). */
-{signature};
-"""
-    return text, header(prefix, about, declarations, len(layers[-1].kept)), size
+    api = {
+        "input": f"pixels: uint8_t[{macro}_INPUT_SIZE], raw 0 (background) .. 255 (ink), as the "
+        f"data set's files hold them (the normalisation is inside the model).",
+        "output": f"logits: int8_t[{macro}_CLASSES], one score per class, quantised: the real "
+        f"logit is about {q.output_scale:.6g} * (logit - ({q.output_zero})).",
+        "declarations": f"{signature};\n",
+        "scratch": str(stack_bytes(body)),
+        "predict": f"{prefix}_predict",
+        "logit_t": "int8_t",
+    }
+    return text, *api_files(prefix, about, size, len(layers[-1].kept), api), size
 
 
-def write_export(prefix: str, out_dir: str | Path, texts: tuple[str, str, int]) -> dict:
-    """Write <prefix>.c and .h into out_dir; -> their paths and sizes, the weight arrays' bytes
-    and the prefix."""
+def write_export(prefix: str, out_dir: str | Path, texts: tuple[str, str, str, int]) -> dict:
+    """Write <prefix>.c, .h and the example <prefix>_main.c into out_dir; -> their paths
+    ("c", "h", "main") and sizes, the weight arrays' bytes and the prefix."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    c_path, h_path = out_dir / f"{prefix}.c", out_dir / f"{prefix}.h"
-    write_text(h_path, texts[1])
-    write_text(c_path, texts[0])
-    return {
-        "c": c_path,
-        "h": h_path,
-        "weight_bytes": texts[2],
-        "c_bytes": c_path.stat().st_size,
-        "h_bytes": h_path.stat().st_size,
-        "prefix": prefix,
-    }
+    ends = {"c": ".c", "h": ".h", "main": "_main.c"}
+    written: dict = {key: out_dir / f"{prefix}{end}" for key, end in ends.items()}
+    for path, text in zip(written.values(), texts[:3]):
+        write_text(path, text)
+    sizes = {f"{key}_bytes": written[key].stat().st_size for key in ("c", "h")}
+    return {**written, **sizes, "weight_bytes": texts[3], "prefix": prefix}
 
 
 def export_c(
@@ -431,14 +441,16 @@ def export_c(
     source: str = "a tinyprune model",
     dataset: Dataset = MNIST,
 ) -> dict:
-    """Write <name>.c and <name>.h, float32, into out_dir; -> write_export's dict. dataset: the
-    one the model was trained on, whose mean and std <name>_predict_u8 normalises with."""
+    """Write <name>.c, <name>.h and <name>_main.c, float32, into out_dir; -> write_export's
+    dict. dataset: the one the model was trained on, whose mean and std <name>_predict_u8
+    normalises with."""
     prefix = re.sub(r"\W", "_", model.name).lower()
     return write_export(prefix, out_dir, generate_c(model, dataset, source))
 
 
 def export_c_int8(q: Int8Model, out_dir: str | Path, source: str = "a tinyprune model") -> dict:
-    """Write <prefix>.c and .h of the integer model into out_dir; -> write_export's dict."""
+    """Write <prefix>.c, .h and _main.c of the integer model into out_dir; -> write_export's
+    dict."""
     return write_export(c_prefix(q), out_dir, generate_c_int8(q, source))
 
 

@@ -8,6 +8,8 @@
 extern uint32_t __data_start[], __data_end[], __data_load[], __bss_start[], __bss_end[];
 extern uint32_t __stack_top[];
 int main(void);
+/* newlib's semihosting stdio (--specs=rdimon.specs), when linked in: printf needs it set up */
+extern void initialise_monitor_handles(void) __attribute__((weak));
 
 __attribute__((noreturn)) void reset_handler(void)
 {
@@ -20,6 +22,8 @@ __attribute__((noreturn)) void reset_handler(void)
         *dst++ = *src++;
     for (uint32_t *dst = __bss_start; dst < __bss_end;)
         *dst++ = 0;
+    if (initialise_monitor_handles)
+        initialise_monitor_handles();
     semihost_exit(main());
 }
 
