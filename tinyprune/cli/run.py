@@ -57,7 +57,7 @@ from tinyprune.nn.model import MODELS, Sequential, unit_layers
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
 from tinyprune.report.tables import print_layers
-from tinyprune.train.checkpoint import CheckpointError
+from tinyprune.train.checkpoint import CHECKPOINT, CheckpointError
 from tinyprune.train.loop import Diverged, print_progress, warm_up
 from tinyprune.train.resume import RunState, already_complete, out_folder_problem, stopped_where
 
@@ -355,8 +355,8 @@ def interrupted(
 ) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
     where = stopped_where(config)
-    if where is None or config.structure.structure:
-        return "interrupted before the first epoch was saved; run the same command again"
+    if where is None or config.structure.structure:  # --structure: main left no checkpoint
+        return "interrupted before the run could be resumed; run the same command again"
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [*prog.split(), *argv] + ([] if resume else ["--resume"])
     return f"interrupted {where}; resume with: {shlex.join(command)}"
@@ -392,4 +392,6 @@ def main(argv: list[str] | None = None, **parser_options) -> int:
         if not ctrl_c(error):
             raise
         print(interrupted(argv, config, args.resume, parser.prog), file=sys.stderr)
+        if config.structure.structure:  # its model shrinks after training: it cannot resume
+            (config.out / CHECKPOINT).unlink(missing_ok=True)
         return 130
