@@ -6,7 +6,9 @@ points of the field's best compressed LeNets.
 
 Each RUN_DIR is a run's --out (its results.json), or the --out of `python -m tinyprune.run
 --seeds ...` (one seed-S folder each). A point is a run's shared.tpz: its bytes and the test
-accuracy of the model decoded from it (results.json's "shared"). Runs are grouped by RUN_DIR
+accuracy of the model decoded from it (results.json's "shared"), on the test set or, for a run
+made with --validation, on the validation split (the table says which; the picture shows
+test runs only). Runs are grouped by RUN_DIR
 and drawn as their mean with one standard deviation each way, and each seed as a dot; the
 anchors are the papers' own numbers (PUBLISHED), which count less than our files do (see
 the compression page of the docs).
@@ -22,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
-from tinyprune.experiments.seeds import mean_std  # noqa: E402
+from tinyprune.config import VALIDATION_IMAGES  # noqa: E402
+from tinyprune.experiments.seeds import format_mean_std, mean_std  # noqa: E402
 from tinyprune.report.plots import pyplot, save_figure  # noqa: E402
 
 # (method, bytes, test accuracy) as published; kB read as 1,000 bytes. GHS gives a range of
@@ -43,35 +46,38 @@ PUBLISHED = {
         ("EPR", 8_560, 0.981),
     ],
 }
+SPLITS = ("test", "validation")  # by whether the run trained on VALIDATION_IMAGES images
 TITLES = {"lenet5-caffe": "LeNet-5 (Caffe)", "lenet-300-100": "LeNet-300-100"}
 
 
-def read_points(run_dir: Path) -> tuple[str, list[dict]]:
-    """-> (the model, one point per seed: {"seed", "bytes", "accuracy"}) of a run's folder or
-    of a --seeds folder."""
+def read_points(run_dir: Path) -> tuple[str, str, list[dict]]:
+    """-> (the model, the split measured on: "test" or "validation", one point per seed:
+    {"seed", "bytes", "accuracy"}) of a run's folder or of a --seeds folder."""
     folders = sorted(run_dir.glob("seed-*")) or [run_dir]
-    points, models = [], set()
+    points, models, splits = [], set(), set()
     for folder in folders:
         results_path = folder / "results.json"
         if not results_path.is_file():
             raise SystemExit(f"error: {results_path} is missing: is {run_dir} a finished run?")
         results = json.loads(results_path.read_text())
-        seed = json.loads((folder / "result.json").read_text())["seed"]
+        dense = json.loads((folder / "result.json").read_text())
+        seed, splits = dense["seed"], splits | {SPLITS[dense["train_images"] == VALIDATION_IMAGES]}
         models.add(results["model"])
         shared = results["shared"]
         points.append(
             {"seed": seed, "bytes": shared["file_bytes"], "accuracy": shared["file_accuracy"]}
         )
-    if len(models) != 1:
-        raise SystemExit(f"error: {run_dir} holds runs of several models ({sorted(models)})")
-    return models.pop(), points
+    if len(models) != 1 or len(splits) != 1:
+        raise SystemExit(f"error: {run_dir} mixes models or splits ({models | splits})")
+    return models.pop(), splits.pop(), points
 
 
 def summary(run_dir: Path) -> dict:
-    model, points = read_points(run_dir)
+    model, split, points = read_points(run_dir)
     return {
         "label": run_dir.name,
         "model": model,
+        "split": split,
         "points": points,
         "bytes": mean_std([p["bytes"] for p in points]),
         "accuracy": mean_std([p["accuracy"] for p in points]),
@@ -132,18 +138,24 @@ def draw(groups: list[dict], out: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="run folders or --seeds folders")
-    parser.add_argument("--out", type=Path, default=Path("docs/accuracy-vs-bytes.png"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/accuracy-vs-bytes.png"),
+        help="the picture (of the runs measured on the test set); 'none': the table only",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the points here too")
     args = parser.parse_args(argv)
     groups = [summary(run_dir) for run_dir in args.runs]
-    print(f"{'run':>24} {'model':>14} {'seeds':>5} {'bytes':>17} {'test accuracy':>16}")
+    print(f"{'run':>24} {'model':>14} {'split':>10} {'seeds':>5} {'bytes':>17} {'accuracy':>16}")
     for g in groups:
-        b, a = g["bytes"], g["accuracy"]
+        size, accuracy = format_mean_std(g["bytes"], digits=0), format_mean_std(g["accuracy"], 100)
         print(
-            f"{g['label']:>24} {g['model']:>14} {a['n']:>5} "
-            f"{b['mean']:>9,.0f} ± {b['std']:<5,.0f} {100 * a['mean']:>7.2f} ± {100 * a['std']:.2f}"
+            f"{g['label']:>24} {g['model']:>14} {g['split']:>10} {g['accuracy']['n']:>5} "
+            f"{size:>17} {accuracy:>16}"
         )
-    draw(groups, args.out)
+    if args.out.name != "none":
+        draw([g for g in groups if g["split"] == "test"], args.out)
     if args.json is not None:
         write_json(args.json, {"published": PUBLISHED, "runs": groups})
     return 0
