@@ -41,14 +41,19 @@ def fraction(text: str) -> float:
     return value
 
 
-def sparsity_list(text: str) -> list[float]:
-    """'0.5,0.9' -> [0.5, 0.9], each in [0, 1)."""
+def numbers(text: str) -> tuple[float, ...]:
+    """'0.5,0.9' -> (0.5, 0.9), or the error argparse prints."""
     try:
-        values = [float(v) for v in text.split(",")]
+        return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected numbers separated by commas, got {text!r}"
         ) from None
+
+
+def sparsity_list(text: str) -> list[float]:
+    """'0.5,0.9' -> [0.5, 0.9], each in [0, 1)."""
+    values = list(numbers(text))
     if not all(0 <= v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"each sparsity must be in [0, 1), got {text}")
     return values
@@ -69,12 +74,7 @@ def seed_list(text: str) -> tuple[int, ...]:
 
 def float_list(text: str) -> tuple[float, ...]:
     """'1e-2,2e-3' -> (0.01, 0.002), each at least 0 and finite."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}"
-        ) from None
+    values = numbers(text)
     if not all(0 <= v < math.inf for v in values):
         raise argparse.ArgumentTypeError(f"each must be at least 0 and finite, got {text}")
     return values
