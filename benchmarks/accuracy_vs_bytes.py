@@ -5,12 +5,12 @@ points of the field's best compressed LeNets.
         [--json FILE]
 
 Each RUN_DIR is a run's --out (its results.json), or the --out of `python -m tinyprune.run
---seeds ...` (one seed-S folder each). A point is a run's shared.tpz: its bytes and the test
+--seeds ...` (one seed-S folder each). A point is a run's shared.tpz: its bytes and the
 accuracy of the model decoded from it (results.json's "shared"), on the test set or, for a run
-made with --validation, on the validation split (the table says which; the picture shows
-test runs only). Runs are grouped by RUN_DIR
-and drawn as their mean with one standard deviation each way, and each seed as a dot; the
-anchors are the papers' own numbers (PUBLISHED), which count less than our files do (see
+made with --validation, on the validation split; the table says which, and adds the learned
+widths and the int8 model's accuracy; the picture shows the test runs only. Runs are grouped by
+RUN_DIR and drawn as their mean with one standard deviation each way, and each seed as a dot;
+the anchors are the papers' own numbers (PUBLISHED), which count less than our files do (see
 the compression page of the docs).
 """
 
@@ -65,7 +65,13 @@ def read_points(run_dir: Path) -> tuple[str, str, list[dict]]:
         models.add(results["model"])
         shared = results["shared"]
         points.append(
-            {"seed": seed, "bytes": shared["file_bytes"], "accuracy": shared["file_accuracy"]}
+            {
+                "seed": seed,
+                "bytes": shared["file_bytes"],
+                "accuracy": shared["file_accuracy"],
+                "int8_accuracy": results["int8_test_accuracy"],
+                "widths": results.get("structure", {}).get("widths"),
+            }
         )
     if len(models) != 1 or len(splits) != 1:
         raise SystemExit(f"error: {run_dir} mixes models or splits ({models | splits})")
@@ -81,6 +87,7 @@ def summary(run_dir: Path) -> dict:
         "points": points,
         "bytes": mean_std([p["bytes"] for p in points]),
         "accuracy": mean_std([p["accuracy"] for p in points]),
+        "int8_accuracy": mean_std([p["int8_accuracy"] for p in points]),
     }
 
 
@@ -147,12 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the points here too")
     args = parser.parse_args(argv)
     groups = [summary(run_dir) for run_dir in args.runs]
-    print(f"{'run':>24} {'model':>14} {'split':>10} {'seeds':>5} {'bytes':>17} {'accuracy':>16}")
+    print(
+        f"{'run':>12} {'model':>14} {'split':>10} {'seeds':>5} {'widths':>22} {'bytes':>12} "
+        f"{'accuracy':>13} {'int8':>13}"
+    )
     for g in groups:
-        size, accuracy = format_mean_std(g["bytes"], digits=0), format_mean_std(g["accuracy"], 100)
+        widths = " / ".join("-".join(map(str, p["widths"] or ["-"])) for p in g["points"])
         print(
-            f"{g['label']:>24} {g['model']:>14} {g['split']:>10} {g['accuracy']['n']:>5} "
-            f"{size:>17} {accuracy:>16}"
+            f"{g['label']:>12} {g['model']:>14} {g['split']:>10} {g['accuracy']['n']:>5} "
+            f"{widths:>22} {format_mean_std(g['bytes'], digits=0):>12} "
+            f"{format_mean_std(g['accuracy'], 100):>13} "
+            f"{format_mean_std(g['int8_accuracy'], 100):>13}"
         )
     if args.out.name != "none":
         draw([g for g in groups if g["split"] == "test"], args.out)
