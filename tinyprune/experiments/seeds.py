@@ -26,12 +26,11 @@ def format_mean_std(summary: dict, scale: float = 1.0, digits: int = 2) -> str:
 
 
 def headlines(folder: Path) -> dict[str, float | None]:
-    """A run's headline numbers, from the result.json and results.json in its folder (None:
-    "pruned" of agp, which prunes while it fine-tunes)."""
+    """A run's headline numbers, from the result.json and results.json in its folder."""
     dense, r = (json.loads((folder / f).read_text()) for f in ("result.json", "results.json"))
     return {
         "dense accuracy": dense["test_accuracy"],
-        "pruned accuracy": r["after_prune"]["test_accuracy"],
+        "pruned accuracy": r["after_prune"]["test_accuracy"],  # None: agp prunes as it tunes
         "fine-tuned accuracy": r["test_accuracy"],
         "int8 accuracy": r["int8_test_accuracy"],
         "shared.tpz accuracy": r["shared"]["file_accuracy"],
@@ -41,19 +40,15 @@ def headlines(folder: Path) -> dict[str, float | None]:
 
 
 def seeds_summary(per_seed: dict[int, dict]) -> dict:
-    """{"seeds", "per_seed", "summary": {name: mean_std over the seeds}} of per_seed ({seed:
-    headlines}); a number that some seed lacks (None) has no summary."""
+    """per_seed ({seed: headlines}) and each number's mean_std over the seeds (if never None)."""
     values = {n: [h[n] for h in per_seed.values()] for n in next(iter(per_seed.values()))}
     summary = {n: mean_std(v) for n, v in values.items() if None not in v}
     return {"seeds": list(per_seed), "per_seed": per_seed, "summary": summary}
 
 
 def format_seeds_table(summary: dict) -> str:
-    """seeds_summary's table: a row per number, its mean ± std and each seed's value
-    (accuracies in %)."""
-    lines = [
-        f"{'':20} {'mean ± std':>16}" + "".join(f"{f'seed {s}':>10}" for s in summary["seeds"])
-    ]
+    """seeds_summary's table: a row per number, its mean ± std, each seed's (accuracies in %)."""
+    lines = [f"{'mean ± std':>37}" + "".join(f"{f'seed {s}':>10}" for s in summary["seeds"])]
     for name, stats in summary["summary"].items():
         scale, digits = (1, 0) if "bytes" in name else (100, 2)
         seeds = "".join(f"{scale * h[name]:10.{digits}f}" for h in summary["per_seed"].values())
