@@ -355,7 +355,8 @@ def deep_compress(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None, **parser_options) -> int:
-    """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C.
+    """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C. With
+    --seeds, the run once per seed (seed_runs), then the summary over them (experiments/seeds.py).
     parser_options: build_parser's (deep_compress's prog, description and defaults)."""
     parser = build_parser(**parser_options)
     args = parse_args(argv, parser)
