@@ -155,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     groups = [summary(run_dir) for run_dir in args.runs]
     print(
-        f"{'run':>12} {'model':>14} {'split':>10} {'seeds':>5} {'widths':>22} {'bytes':>12} "
+        f"{'run':>18} {'model':>14} {'split':>10} {'seeds':>5} {'widths':>22} {'bytes':>12} "
         f"{'accuracy':>13} {'int8':>13}"
     )
     for g in groups:
         widths = " / ".join("-".join(map(str, p["widths"] or ["-"])) for p in g["points"])
         print(
-            f"{g['label']:>12} {g['model']:>14} {g['split']:>10} {g['accuracy']['n']:>5} "
+            f"{g['label']:>18} {g['model']:>14} {g['split']:>10} {g['accuracy']['n']:>5} "
             f"{widths:>22} {format_mean_std(g['bytes'], digits=0):>12} "
             f"{format_mean_std(g['accuracy'], 100):>13} "
             f"{format_mean_std(g['int8_accuracy'], 100):>13}"

@@ -50,9 +50,12 @@ from tinyprune.cli.types import (
     non_negative_int,
     positive_float,
     positive_int,
+    seed_list,
 )
 from tinyprune.config import DataConfig, PruneConfig, RunConfig, StructureConfig, TrainConfig
 from tinyprune.deploy.size_report import format_size_table
+from tinyprune.experiments.seeds import format_seeds_table, headlines, seeds_summary
+from tinyprune.files import write_json
 from tinyprune.nn.model import MODELS, Sequential, unit_layers
 from tinyprune.prune.criteria import METHODS
 from tinyprune.prune.schedules import SCHEDULES
@@ -125,6 +128,13 @@ def build_parser(
         action="store_true",
         help="continue the interrupted run in --out from its last completed "
         "epoch (same options), ending exactly as if never interrupted",
+    )
+    output.add_argument(
+        "--seeds",
+        type=seed_list,
+        help="run once per seed (0,1,2 or 0-4) in --out/seed-S, as --seed S alone would, then "
+        "print the headline numbers' mean ± std and write --out/seeds.json; with --resume, "
+        "complete seeds are skipped and an interrupted one goes on",
     )
     parser.set_defaults(**(defaults or {}))
     return parser
@@ -378,16 +388,18 @@ def deep_compress(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None, **parser_options) -> int:
-    """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C.
+    """-> exit status: 0 done, 1 failed (stderr says why), 2 bad options, 130 Ctrl-C. With
+    --seeds, the run once per seed (seed_runs), then the summary over them (experiments/seeds.py).
     parser_options: build_parser's (deep_compress's prog, description and defaults)."""
     parser = build_parser(**parser_options)
     args = parse_args(argv, parser)
-    config = run_config(args)
-    problem = out_folder_problem(config.out, args.resume)
-    if problem:
+    runs = seed_runs(args) if args.seeds else [(run_config(args), args.resume)]
+    for problem in filter(None, (out_folder_problem(c.out, resume) for c, resume in runs)):
         parser.error(problem)
     try:
-        return run(config, args.resume)
+        for config, resume in runs:
+            if status := run(config, resume):
+                return status
     except (KeyboardInterrupt, SystemError) as error:
         if not ctrl_c(error):
             raise
@@ -395,3 +407,21 @@ def main(argv: list[str] | None = None, **parser_options) -> int:
         if config.structure.structure:  # its model shrinks after training: it cannot resume
             (config.out / CHECKPOINT).unlink(missing_ok=True)
         return 130
+    if args.seeds:
+        summary = seeds_summary({c.train.seed: headlines(c.out) for c, _ in runs})
+        write_json(args.out / "seeds.json", summary)
+        split = "validation" if args.validation else "test"
+        print(f"\nover the runs in {args.out}/seed-* (accuracies in % on the {split} images):")
+        print(format_seeds_table(summary))
+    return 0
+
+
+def seed_runs(args: argparse.Namespace) -> list[tuple[RunConfig, bool]]:
+    """--seeds: (config, resume) of each seed's run, in --out/seed-S; with --resume, a folder
+    that holds a run (complete or not) resumes it, and an empty one starts."""
+    runs = []
+    for seed in args.seeds:
+        one = argparse.Namespace(**{**vars(args), "seed": seed, "out": args.out / f"seed-{seed}"})
+        started = (one.out / CHECKPOINT).exists() or (one.out / "results.json").exists()
+        runs.append((run_config(one), args.resume and started))
+    return runs

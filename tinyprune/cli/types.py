@@ -60,16 +60,18 @@ def sparsity_list(text: str) -> list[float]:
 
 
 def seed_list(text: str) -> tuple[int, ...]:
-    """'0,1,2' -> (0, 1, 2), no seed twice."""
-    try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected whole numbers separated by commas, got {text!r}"
-        ) from None
+    """'0,1,2' -> (0, 1, 2); '0-4' -> (0, 1, 2, 3, 4); no seed twice."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, _, last = (s.strip() for s in part.partition("-"))
+        if not (first.isdigit() and (last or first).isdigit() and int(last or first) >= int(first)):
+            raise argparse.ArgumentTypeError(
+                f"expected whole numbers separated by commas, or ranges such as 0-4, got {text!r}"
+            )
+        seeds += range(int(first), int(last or first) + 1)
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"a seed is repeated in {text}")
-    return seeds
+    return tuple(seeds)
 
 
 def float_list(text: str) -> tuple[float, ...]:
