@@ -138,7 +138,8 @@ def draw(groups: list[dict], out: Path) -> Path | None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(TITLES[model])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
+        ax.margins(x=0.12, y=0.12)
     return save_figure(fig, out)
 
 
