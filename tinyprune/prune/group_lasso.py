@@ -12,12 +12,14 @@ import numpy as np
 
 from tinyprune.nn.layers import Conv2d, Linear
 from tinyprune.nn.model import Sequential
+from tinyprune.nn.model import unit_layers as model_unit_layers
 from tinyprune.prune.filters import weighted_layers
 
 
 def unit_layers(model: Sequential) -> dict[str, Conv2d | Linear]:
-    """The layers whose units may go: every conv and fc layer but the last."""
-    return dict(list(weighted_layers(model).items())[:-1])
+    """The layers whose units may go (nn/model.py's unit_layers), by name."""
+    layers = weighted_layers(model)
+    return {name: layers[name] for name in model_unit_layers(model)}
 
 
 def group_norms(layer: Conv2d | Linear) -> np.ndarray:
