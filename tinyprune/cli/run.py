@@ -198,8 +198,8 @@ def add_structure_options(parser: argparse.ArgumentParser) -> None:
         choices=["group-lasso"],
         default=None,
         help="while training, a group-lasso penalty zeroes whole filters and neurons; they are "
-        "removed before pruning, which then prunes the smaller dense model (lenet5-caffe's "
-        "recipes: --recipe list)",
+        "removed before pruning, which then prunes the smaller dense model (as the recipes "
+        "caffe-99.2, caffe-99.0, lenet-300-100-98.4 and lenet5-mcu do)",
     )
     group.add_argument(
         "--lam",
