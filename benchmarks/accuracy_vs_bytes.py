@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
 from tinyprune.config import VALIDATION_IMAGES  # noqa: E402
-from tinyprune.experiments.seeds import format_mean_std, mean_std  # noqa: E402
+from tinyprune.experiments.seeds import format_mean_std, headlines, mean_std  # noqa: E402
 from tinyprune.report.plots import pyplot, save_figure  # noqa: E402
 
 # (method, bytes, test accuracy) as published; kB read as 1,000 bytes. GHS gives a range of
@@ -63,13 +63,13 @@ def read_points(run_dir: Path) -> tuple[str, str, list[dict]]:
         dense = json.loads((folder / "result.json").read_text())
         seed, splits = dense["seed"], splits | {SPLITS[dense["train_images"] == VALIDATION_IMAGES]}
         models.add(results["model"])
-        shared = results["shared"]
+        numbers = headlines(folder)
         points.append(
             {
                 "seed": seed,
-                "bytes": shared["file_bytes"],
-                "accuracy": shared["file_accuracy"],
-                "int8_accuracy": results["int8_test_accuracy"],
+                "bytes": numbers["shared.tpz bytes"],
+                "accuracy": numbers["shared.tpz accuracy"],
+                "int8_accuracy": numbers["int8 accuracy"],
                 "widths": results.get("structure", {}).get("widths"),
             }
         )

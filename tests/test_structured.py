@@ -183,13 +183,20 @@ def test_one_strength_each_layer_presses_only_the_layers_given_one(method):
     assert changed == ({"fc1_scale.scale"} if method is slimming else {"fc1.weight", "fc1.bias"})
 
 
-def test_a_run_with_structure_ships_the_smaller_model(tmp_path):
+def test_a_run_with_structure_ships_the_smaller_model(tmp_path, monkeypatch):
     """`run --structure group-lasso`: the penalty removes units, the smaller model is pruned,
-    shared and written, and every file reads back at its widths (export, the report)."""
+    shared and written, and every file reads back at its widths (export, the report); it saves
+    no checkpoint, which it could not resume from."""
     from tinyprune.cli.export import main as export
     from tinyprune.cli.run import main
     from tinyprune.deploy.c_export import load_model
     from tinyprune.report.run_pictures import redraw
+    from tinyprune.train import resume
+
+    def no_checkpoint(*args, **kwargs):
+        raise AssertionError("a run with --structure saved a checkpoint")
+
+    monkeypatch.setattr(resume, "save_checkpoint", no_checkpoint)
 
     options = "--model lenet5-caffe --limit 1000 --test-limit 300 --epochs 2 --finetune-epochs 1"
     lam = ["--structure", "group-lasso", "--lam", "0.2,0.05,0.05", "--warmup-steps", "0"]

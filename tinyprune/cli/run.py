@@ -365,7 +365,7 @@ def interrupted(
 ) -> str:
     """The one line printed on Ctrl-C: where the run stopped and how to go on."""
     where = stopped_where(config)
-    if where is None or config.structure.structure:  # --structure: main left no checkpoint
+    if where is None:  # nothing saved yet, or a run with --structure, which saves nothing
         return "interrupted before the run could be resumed; run the same command again"
     argv = list(sys.argv[1:] if argv is None else argv)
     command = [*prog.split(), *argv] + ([] if resume else ["--resume"])
@@ -404,8 +404,6 @@ def main(argv: list[str] | None = None, **parser_options) -> int:
         if not ctrl_c(error):
             raise
         print(interrupted(argv, config, args.resume, parser.prog), file=sys.stderr)
-        if config.structure.structure:  # its model shrinks after training: it cannot resume
-            (config.out / CHECKPOINT).unlink(missing_ok=True)
         return 130
     if args.seeds:
         summary = seeds_summary({c.train.seed: headlines(c.out) for c, _ in runs})

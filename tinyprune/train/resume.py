@@ -148,6 +148,9 @@ class RunState:
         self.options = resume_options(config)
         self.model = model
         self.saved = saved  # the checkpoint resumed from, if any
+        # a run that learns its structure cannot resume (its model shrinks after training):
+        # it saves no checkpoint, so none is left behind for a --resume it would refuse
+        self.saves = config.structure.structure is None
         self.finetuning = saved is not None and saved.phase == "fine-tune"
         self.train_history: list[dict] = []
         if saved is not None:
@@ -181,9 +184,10 @@ class RunState:
         self._save(optimizer, "fine-tune", len(so_far["history"]), so_far["history"], done)
 
     def _save(self, optimizer: MaskedSGD, phase: str, epoch: int, history, results=None) -> None:
-        save_checkpoint(
-            self.path, self.model, optimizer, phase, epoch, history, self.options, results
-        )
+        if self.saves:
+            save_checkpoint(
+                self.path, self.model, optimizer, phase, epoch, history, self.options, results
+            )
 
     def training(self, optimizer: MaskedSGD) -> dict:
         """fit's start_epoch and after_epoch to train on from the epoch the run had reached,
