@@ -1,9 +1,8 @@
 """The .tpz format: encode then decode is the identity (random sparse layers of every size,
 empty and full included), each coded field takes the smaller coder, the file shrinks with
-sparsity and int8, version 1 and 2 files still load, files it did not write or damaged ones are
-refused with a clear error, and the size table adds up to the file."""
+sparsity and int8, version 2 and 3 files still load (version 1 is refused), files it did not
+write or damaged ones are refused with a clear error, and the size table adds up to the file."""
 
-import json
 import struct
 import zlib
 
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from tinyprune.deploy import tpz
 from tinyprune.deploy.bitstream import BitReader, BitWriter
 from tinyprune.deploy.size_report import format_size_table, size_rows
-from tinyprune.deploy.weight_sharing import SharedWeight, parse_bits, share_weights
+from tinyprune.deploy.weight_sharing import SharedWeight, parse_bits, share_weights, to_half
 from tinyprune.nn.layers import Linear
 from tinyprune.nn.model import Sequential, lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
@@ -139,7 +138,30 @@ def test_version_2_files_still_decode():
     assert_same_state(model, state)
     np.testing.assert_array_equal(decoded["fc.weight"].index, shared["fc.weight"].index)
     data, _ = tpz.encode(model, "shared", shared)
-    assert data[:4] == b"TPZ3" and json.loads(zlib.decompress(data[8:-4]))  # what we write now
+    assert data[:4] == b"TPZ4" and tpz.decode(data)[0]["version"] == 4  # what we write now
+
+
+# one_layer(4, 30, 0.3, 1) with its weights shared in 2 bits, as tinyprune wrote it with a
+# deflated JSON header (version 3, 2026-12-03), 237 bytes
+VERSION_3_FILE = bytes.fromhex(
+    "54505a33a700000078da4d8ed10a83300c45ff25cfdd98288cf5574446d4a8c5d694a66e88f8ef8b7bf231b9"
+    "9773ee0e03a780192c64b76c31ad0bdd3a0e319108f560e043491c2f604b03817bf25a652d79dc28691e3161"
+    "10b0f50e0b06d274e8ee5f72e394359509a3feeaca948f460128b3526d4e2b199829aab87c2a84c565b528a7"
+    "3030627ccb165af6e75dbc7404fa95f43879e93fabd3292df30cb63acc55dd3a94abb8399ae307f2b34c2492"
+    "7229568786cc78bd47d65b2b6f15f066448debb9d539e961bee9f038ee1492468345586c4068376c327a02cd"
+    "487bfc0c6a7b52b9897a93cd9cbd0a300d"
+)
+
+
+def test_version_3_files_still_decode_and_version_4_is_smaller():
+    model = one_layer(4, 30, 0.3, 1)
+    shared = share_weights(model, {"fc": 2})
+    meta, state, decoded = tpz.decode(VERSION_3_FILE)
+    assert meta["version"] == 3 and meta["model"] == "one-layer"
+    assert_same_state(model, state)
+    np.testing.assert_array_equal(decoded["fc.weight"].index, shared["fc.weight"].index)
+    data, _ = tpz.encode(model, "shared", shared)
+    assert len(data) < len(VERSION_3_FILE) - 50  # the same payload, a header of bits not JSON
 
 
 def shared_lenet5(tmp_path, sparsity=0.5):
@@ -175,50 +197,27 @@ def test_a_model_never_pruned_keeps_no_mask(tmp_path):
     np.testing.assert_array_equal(state["fc1.weight"], model.layers["fc1"].weight.value)
 
 
-def write_v1(model: Sequential, path, quantize: bool = False) -> None:
-    """A version 1 file, laid out as tpz_v1.py documents it (tinyprune no longer writes them)."""
-    arrays, params = {}, []
-    for name, p in model.params().items():
-        entry = {"name": name, "shape": list(p.value.shape), "sparse": p.prunable}
-        if p.prunable:
-            kept = p.mask if p.mask is not None else p.value != 0
-            entry["masked"] = p.mask is not None
-            arrays[f"{name}.bits"] = np.packbits(kept.ravel())
-            values = p.value[kept]
-            if quantize:
-                entry["scale"] = float(np.float32(np.abs(values).max() / 127))
-                values = np.rint(values / entry["scale"]).astype(np.int8)
-            arrays[f"{name}.values"] = values
-        else:
-            arrays[name] = p.value
-        params.append(entry)
-    meta = {"format": "tinyprune-compressed", "version": 1, "model": model.name}
-    meta.update(quantize="int8" if quantize else None, params=params)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
+def test_version_1_files_are_refused_with_what_to_do(tmp_path):
+    with open(tmp_path / "old.tpz", "wb") as f:  # version 1 was an .npz
+        np.savez_compressed(f, meta=np.array("{}"))
+    with pytest.raises(tpz.CompressedFormatError, match="version 1, an .npz, is no longer read"):
+        tpz.read(tmp_path / "old.tpz")
 
 
-def test_version_1_files_still_load(tmp_path):
-    model = lenet5()
-    prune(model, 0.7)
-    write_v1(model, tmp_path / "old.tpz")
-    meta, state, shared = tpz.read(tmp_path / "old.tpz")
-    assert meta["version"] == 1 and shared == {}
+def test_the_header_is_a_few_bytes_and_exact_floats_take_16_bits():
+    model = one_layer(4, 30, 0.5, 0)
+    shared = share_weights(model, {"fc": 3})
+    full, report = tpz.encode(model, "shared", shared)
+    assert (
+        report[-1]["name"] == "header" and report[-1]["bytes"] < 32
+    )  # magic, CRC, names "one-layer", "fc"
+    shared["fc.weight"].codebook = to_half(shared["fc.weight"].codebook)
+    model.layers["fc"].weight.value[...] = shared["fc.weight"].weight()
+    model.layers["fc"].bias.value[...] = to_half(model.layers["fc"].bias.value)
+    half, _ = tpz.encode(model, "shared", shared)
+    meta, state, _ = tpz.decode(half)
+    assert all(e.get("half") for e in meta["params"]) and len(full) - len(half) >= 2 * (8 + 4) - 1
     assert_same_state(model, state)
-    write_v1(model, tmp_path / "old-int8.tpz", quantize=True)
-    _, int8, _ = tpz.read(tmp_path / "old-int8.tpz")
-    for name, p in model.prunable().items():
-        step = np.abs(p.value).max() / 127
-        assert np.abs(int8[name] - p.value).max() <= step / 2 * (1 + 1e-5)
-        assert np.all(int8[name][~p.mask] == 0)
-    arrays = dict(np.load(tmp_path / "old.tpz"))
-    arrays["fc1.weight.values"] = arrays["fc1.weight.values"][:-1]
-    with open(tmp_path / "damaged.tpz", "wb") as f:
-        np.savez_compressed(f, **arrays)
-    with pytest.raises(
-        tpz.CompressedFormatError, match="damaged: fc1.weight has 14400 kept weights but 14399"
-    ):
-        tpz.read(tmp_path / "damaged.tpz")
 
 
 def test_file_shrinks_with_sparsity_and_int8(tmp_path):
@@ -253,7 +252,7 @@ def test_refuses_files_it_did_not_write_or_for_another_model(tmp_path):
     model = lenet5()
     prune(model, 0.5)
     model.save(tmp_path / "pruned.npz", with_masks=True)
-    with pytest.raises(tpz.CompressedFormatError, match="pruned.npz is not a tinyprune .tpz"):
+    with pytest.raises(tpz.CompressedFormatError, match="pruned.npz is not a tinyprune compressed"):
         tpz.read(tmp_path / "pruned.npz")
     path = tmp_path / "m.tpz"
     path.write_text("an older file")
@@ -297,9 +296,8 @@ def test_a_damaged_payload_with_a_matching_checksum_is_refused(counts):
 
     with pytest.raises(tpz.CompressedFormatError, match="damaged or truncated"):
         tpz.decode(signed(data[:-5]))  # the payload's last byte dropped
-    payload = 8 + struct.unpack("<I", data[4:8])[0]
     refused = 0
-    for bit in range(8 * payload, 8 * (len(data) - 4)):
+    for bit in range(8 * 4, 8 * (len(data) - 4)):  # the header's bits and the payload's
         damaged = bytearray(data[:-4])
         damaged[bit // 8] ^= 0x80 >> (bit % 8)
         try:

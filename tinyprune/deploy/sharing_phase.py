@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tinyprune.config import ShareConfig, TrainConfig
 from tinyprune.data.mnist import Mnist
-from tinyprune.deploy import tpz
+from tinyprune.deploy import tpz, weight_sharing
 from tinyprune.deploy.size_report import size_rows
 from tinyprune.deploy.weight_sharing import SharedSGD, SharedWeight, parse_bits, share_weights
 from tinyprune.nn.model import Sequential
@@ -17,9 +17,9 @@ from tinyprune.train.loop import evaluate, fit
 def share_and_finetune(
     model: Sequential, data: Mnist, share: ShareConfig, train: TrainConfig
 ) -> tuple[dict[str, SharedWeight], dict]:
-    """Share the model's weights in place and fine-tune the shared values (batches, shifts
-    and momentum as in training); -> (the shared weights, {"bits", "clustered_accuracy": test
-    accuracy right after k-means, "history"})."""
+    """Share the model's weights in place, fine-tune the shared values (batches, shifts and
+    momentum as in training) and round them and the biases to float16; -> (the shared
+    weights, {"bits", "clustered_accuracy": test accuracy right after k-means, "history"})."""
     shared = share_weights(model, parse_bits(share.bits, model), share.bias_bits)
     _, clustered = evaluate(model, data.test_images, data.test_labels, dataset=data.dataset)
     biases = f", biases {share.bias_bits}" if share.bias_bits else ""
@@ -40,6 +40,7 @@ def share_and_finetune(
         max_shift=train.shift,
         phase="share",
     )
+    weight_sharing.round_to_half(model, shared)  # so the file stores them in 16 bits
     return shared, {
         "bits": share.bits,
         "bias_bits": share.bias_bits,

@@ -1,35 +1,36 @@
 """The .tpz file: a pruned model as it ships, its zeros not stored, its values float32, int8 or
 shared (weight sharing), entropy-coded where that is smaller. Every .tpz a run writes
-(pruned.tpz, pruned-int8.tpz, shared.tpz) is this format, version 3; `read` also reads the
-version 2 files (b"TPZ2": the same, without coder bits) and version 1 files (tpz_v1.py).
+(pruned.tpz, pruned-int8.tpz, shared.tpz) is this format, version 4; `read` also reads versions
+2 and 3 (b"TPZ2", b"TPZ3": a deflated JSON header, then the same payload; 2 has no coder bits).
 
-A file is
+A file is magic b"TPZ4", then one bit stream (bitstream.py), zero-padded to a whole byte, then a
+CRC-32 of all the bytes before it (4 bytes, little-endian). The stream is the header, where
+every number x >= 0 is Elias gamma of x + 1 (arithmetic.gamma) and a text is its length then
+its ASCII bytes:
 
-    magic     4 bytes  b"TPZ3"
-    header    4 bytes  H, its length (uint32, little-endian), then H bytes: JSON, deflated (zlib)
-    payload   one bit stream (bitstream.py) of the fields below, zero-padded to a whole byte
-    checksum  4 bytes  CRC-32 of all the bytes before it (uint32, little-endian)
+    the model's name; L, its number of layers; per layer: its name, its weight's rank and
+    shape (its bias is (shape[0],)), then the weight's entry and the bias's:
+        weight: 1 if stored as a weight (below), 0 as plain floats;  half: 1 if its floats
+        are float16, 0 float32;  and for a weight 7 more: masked (0/1), n its kept count,
+        g (0: a bitmask), values (0 float32, 1 int8, 2 shared), m its gap symbols (0 if
+        g = 0), coded (int8: 1 if coded), k its codebook's size (shared; else 0)
 
-The header is {"format", "version": 3, "model", "params": [...]}, one entry per parameter in
-the model's order, which says what the payload holds for it, in this order:
+then the payload: per parameter in the same order,
 
-    a bias {"name", "shape"}:  size x float32 (32 bits each); a shared bias is stored like a
-                               weight whose every entry is kept
-    a weight {"name", "shape", "masked", "kept": n, "positions", "gap_symbols": m, "values"}:
-      positions  "bitmask": size bits, 1 = kept (row-major)
-                 g (an int): gap coding in g bits (positions.py): the m gap symbols, a coded
-                 field of alphabet 2^g
-      values     "float32": n x 32 bits
-                 "int8": a float32 scale per output channel c, then q + 127 per kept weight
-                 (q in -127..127, the weight is q * scale[c], see quantize.py): n x 8 bits,
-                 or, with "coded" in the entry, the n symbols q + 127, a coded field of 255
-                 "shared": k (entry "codebook") float32 shared values, then the n indices into
-                 them (weight_sharing.py), a coded field of alphabet k
+    plain      size floats
+    a weight   positions  g = 0: size bits, 1 = kept (row-major); else the m gap symbols of g
+                          bits (positions.py), a coded field of alphabet 2^g
+               values     float32: n floats; int8: a float per output channel c (its scale),
+                          then q + 127 per kept weight (q in -127..127, the weight is
+                          q * scale[c], quantize.py): n x 8 bits or, if coded, a coded field of
+                          alphabet 255; shared: k floats (the codebook), then the n indices into
+                          it (weight_sharing.py), a coded field of alphabet k
 
 A coded field of symbols < A is a coder bit, then 0: A Huffman code lengths (LENGTH_BITS each,
 canonical codes: huffman.py) and the symbols' codes, or 1: an arithmetic-coded field
 (arithmetic.py). The writer takes the smaller coder per field, the smaller of a bitmask and the
-best gap width under it per weight; `encode` says, per layer, what each choice cost.
+best gap width under it per weight, and float16 wherever it loses nothing; `encode` says, per
+layer, what each choice cost.
 """
 
 from __future__ import annotations
@@ -37,28 +38,27 @@ from __future__ import annotations
 import copy
 import json
 import struct
-import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from tinyprune.deploy import arithmetic, huffman
-from tinyprune.deploy.bitstream import BitReader, BitStreamError, BitWriter
-from tinyprune.deploy.positions import PositionsError, gap_positions, gap_symbols
+from tinyprune.deploy.bitstream import BitReader, BitWriter
+from tinyprune.deploy.positions import gap_positions, gap_symbols
 from tinyprune.deploy.quantize import quantize_int8
-from tinyprune.deploy.tpz_v1 import FORMAT, read_v1
 from tinyprune.deploy.weight_sharing import SharedWeight, kept_pattern
 from tinyprune.files import atomic_write
 from tinyprune.nn.layers import Param
 from tinyprune.nn.model import Sequential, layer_of, mask_name
 
-VERSION = 3
-MAGIC = b"TPZ3"
-VERSIONS = {b"TPZ2": 2, MAGIC: VERSION}  # version 2 files have no coder bits: all Huffman
+FORMAT = "tinyprune-compressed"
+VERSION = 4
+MAGIC = b"TPZ4"
+VERSIONS = {b"TPZ2": 2, b"TPZ3": 3, MAGIC: VERSION}  # 2 and 3: a JSON header; 2: all Huffman
 LENGTH_BITS = 5  # a Huffman code length, 0..31, is stored in 5 bits
 MAX_GAP_BITS = 8  # gap codings tried: 1..8 bits
-VALUE_KINDS = ("float32", "int8", "shared")
+VALUE_KINDS = ("float32", "int8", "shared")  # in a header, 2 bits: their index here
 
 
 class CompressedFormatError(ValueError):
@@ -70,6 +70,86 @@ def costs(symbols: np.ndarray, alphabet: int) -> tuple[int, int]:
     (Huffman-coded, arithmetic-coded)."""
     huff = alphabet * LENGTH_BITS + huffman.total_bits(np.bincount(symbols, minlength=alphabet))
     return 1 + huff, 1 + arithmetic.field_bits(symbols, alphabet)
+
+
+def write_floats(out: BitWriter, values: np.ndarray, entry: dict) -> None:
+    """values as float16 (entry "half") if every one is exactly a float16, else as float32."""
+    values = np.asarray(values, np.float32).ravel()
+    half = values.astype(np.float16)
+    if np.array_equal(half.astype(np.float32), values):
+        entry["half"] = True
+        out.uints(half.view(np.uint16), 16)
+    else:
+        out.floats(values)
+
+
+def read_floats(bits: BitReader, n: int, entry: dict) -> np.ndarray:
+    if entry.get("half"):
+        return bits.uints(n, 16).astype(np.uint16).view(np.float16).astype(np.float32)
+    return bits.floats(n)
+
+
+def write_numbers(out: BitWriter, *numbers: int) -> None:
+    """Each number x >= 0 as Elias gamma of x + 1 (arithmetic.gamma)."""
+    out.bits(np.array([b for x in numbers for b in arithmetic.gamma(int(x) + 1)], np.uint8))
+
+
+def read_numbers(bits: BitReader, n: int) -> list[int]:
+    return [arithmetic.read_gamma(bits, 40) - 1 for _ in range(n)]
+
+
+def write_text(out: BitWriter, text: str) -> None:
+    write_numbers(out, len(text))
+    out.uints(np.frombuffer(text.encode("ascii"), np.uint8), 8)
+
+
+def read_text(bits: BitReader) -> str:
+    return bits.uints(read_numbers(bits, 1)[0], 8).astype(np.uint8).tobytes().decode("ascii")
+
+
+def entry_numbers(entry: dict) -> list[int]:
+    """How a parameter is stored, as the header's numbers (the module docstring)."""
+    if "kept" not in entry:
+        return [0, entry.get("half", 0)]
+    g = 0 if entry["positions"] == "bitmask" else entry["positions"]
+    kind = VALUE_KINDS.index(entry["values"])
+    extra = [entry.get(key, 0) for key in ("gap_symbols", "coded", "codebook")]
+    return [1, entry.get("half", 0), entry["masked"], entry["kept"], g, kind, *extra]
+
+
+def read_entry(bits: BitReader, name: str, shape: list[int]) -> dict:
+    """entry_numbers' bits -> the entry, as version 3 headers hold it in JSON."""
+    weight, half = read_numbers(bits, 2)
+    entry: dict = {"name": name, "shape": shape, "half": bool(half)}
+    if weight:
+        masked, kept, g, kind, gaps, coded, k = read_numbers(bits, 7)
+        entry.update(masked=bool(masked), kept=kept, positions=g or "bitmask", gap_symbols=gaps)
+        entry.update(values=VALUE_KINDS[kind], coded=bool(coded), codebook=k)
+    return entry
+
+
+def write_header(out: BitWriter, model: str, entries: list[dict]) -> None:
+    """The header of the module docstring; ValueError for a model it cannot describe."""
+    write_text(out, model)
+    write_numbers(out, len(entries) // 2)
+    for weight, bias in zip(entries[::2], entries[1::2]):
+        layer, shape = layer_of(weight["name"]), weight["shape"]
+        expected = [f"{layer}.weight", f"{layer}.bias", shape[:1]]
+        if [weight["name"], bias["name"], bias["shape"]] != expected:
+            raise ValueError(f"a .tpz holds layers of a weight and a bias; not {weight['name']}")
+        write_text(out, layer)
+        write_numbers(out, len(shape), *shape, *entry_numbers(weight), *entry_numbers(bias))
+
+
+def read_header(bits: BitReader) -> dict:
+    """write_header's bits -> meta, as version 3 headers hold it in JSON."""
+    meta: dict = {"format": FORMAT, "version": VERSION, "model": read_text(bits), "params": []}
+    for _ in range(read_numbers(bits, 1)[0]):
+        layer = read_text(bits)
+        shape = read_numbers(bits, read_numbers(bits, 1)[0])
+        meta["params"].append(read_entry(bits, f"{layer}.weight", shape))
+        meta["params"].append(read_entry(bits, f"{layer}.bias", shape[:1]))
+    return meta
 
 
 def write_coded(out: BitWriter, symbols: np.ndarray, alphabet: int, arith: bool) -> None:
@@ -127,7 +207,7 @@ def write_int8(out: BitWriter, weight: np.ndarray, kept: np.ndarray, entry: dict
     the report."""
     q, scales = quantize_int8(weight)
     entry["values"] = "int8"
-    out.floats(scales)
+    write_floats(out, scales, entry)
     symbols = q[kept].astype(np.int64) + 127
     huff, arith = costs(symbols, 255)
     if min(huff, arith) >= 8 * len(symbols):
@@ -144,12 +224,12 @@ def write_values(
     """The kept weights' values (row-major) as `kind`; -> its part of the report."""
     entry["values"] = kind
     if kind == "float32":
-        out.floats(values)
+        write_floats(out, values, entry)
         return {"value_bits": 32, "value_coder": "fixed"}
     assert shared is not None
     index, k = shared.index[shared.kept].astype(np.int64), len(shared.codebook)
     entry["codebook"] = k
-    out.floats(shared.codebook)
+    write_floats(out, shared.codebook, entry)
     huff, arith = costs(index, k)
     write_coded(out, index, k, arith < huff)
     fixed = int(np.ceil(np.log2(max(k, 2))))
@@ -205,14 +285,16 @@ def encode(
         meta["params"].append(entry)
         start = len(out)
         if not p.prunable and not (values == "shared" and name in shared):
-            out.floats(p.value.ravel())  # a bias, as it is
+            write_floats(out, p.value, entry)  # a bias, as it is
         else:
             row = write_param(out, name, p, values, shared.get(name), entry)
             if p.prunable:
                 rows[layer_of(name)] = row
         rows[layer_of(name)]["bits"] = rows[layer_of(name)].get("bits", 0) + len(out) - start
-    header = zlib.compress(json.dumps(meta, separators=(",", ":")).encode(), 9)
-    body = MAGIC + struct.pack("<I", len(header)) + header + out.bytes()
+    header = BitWriter()
+    write_header(header, model.name, meta["params"])
+    header.parts += out.parts
+    body = MAGIC + header.bytes()
     data = body + struct.pack("<I", zlib.crc32(body))
     for row in rows.values():
         row["bytes"] = row.pop("bits") / 8
@@ -246,14 +328,14 @@ def read_weight(
         raise CompressedFormatError(f"{entry['name']} has {kept.sum()} kept weights, not {n}")
     shared = None
     if entry["values"] == "float32":
-        values = bits.floats(n)
+        values = read_floats(bits, n, entry)
     elif entry["values"] == "int8":
-        coded, scales = entry.get("coded", False), bits.floats(shape[0])
+        coded, scales = entry.get("coded", False), read_floats(bits, shape[0], entry)
         q = read_coded(bits, n, 255, version) if coded else bits.uints(n, 8)
         rows = np.nonzero(kept.reshape(shape[0], -1))[0]  # each kept weight's output channel
         values = (q.astype(np.int64) - 127).astype(np.float32) * scales[rows]
     else:
-        codebook = bits.floats(entry["codebook"]).copy()
+        codebook = read_floats(bits, entry["codebook"], entry).copy()
         index = read_coded(bits, n, len(codebook), version)
         values = codebook[index]
         shared = SharedWeight(codebook, np.full(shape, -1, np.int16))
@@ -266,40 +348,39 @@ def read_weight(
 def decode(
     data: bytes, source: str = "the data"
 ) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
-    """A version 2 or 3 file's bytes -> (meta, state, shared): state as load_state takes it
+    """A version 2, 3 or 4 file's bytes -> (meta, state, shared): state as load_state takes it
     (weights with their zeros, '<layer>.mask' for masked weights), shared the SharedWeight of
     each shared weight. Raises CompressedFormatError on a damaged or truncated file."""
     damaged = f"{source} is damaged or truncated"
     version = VERSIONS.get(data[:4], 0)
     if len(data) < 12 or not version:
-        raise CompressedFormatError(f"{source} is not a tinyprune compressed model (version 2-3)")
+        raise CompressedFormatError(
+            f"{source} is not a tinyprune compressed model of version 2 to 4 (version 1, an "
+            f".npz, is no longer read): write it again with python -m tinyprune.run"
+        )
     if zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
         raise CompressedFormatError(f"{damaged} (its checksum does not match); write it again")
-    (size,) = struct.unpack("<I", data[4:8])
     try:
-        meta = json.loads(zlib.decompress(data[8 : 8 + size]))
-        bits = BitReader(data[8 + size : -4])
+        if version == VERSION:
+            bits = BitReader(data[4:-4])
+            meta = read_header(bits)
+        else:
+            (size,) = struct.unpack("<I", data[4:8])
+            meta = json.loads(zlib.decompress(data[8 : 8 + size]))
+            bits = BitReader(data[8 + size : -4])
         state, shared = {}, {}
         for entry in meta["params"]:
-            name = entry["name"]
+            name, shape = entry["name"], entry["shape"]
             if "kept" not in entry:
-                state[name] = bits.floats(int(np.prod(entry["shape"]))).reshape(entry["shape"])
+                state[name] = read_floats(bits, int(np.prod(shape)), entry).reshape(shape)
                 continue
             state[name], kept, s = read_weight(bits, entry, version)
             if entry["masked"]:
                 state[mask_name(name)] = kept.astype(np.uint8)
             if s is not None:
                 shared[name] = s
-    except (
-        zlib.error,
-        ValueError,
-        KeyError,
-        TypeError,
-        BitStreamError,
-        PositionsError,
-        huffman.HuffmanError,
-        arithmetic.ArithmeticCodeError,
-    ) as error:
+    # every error of bitstream, positions, huffman and arithmetic is a ValueError
+    except (zlib.error, ValueError, KeyError, IndexError, TypeError) as error:
         raise CompressedFormatError(f"{damaged}: {error}; write it again") from None
     if len(bits.rest()) >= 8 or bits.rest().any():
         raise CompressedFormatError(f"{damaged}: {len(bits.rest())} bits are left over")
@@ -320,16 +401,11 @@ def save(
 
 
 def read(path: str | Path) -> tuple[dict, dict[str, np.ndarray], dict[str, SharedWeight]]:
-    """A .tpz file of any version -> (meta, state, shared) as `decode` returns them (a
-    version 1 file has no shared weights). Raises CompressedFormatError for anything else."""
+    """A .tpz file -> (meta, state, shared) as `decode` returns them. Raises
+    CompressedFormatError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; write one with python -m tinyprune.run")
-    if zipfile.is_zipfile(path):  # version 1 is an .npz (a zip)
-        try:
-            return (*read_v1(path), {})
-        except ValueError as error:
-            raise CompressedFormatError(str(error)) from None
     return decode(path.read_bytes(), str(path))
 
 

@@ -85,6 +85,23 @@ def share_weights(
     return shared
 
 
+def round_to_half(model: Sequential, shared: dict[str, SharedWeight]) -> None:
+    """Round every codebook and every unshared bias to the nearest float16, in place (the
+    weights written back), so that a .tpz stores each in 16 bits, not 32: tpz.py takes float16
+    for any float field that loses nothing by it. A value beyond float16's range stays float32."""
+    for name, p in model.params().items():
+        if name in shared:
+            shared[name].codebook = to_half(shared[name].codebook)
+            p.value[...] = shared[name].weight()
+        elif not p.prunable:
+            p.value[...] = to_half(p.value)
+
+
+def to_half(values: np.ndarray) -> np.ndarray:
+    half = values.astype(np.float16)
+    return half.astype(values.dtype) if np.all(np.isfinite(half)) else values
+
+
 def parse_bits(spec: str, model: Sequential) -> dict[str, int]:
     """'5' -> every weighted layer 5 bits; 'conv=8,fc=5' -> by kind (the paper's setting);
     'conv1=8,fc1=4,fc=5' -> by layer name, names before kinds. -> {layer name: bits}.
