@@ -57,34 +57,26 @@ typedef struct {
 #ifdef INT8_MODEL
 /* TFLite's requantisation (its reference kernels' MultiplyByQuantizedMultiplier): acc times
  * mult / 2^31 * 2^shift, in two roundings. First the high 32 bits of 2 acc mult, rounded
- * (SaturatingRoundingDoublingHighMul), then a right shift that rounds to nearest, halves away
- * from zero (RoundingDivideByPOT). >> of a negative number is an arithmetic shift in gcc and
- * clang (C99 leaves it to them). */
-static int32_t doubling_high_mul(int32_t a, int32_t b)
-{
-    if (a == INT32_MIN && b == INT32_MIN)
-        return INT32_MAX;
-    /* TFLite's (ab + nudge) / 2^31, a division that rounds toward zero, nudge = 2^30 if
-     * ab >= 0 else 1 - 2^30, is floor((ab + 2^30) / 2^31) either way (for ab < 0 the numerator
-     * N is < 0, and trunc(N / D) = floor((N + D - 1) / D)): one shift, no branches */
-    return (int32_t)(((int64_t)a * b + (1 << 30)) >> 31);
-}
-
-static int32_t rounding_divide_by_pot(int32_t x, int exponent)
-{
-    /* halves upward, as LiteRT's builtin kernels (deploy/quantize.py says why) */
-    const int64_t half = exponent > 0 ? (int64_t)1 << (exponent - 1) : 0;
-    return (int32_t)(((int64_t)x + half) >> exponent);
-}
-
-/* The int8 value of an accumulator: clamp(zero + acc * mult / 2^31 * 2^shift, lo, 127), lo
- * the zero point with a fused ReLU, else -128. The left shift cannot overflow: Int8Model
- * checks the accumulators' bound. */
+ * (SaturatingRoundingDoublingHighMul): TFLite's (ab + nudge) / 2^31, a division that rounds
+ * toward zero, nudge = 2^30 if ab >= 0 else 1 - 2^30, is floor((ab + 2^30) / 2^31) either way
+ * (for ab < 0 the numerator N is < 0, and trunc(N / D) = floor((N + D - 1) / D)): one shift,
+ * no branches. It saturates only for a = b = INT32_MIN, and mult is in [2^30, 2^31)
+ * (quantize_multiplier). Then a right shift that rounds to nearest, halves upward (as
+ * LiteRT's builtin kernels; deploy/quantize.py says why), floor((y + 2^(right-1)) / 2^right):
+ * with t = y >> (right-1), that is floor((t + 1) / 2), t's last bit the carry, with no sum
+ * that could overflow. >> of a negative number is an arithmetic shift in gcc and clang (C99
+ * leaves it to them). The int8 value is clamp(zero + that, lo, 127), lo the zero point with
+ * a fused ReLU, else -128. The left shift cannot overflow: Int8Model checks the accumulators'
+ * bound. */
 static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
 {
     const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    const int32_t y = rounding_divide_by_pot(doubling_high_mul(acc * (1 << left), mult), right)
-                      + zero;
+    int32_t y = (int32_t)(((int64_t)(acc * (1 << left)) * mult + (1 << 30)) >> 31);
+    if (right > 0) {
+        const int32_t t = y >> (right - 1);
+        y = (t >> 1) + (t & 1);
+    }
+    y += zero;
     return (int8_t)(y < lo ? lo : (y > 127 ? 127 : y));
 }
 
