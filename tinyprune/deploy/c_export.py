@@ -229,7 +229,7 @@ def layer_arrays(layers: list[CLayer], input_shape: tuple[int, int, int]) -> tup
 def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) -> list[str]:
     """-> predict's statements after the input's: the buffers and a call per layer; the input
     (C, Hp, Wp) is already in `input`, padded for the first layer."""
-    lines, current, room, col, best, accs = [], "input", 0, 0, 0, 0
+    lines, current, room, col, best, accs, taps = [], "input", 0, 0, 0, 0, 0
     C, H, W = shape
     for i, layer in enumerate(layers):
         F, Hq, Wq = output_shape(layer, shape)
@@ -247,7 +247,8 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
                 lines.append(f"conv_pool_dense({current}, {C}, {args}, col, acc, largest, {out});")
             else:
                 room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
-                lines.append(f"conv_pool({current}, {args}, rows, {out});")
+                taps = max(taps, int(layer.kept.reshape(F, -1).sum(axis=1).max()), 1)
+                lines.append(f"conv_pool({current}, {args}, rows, tap_offset, tap_weight, {out});")
         else:
             if out != "logits":
                 lines.append(f"{act} {out}[{F}];")
@@ -263,6 +264,8 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
     acc = "int32_t" if act == "int8_t" else "float"
     if room:
         lines.insert(0, f"{acc} rows[{room}];  /* two conv output rows before pooling */")
+        lines.insert(0, f"{act} tap_weight[{taps}];  /* the weights of a channel's taps */")
+        lines.insert(0, f"int32_t tap_offset[{taps}];  /* ... and their offsets in the input */")
     if accs:
         lines.insert(0, f"{acc} acc[{accs}];  /* a dense layer's accumulators */")
     if col:

@@ -134,68 +134,70 @@ static inline uint32_t sxtb16_ror8(uint32_t x)
 #endif
 
 #ifdef CONV_GAPS
+/* One channel's taps, out of its gap stream (entries g .. end-1, weights n, n+1, ...), once
+ * for all its output rows, so that the rows' loops read no gaps and no SKIPs: tap t adds
+ * weight[t] * x[offset[t] + oh*Wp + ow] to conv output (oh, ow). -> the number of taps. */
+static int taps_of(const uint8_t *g, const uint8_t *end, const weights_t *weights, uint32_t n,
+                   int32_t *offset, act_t *weight)
+{
+    int t = 0;
+    int32_t o = 0;
+    for (; g < end; g++) {
+        o += *g;
+        if (*g != SKIP)
+            offset[t] = o, weight[t] = WEIGHT(weights, n + t), t++;
+    }
+    return t;
+}
 
 #ifdef INT8_MODEL
-/* Four adjacent conv outputs of one channel: out[j] = b + the sum over the taps (entries g ..
- * end-1, weights n, n+1, ...) of weight * x[offset + j], j < 4, each gap moving the tap's
- * offset on. The four accumulators stay in registers while the taps stream by, and one word
- * load brings a tap's four inputs (SXTB16: x0 and x2 in one word, x1 and x3 in the other). */
-static NOINLINE void conv4(const act_t *x, const uint8_t *g, const uint8_t *end,
-                           const weights_t *weights, uint32_t n, acc_t b, acc_t *out)
+/* Four adjacent conv outputs: out[j] = b + the sum over the taps t < T of weight[t] *
+ * x[offset[t] + j], j < 4. The four accumulators stay in registers while the taps stream by,
+ * and one word load brings a tap's four inputs (SXTB16: x0 and x2 in one word, x1 and x3 in
+ * the other). Alone, so that its loop's values stay in registers. */
+static NOINLINE void conv4(const act_t *x, const int32_t *offset, const act_t *weight, int T,
+                           acc_t b, acc_t *out)
 {
-    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
     acc_t a0 = b, a1 = b, a2 = b, a3 = b;
-    for (; g < end; g++) {
-        x += *g;
-        if (*g == SKIP)
-            continue;
-        const int32_t wt = WEIGHT(&w, n++);
-        const uint32_t v = LOAD4(x), even = SXTB16(v), odd = SXTB16_ROR8(v);
+    for (const int32_t *end = offset + T; offset < end; offset++) {
+        const int32_t wt = *weight++;
+        const act_t *xt = x + *offset;
+        const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
         a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
         a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
     }
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
-/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = conv output (r, j)
- * of x, r = 0, 1, j < Wo (>= 4), four at a time; the last four may overlap the ones before.
- * -> the number of the channel's next weight. */
-static uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t *g, const uint8_t *end,
-                          const weights_t *weights, uint32_t n, acc_t b, acc_t *rows)
+/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over
+ * the taps t < T of weight[t] * x[offset[t] + r*Wp + j], r = 0, 1, j < Wo (>= 4), four at a
+ * time; the last four may overlap the ones before. */
+static void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *offset,
+                      const act_t *weight, int T, acc_t b, acc_t *rows)
 {
     for (int r = 0; r < 2; r++)
         for (int j = 0; j < Wo; j += 4) {
             const int j4 = j + 4 <= Wo ? j : Wo - 4;
-            conv4(x + r * Wp + j4, g, end, weights, n, b, rows + r * Wo + j4);
+            conv4(x + r * Wp + j4, offset, weight, T, b, rows + r * Wo + j4);
         }
-    for (; g < end; g++)
-        n += *g != SKIP;
-    return n;
 }
 #else
-/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over the
- * taps (entries g .. end-1, weights n, n+1, ...) of weight * x[offset + r*Wp + j], r = 0, 1,
- * where each gap moves the tap's offset on. -> the number of the channel's next weight. */
-static NOINLINE uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t *g,
-                                   const uint8_t *end, const weights_t *weights, uint32_t n,
-                                   acc_t b, acc_t *rows)
+/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over
+ * the taps t < T of weight[t] * x[offset[t] + r*Wp + j], r = 0, 1, j < Wo. */
+static NOINLINE void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *offset,
+                               const act_t *weight, int T, acc_t b, acc_t *rows)
 {
-    const weights_t w = *weights;     /* a local copy, so that its pointers stay in registers */
     acc_t *rows1 = rows + Wo;
     for (int j = 0; j < 2 * Wo; j++)
         rows[j] = b;
-    for (; g < end; g++) {
-        x += *g;
-        if (*g == SKIP)
-            continue;
-        const acc_t wt = WEIGHT(&w, n++);
-        const act_t *x1 = x + Wp;
+    for (int t = 0; t < T; t++) {
+        const acc_t wt = weight[t];
+        const act_t *x0 = x + offset[t], *x1 = x0 + Wp;
         for (int j = 0; j < Wo; j++) {
-            rows[j] += wt * x[j];
+            rows[j] += wt * x0[j];
             rows1[j] += wt * x1[j];
         }
     }
-    return n;
 }
 #endif
 
@@ -206,21 +208,24 @@ static NOINLINE uint32_t conv_rows(const act_t *x, int Wp, int Wo, const uint8_t
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
  * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
+ * offset, weight: room for the taps of a channel (taps_of).
  * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad real zeros,
  * the padding of the next conv. */
 static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer_t *L, int opad,
-                      acc_t *rows, act_t *out)
+                      acc_t *rows, int32_t *offset, act_t *weight, act_t *out)
 {
     const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
-    uint32_t first = 0, n = 0;            /* the number of channel f's first weight */
+    uint32_t n = 0;                       /* the number of channel f's first weight */
     for (int j = 0; opad > 0 && j < F * Hs * Ws; j++)
         out[j] = REAL_ZERO(L);
-    for (int f = 0; f < F; f++, first = n) {
+    for (int f = 0; f < F; f++) {
         act_t *o = out + f * Hs * Ws + opad * Ws + opad;
+        const int T = taps_of(L->gap + L->ptr[f], L->gap + L->ptr[f + 1], &L->weights, n,
+                              offset, weight);
+        n += T;
         for (int i = 0; i < Hq; i++) {
-            n = conv_rows(in + 2 * i * Wp, Wp, Wo, L->gap + L->ptr[f], L->gap + L->ptr[f + 1],
-                          &L->weights, first, L->bias[f], rows);
+            conv_rows(in + 2 * i * Wp, Wp, Wo, offset, weight, T, L->bias[f], rows);
             for (int k = 0; k < Wq; k++) {
                 const acc_t *r = rows + 2 * k;
                 acc_t m = r[0];
