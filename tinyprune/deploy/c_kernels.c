@@ -159,13 +159,15 @@ static NOINLINE void conv4(const act_t *x, const int32_t *offset, const act_t *w
                            acc_t b, acc_t *out)
 {
     acc_t a0 = b, a1 = b, a2 = b, a3 = b;
-    for (const int32_t *end = offset + T; offset < end; offset++) {
-        const int32_t wt = *weight++;
-        const act_t *xt = x + *offset;
-        const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
-        a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
-        a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
-    }
+    const int32_t *end = offset + T;
+    if (T > 0)
+        do {                          /* tested at its end: one branch a tap, not two */
+            const int32_t wt = *weight++;
+            const act_t *xt = x + *offset++;
+            const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
+            a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+            a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+        } while (offset < end);
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
