@@ -249,11 +249,13 @@ static NOINLINE acc_t gap_dot(const act_t *x, const uint8_t *g, const uint8_t *e
 {
     const weights_t w = *weights;
     uint32_t n = *next;
-    for (; g < end; g++) {
-        x += *g;
-        if (*g != SKIP)
-            acc += WEIGHT(&w, n++) * *x;
-    }
+    if (g < end)
+        do {                          /* tested at its end: one branch an entry, not two */
+            const uint32_t gap = *g++;
+            x += gap;
+            if (gap != SKIP)
+                acc += WEIGHT(&w, n++) * *x;
+        } while (g < end);
     *next = n;
     return acc;
 }
