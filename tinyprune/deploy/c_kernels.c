@@ -117,10 +117,11 @@ static inline uint32_t sxtb16_ror8(uint32_t x)
 #endif
 
 /* Four int8 as one word, byte 0 lowest: gcc makes it one load (the Cortex-M loads words from
- * any address). A macro: gcc -Os would call a function, even an inline one. */
+ * any address). A macro: gcc -Os would call a function, even an inline one. LOAD2: two. */
 #define LOAD4(p) \
     ((uint32_t)(uint8_t)(p)[0] | (uint32_t)(uint8_t)(p)[1] << 8 | \
      (uint32_t)(uint8_t)(p)[2] << 16 | (uint32_t)(uint8_t)(p)[3] << 24)
+#define LOAD2(p) ((uint32_t)(uint8_t)(p)[0] | (uint32_t)(uint8_t)(p)[1] << 8)
 #else
 #define ACTIVATION(L, acc, c) ((L)->relu && (acc) < 0.0f ? 0.0f : (acc))
 #define REAL_ZERO(L) 0.0f
@@ -171,17 +172,46 @@ static NOINLINE void conv4(const act_t *x, const int32_t *offset, const act_t *w
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
+/* The same for a 2x2 block of conv outputs, (0, 0), (0, 1), (1, 0), (1, 1) into out[0 .. 3]:
+ * out[2r + j] = b + the sum over the taps of weight[t] * x[offset[t] + r*Wp + j]. Each tap's
+ * four inputs are two halfword loads, one from each row. */
+static NOINLINE void conv2x2(const act_t *x, int Wp, const int32_t *offset, const act_t *weight,
+                             int T, acc_t b, acc_t *out)
+{
+    acc_t a0 = b, a1 = b, a2 = b, a3 = b;
+    const act_t *x1 = x + Wp;
+    const int32_t *end = offset + T;
+    if (T > 0)
+        do {
+            const int32_t wt = *weight++;
+            const act_t *xt = x + *offset, *xt1 = x1 + *offset++;
+            const uint32_t v = LOAD2(xt) | LOAD2(xt1) << 16;
+            const uint32_t even = SXTB16(v), odd = SXTB16_ROR8(v);
+            a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+            a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+        } while (offset < end);
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+}
+
 /* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over
- * the taps t < T of weight[t] * x[offset[t] + r*Wp + j], r = 0, 1, j < Wo (>= 4), four at a
- * time; the last four may overlap the ones before. */
+ * the taps t < T of weight[t] * x[offset[t] + r*Wp + j], r = 0, 1, j < Wo, four at a time
+ * (the last four may overlap the ones before; Wo >= 4), but for the last two columns of a Wo
+ * of 4k + 2, whose four outputs, one pooling window, are one 2x2 block. */
 static void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *offset,
                       const act_t *weight, int T, acc_t b, acc_t *rows)
 {
+    const int W4 = Wo % 4 == 2 ? Wo - 2 : Wo;     /* the columns done four at a time */
     for (int r = 0; r < 2; r++)
-        for (int j = 0; j < Wo; j += 4) {
-            const int j4 = j + 4 <= Wo ? j : Wo - 4;
+        for (int j = 0; j < W4; j += 4) {
+            const int j4 = j + 4 <= W4 ? j : W4 - 4;
             conv4(x + r * Wp + j4, offset, weight, T, b, rows + r * Wo + j4);
         }
+    if (W4 < Wo) {
+        acc_t block[4];
+        conv2x2(x + W4, Wp, offset, weight, T, b, block);
+        rows[W4] = block[0], rows[W4 + 1] = block[1];
+        rows[Wo + W4] = block[2], rows[Wo + W4 + 1] = block[3];
+    }
 }
 #else
 /* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over
