@@ -152,35 +152,45 @@ static int taps_of(const uint8_t *g, const uint8_t *end, const weights_t *weight
 }
 
 #ifdef INT8_MODEL
-/* Four adjacent conv outputs: out[j] = b + the sum over the taps t < T of weight[t] *
- * x[offset[t] + j], j < 4. The four accumulators stay in registers while the taps stream by,
- * and one word load brings a tap's four inputs (SXTB16: x0 and x2 in one word, x1 and x3 in
- * the other). Alone, so that its loop's values stay in registers. */
-static NOINLINE void conv4(const act_t *x, const int32_t *offset, const act_t *weight, int T,
-                           acc_t b, acc_t *out)
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Two pooling windows side by side, the conv outputs (r, j) of x for r < 2, j < 4:
+ * best[0] = the largest of b + the sum over the taps t < T of weight[t] * x[offset[t] +
+ * r*Wp + j], j < 2; best[1] the same for j = 2, 3. Row by row, four accumulators stay in
+ * registers while the taps stream by, and one word load brings a tap's four inputs (SXTB16:
+ * x0 and x2 in one word, x1 and x3 in the other). Alone, so that its loop's values stay in
+ * registers. */
+static NOINLINE void pool4(const act_t *x, int Wp, const int32_t *offset, const act_t *weight,
+                           int T, acc_t b, acc_t *best)
 {
-    acc_t a0 = b, a1 = b, a2 = b, a3 = b;
     const int32_t *end = offset + T;
-    if (T > 0)
-        do {                          /* tested at its end: one branch a tap, not two */
-            const int32_t wt = *weight++;
-            const act_t *xt = x + *offset++;
-            const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
-            a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
-            a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
-        } while (offset < end);
-    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+    acc_t m0 = INT32_MIN, m1 = INT32_MIN;
+    for (const act_t *last = x + Wp; x <= last; x += Wp) {
+        const int32_t *o = offset;
+        const act_t *w = weight;
+        acc_t a0 = b, a1 = b, a2 = b, a3 = b;
+        if (T > 0)
+            do {                      /* tested at its end: one branch a tap, not two */
+                const int32_t wt = *w++;
+                const act_t *xt = x + *o++;
+                const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
+                a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+                a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+            } while (o < end);
+        m0 = MAX(m0, MAX(a0, a1));
+        m1 = MAX(m1, MAX(a2, a3));
+    }
+    best[0] = m0, best[1] = m1;
 }
 
-/* The same for a 2x2 block of conv outputs, (0, 0), (0, 1), (1, 0), (1, 1) into out[0 .. 3]:
- * out[2r + j] = b + the sum over the taps of weight[t] * x[offset[t] + r*Wp + j]. Each tap's
- * four inputs are two halfword loads, one from each row. */
-static NOINLINE void conv2x2(const act_t *x, int Wp, const int32_t *offset, const act_t *weight,
-                             int T, acc_t b, acc_t *out)
+/* One pooling window: the largest of the conv outputs (r, j), r, j < 2, as in pool4. Each
+ * tap's four inputs are two halfword loads, one from each row. */
+static NOINLINE acc_t pool2(const act_t *x, int Wp, const int32_t *offset, const act_t *weight,
+                            int T, acc_t b)
 {
-    acc_t a0 = b, a1 = b, a2 = b, a3 = b;
     const act_t *x1 = x + Wp;
     const int32_t *end = offset + T;
+    acc_t a0 = b, a1 = b, a2 = b, a3 = b;
     if (T > 0)
         do {
             const int32_t wt = *weight++;
@@ -190,36 +200,30 @@ static NOINLINE void conv2x2(const act_t *x, int Wp, const int32_t *offset, cons
             a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
             a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
         } while (offset < end);
-    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+    return MAX(MAX(a0, a1), MAX(a2, a3));
 }
 
-/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over
- * the taps t < T of weight[t] * x[offset[t] + r*Wp + j], r = 0, 1, j < Wo, four at a time
- * (the last four may overlap the ones before; Wo >= 4), but for the last two columns of a Wo
- * of 4k + 2, whose four outputs, one pooling window, are one 2x2 block. */
-static void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *offset,
-                      const act_t *weight, int T, acc_t b, acc_t *rows)
+/* One row of pooled accumulators: best[k] = the largest conv output of pooling window k
+ * (conv rows 0 and 1 of x, columns 2k and 2k+1), k < Wq; two windows at a time, the last
+ * alone if Wq is odd. */
+static void pooled_row(const act_t *x, int Wp, int Wo, const int32_t *offset,
+                       const act_t *weight, int T, acc_t b, acc_t *best)
 {
-    const int W4 = Wo % 4 == 2 ? Wo - 2 : Wo;     /* the columns done four at a time */
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < W4; j += 4) {
-            const int j4 = j + 4 <= W4 ? j : W4 - 4;
-            conv4(x + r * Wp + j4, offset, weight, T, b, rows + r * Wo + j4);
-        }
-    if (W4 < Wo) {
-        acc_t block[4];
-        conv2x2(x + W4, Wp, offset, weight, T, b, block);
-        rows[W4] = block[0], rows[W4 + 1] = block[1];
-        rows[Wo + W4] = block[2], rows[Wo + W4 + 1] = block[3];
-    }
+    const int Wq = Wo / 2;
+    int k = 0;
+    for (; k + 1 < Wq; k += 2)
+        pool4(x + 2 * k, Wp, offset, weight, T, b, best + k);
+    if (k < Wq)
+        best[k] = pool2(x + 2 * k, Wp, offset, weight, T, b);
 }
 #else
-/* Two rows of one channel's conv output, before pooling: rows[r*Wo + j] = b + the sum over
- * the taps t < T of weight[t] * x[offset[t] + r*Wp + j], r = 0, 1, j < Wo. */
-static NOINLINE void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *offset,
-                               const act_t *weight, int T, acc_t b, acc_t *rows)
+/* One row of pooled accumulators: best[k] = the largest of b + the sum over the taps t < T of
+ * weight[t] * x[offset[t] + r*Wp + 2k + j], r, j < 2, for k < Wo / 2; best has room for
+ * 2 * Wo (the two conv rows, pooled in place). */
+static NOINLINE void pooled_row(const act_t *x, int Wp, int Wo, const int32_t *offset,
+                                const act_t *weight, int T, acc_t b, acc_t *best)
 {
-    acc_t *rows1 = rows + Wo;
+    acc_t *rows = best, *rows1 = rows + Wo;
     for (int j = 0; j < 2 * Wo; j++)
         rows[j] = b;
     for (int t = 0; t < T; t++) {
@@ -230,6 +234,14 @@ static NOINLINE void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *of
             rows1[j] += wt * x1[j];
         }
     }
+    for (int k = 0; k < Wo / 2; k++) {   /* in place: best[k] reads rows[2k ..] */
+        const acc_t *r = rows + 2 * k;
+        acc_t m = r[0];
+        if (r[1] > m) m = r[1];
+        if (r[Wo] > m) m = r[Wo];
+        if (r[Wo + 1] > m) m = r[Wo + 1];
+        best[k] = m;
+    }
 }
 #endif
 
@@ -239,7 +251,8 @@ static NOINLINE void conv_rows(const act_t *x, int Wp, int Wo, const int32_t *of
  * requantised once, is the same value for a quarter of the requantisations.
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
- * Two conv rows at a time go into rows (2 * Wo accumulators), then pool into one output row.
+ * Two conv rows at a time pool into rows (pooled_row; room for 2 * Wo accumulators), then
+ * requantise into one output row.
  * offset, weight: room for the taps of a channel (taps_of).
  * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad real zeros,
  * the padding of the next conv. */
@@ -257,15 +270,9 @@ static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer
                               offset, weight);
         n += T;
         for (int i = 0; i < Hq; i++) {
-            conv_rows(in + 2 * i * Wp, Wp, Wo, offset, weight, T, L->bias[f], rows);
-            for (int k = 0; k < Wq; k++) {
-                const acc_t *r = rows + 2 * k;
-                acc_t m = r[0];
-                if (r[1] > m) m = r[1];
-                if (r[Wo] > m) m = r[Wo];
-                if (r[Wo + 1] > m) m = r[Wo + 1];
-                o[i * Ws + k] = ACTIVATION(L, m, f);
-            }
+            pooled_row(in + 2 * i * Wp, Wp, Wo, offset, weight, T, L->bias[f], rows);
+            for (int k = 0; k < Wq; k++)
+                o[i * Ws + k] = ACTIVATION(L, rows[k], f);
         }
     }
 }
