@@ -248,7 +248,13 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
             else:
                 room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
                 taps = max(taps, int(layer.kept.reshape(F, -1).sum(axis=1).max()), 1)
-                lines.append(f"conv_pool({current}, {args}, rows, tap_offset, tap_weight, {out});")
+                if act == "int8_t" and C * (H + 2 * p) * (W + 2 * p) > 2**16:
+                    raise ValueError(
+                        f"{layer.name}'s input has {C * (H + 2 * p) * (W + 2 * p):,} values, "
+                        f"more than the 65,536 a sparse int8 conv can address (a tap's offset "
+                        f"is 16 bits); export that model in float32 (export_c)"
+                    )
+                lines.append(f"conv_pool({current}, {args}, rows, taps, {out});")
         else:
             if out != "logits":
                 lines.append(f"{act} {out}[{F}];")
@@ -264,8 +270,7 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
     acc = "int32_t" if act == "int8_t" else "float"
     if room:
         lines.insert(0, f"{acc} rows[{room}];  /* two conv output rows before pooling */")
-        lines.insert(0, f"{act} tap_weight[{taps}];  /* the weights of a channel's taps */")
-        lines.insert(0, f"int32_t tap_offset[{taps}];  /* ... and their offsets in the input */")
+        lines.insert(0, f"tap_t taps[{taps}];  /* a channel's taps: offsets and weights */")
     if accs:
         lines.insert(0, f"{acc} acc[{accs}];  /* a dense layer's accumulators */")
     if col:
@@ -328,9 +333,12 @@ typedef {ptr_type} ptr_t;
 
 
 def stack_bytes(statements: list[str]) -> int:
-    """The bytes of the arrays these C statements declare: predict's buffers, on the stack."""
-    found = re.findall(r"^(float|int32_t|int8_t) \w+\[(\d+)\];", "\n".join(statements), re.M)
-    return sum({"int8_t": 1}.get(ctype, 4) * int(n) for ctype, n in found)
+    """The bytes of the arrays these C statements declare: predict's buffers, on the stack (a
+    tap_t: one word in an int8 model, an offset and a float in a float one)."""
+    text = "\n".join(statements)
+    sizes = {"int8_t": 1, "tap_t": 4 if "int8_t input[" in text else 8}
+    found = re.findall(r"^(float|int32_t|int8_t|tap_t) \w+\[(\d+)\];", text, re.M)
+    return sum(sizes.get(ctype, 4) * int(n) for ctype, n in found)
 
 
 def api_files(prefix: str, about: str, size: int, classes: int, api: dict) -> tuple[str, str]:

@@ -88,7 +88,7 @@ static int8_t requantize(int32_t acc, int32_t mult, int shift, int zero, int lo)
  * stream) keep all their weights, row by row, each row padded with zeros to a multiple of 4:
  * four int8 weights are one 32-bit word, multiplied with four inputs by two SMLADs (the DSP
  * extension of the Cortex-M4, M33, M55: two 16-bit multiply-adds into a 32-bit accumulator, one
- * instruction). Sparse convs load four adjacent inputs at once (conv4).
+ * instruction). Sparse convs load four adjacent inputs at once (pool4).
  * SXTB16 sign-extends bytes 0 and 2 of a word into two 16-bit halves; of the word rotated by
  * 8, bytes 1 and 3. Both operands widened the same way line up: w0 x0 + w2 x2, w1 x1 + w3 x3.
  * Without the DSP extension (the Cortex-M3, the host's gcc) the same three steps in C. The
@@ -135,18 +135,30 @@ static inline uint32_t sxtb16_ror8(uint32_t x)
 #endif
 
 #ifdef CONV_GAPS
+#ifdef INT8_MODEL
+/* An int8 conv tap as one word: its offset in the input in the top 16 bits (c_export.py
+ * checks that it fits), its weight in the bottom 16, which SMLABB and SMLATB multiply by as
+ * it is: one load a tap, and one pointer in the loops. */
+typedef int32_t tap_t;
+#define TAP(offset, weight) ((tap_t)((uint32_t)(offset) << 16 | (uint16_t)(weight)))
+#define TAP_OFFSET(tap) ((uint32_t)(tap) >> 16)
+#else
+typedef struct { int32_t offset; float weight; } tap_t;
+#define TAP(offset, weight) ((tap_t){(offset), (weight)})
+#endif
+
 /* One channel's taps, out of its gap stream (entries g .. end-1, weights n, n+1, ...), once
- * for all its output rows, so that the rows' loops read no gaps and no SKIPs: tap t adds
- * weight[t] * x[offset[t] + oh*Wp + ow] to conv output (oh, ow). -> the number of taps. */
+ * for all its output rows, so that the rows' loops read no gaps and no SKIPs: a tap adds its
+ * weight times x[offset + oh*Wp + ow] to conv output (oh, ow). -> the number of taps. */
 static int taps_of(const uint8_t *g, const uint8_t *end, const weights_t *weights, uint32_t n,
-                   int32_t *offset, act_t *weight)
+                   tap_t *taps)
 {
     int t = 0;
     int32_t o = 0;
     for (; g < end; g++) {
         o += *g;
         if (*g != SKIP)
-            offset[t] = o, weight[t] = WEIGHT(weights, n + t), t++;
+            taps[t] = TAP(o, WEIGHT(weights, n + t)), t++;
     }
     return t;
 }
@@ -155,28 +167,26 @@ static int taps_of(const uint8_t *g, const uint8_t *end, const weights_t *weight
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Two pooling windows side by side, the conv outputs (r, j) of x for r < 2, j < 4:
- * best[0] = the largest of b + the sum over the taps t < T of weight[t] * x[offset[t] +
- * r*Wp + j], j < 2; best[1] the same for j = 2, 3. Row by row, four accumulators stay in
- * registers while the taps stream by, and one word load brings a tap's four inputs (SXTB16:
- * x0 and x2 in one word, x1 and x3 in the other). Alone, so that its loop's values stay in
- * registers. */
-static NOINLINE void pool4(const act_t *x, int Wp, const int32_t *offset, const act_t *weight,
-                           int T, acc_t b, acc_t *best)
+ * best[0] = the largest of b + the sum over the T (> 0) taps of weight * x[offset + r*Wp + j],
+ * j < 2;
+ * best[1] the same for j = 2, 3. Row by row, four accumulators stay in registers while the
+ * taps stream by, and one word load brings a tap's four inputs (SXTB16: x0 and x2 in one
+ * word, x1 and x3 in the other). Alone, so that its loop's values stay in registers. */
+static NOINLINE void pool4(const act_t *x, int Wp, const tap_t *taps, int T, acc_t b,
+                           acc_t *best)
 {
-    const int32_t *end = offset + T;
+    const tap_t *end = taps + T;
     acc_t m0 = INT32_MIN, m1 = INT32_MIN;
     for (const act_t *last = x + Wp; x <= last; x += Wp) {
-        const int32_t *o = offset;
-        const act_t *w = weight;
+        const tap_t *tap = taps;
         acc_t a0 = b, a1 = b, a2 = b, a3 = b;
-        if (T > 0)
-            do {                      /* tested at its end: one branch a tap, not two */
-                const int32_t wt = *w++;
-                const act_t *xt = x + *o++;
-                const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
-                a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
-                a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
-            } while (o < end);
+        do {                          /* tested at its end: one branch a tap, not two */
+            const tap_t wt = *tap++;
+            const act_t *xt = x + TAP_OFFSET(wt);
+            const uint32_t v = LOAD4(xt), even = SXTB16(v), odd = SXTB16_ROR8(v);
+            a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+            a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+        } while (tap < end);
         m0 = MAX(m0, MAX(a0, a1));
         m1 = MAX(m1, MAX(a2, a3));
     }
@@ -185,50 +195,50 @@ static NOINLINE void pool4(const act_t *x, int Wp, const int32_t *offset, const 
 
 /* One pooling window: the largest of the conv outputs (r, j), r, j < 2, as in pool4. Each
  * tap's four inputs are two halfword loads, one from each row. */
-static NOINLINE acc_t pool2(const act_t *x, int Wp, const int32_t *offset, const act_t *weight,
-                            int T, acc_t b)
+static NOINLINE acc_t pool2(const act_t *x, int Wp, const tap_t *taps, int T, acc_t b)
 {
     const act_t *x1 = x + Wp;
-    const int32_t *end = offset + T;
+    const tap_t *end = taps + T;
     acc_t a0 = b, a1 = b, a2 = b, a3 = b;
-    if (T > 0)
-        do {
-            const int32_t wt = *weight++;
-            const act_t *xt = x + *offset, *xt1 = x1 + *offset++;
-            const uint32_t v = LOAD2(xt) | LOAD2(xt1) << 16;
-            const uint32_t even = SXTB16(v), odd = SXTB16_ROR8(v);
-            a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
-            a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
-        } while (offset < end);
+    do {
+        const tap_t wt = *taps++;
+        const act_t *xt = x + TAP_OFFSET(wt), *xt1 = x1 + TAP_OFFSET(wt);
+        const uint32_t v = LOAD2(xt) | LOAD2(xt1) << 16;
+        const uint32_t even = SXTB16(v), odd = SXTB16_ROR8(v);
+        a0 = SMLABB(even, wt, a0), a2 = SMLATB(even, wt, a2);
+        a1 = SMLABB(odd, wt, a1), a3 = SMLATB(odd, wt, a3);
+    } while (taps < end);
     return MAX(MAX(a0, a1), MAX(a2, a3));
 }
 
 /* One row of pooled accumulators: best[k] = the largest conv output of pooling window k
  * (conv rows 0 and 1 of x, columns 2k and 2k+1), k < Wq; two windows at a time, the last
- * alone if Wq is odd. */
-static void pooled_row(const act_t *x, int Wp, int Wo, const int32_t *offset,
-                       const act_t *weight, int T, acc_t b, acc_t *best)
+ * alone if Wq is odd (pool4 and pool2 take at least one tap: no test in their loops). */
+static void pooled_row(const act_t *x, int Wp, int Wo, const tap_t *taps, int T, acc_t b,
+                       acc_t *best)
 {
     const int Wq = Wo / 2;
     int k = 0;
+    for (; T == 0 && k < Wq; k++)
+        best[k] = b;
     for (; k + 1 < Wq; k += 2)
-        pool4(x + 2 * k, Wp, offset, weight, T, b, best + k);
+        pool4(x + 2 * k, Wp, taps, T, b, best + k);
     if (k < Wq)
-        best[k] = pool2(x + 2 * k, Wp, offset, weight, T, b);
+        best[k] = pool2(x + 2 * k, Wp, taps, T, b);
 }
 #else
-/* One row of pooled accumulators: best[k] = the largest of b + the sum over the taps t < T of
- * weight[t] * x[offset[t] + r*Wp + 2k + j], r, j < 2, for k < Wo / 2; best has room for
- * 2 * Wo (the two conv rows, pooled in place). */
-static NOINLINE void pooled_row(const act_t *x, int Wp, int Wo, const int32_t *offset,
-                                const act_t *weight, int T, acc_t b, acc_t *best)
+/* One row of pooled accumulators: best[k] = the largest of b + the sum over the taps of
+ * weight * x[offset + r*Wp + 2k + j], r, j < 2, for k < Wo / 2; best has room for 2 * Wo
+ * (the two conv rows, pooled in place). */
+static NOINLINE void pooled_row(const act_t *x, int Wp, int Wo, const tap_t *taps, int T,
+                                acc_t b, acc_t *best)
 {
     acc_t *rows = best, *rows1 = rows + Wo;
     for (int j = 0; j < 2 * Wo; j++)
         rows[j] = b;
     for (int t = 0; t < T; t++) {
-        const acc_t wt = weight[t];
-        const act_t *x0 = x + offset[t], *x1 = x0 + Wp;
+        const acc_t wt = taps[t].weight;
+        const act_t *x0 = x + taps[t].offset, *x1 = x0 + Wp;
         for (int j = 0; j < Wo; j++) {
             rows[j] += wt * x0[j];
             rows1[j] += wt * x1[j];
@@ -253,11 +263,11 @@ static NOINLINE void pooled_row(const act_t *x, int Wp, int Wo, const int32_t *o
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
  * Two conv rows at a time pool into rows (pooled_row; room for 2 * Wo accumulators), then
  * requantise into one output row.
- * offset, weight: room for the taps of a channel (taps_of).
+ * taps: room for the taps of a channel (taps_of).
  * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad real zeros,
  * the padding of the next conv. */
 static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer_t *L, int opad,
-                      acc_t *rows, int32_t *offset, act_t *weight, act_t *out)
+                      acc_t *rows, tap_t *taps, act_t *out)
 {
     const int Ho = Hp - K + 1, Wo = Wp - K + 1, Hq = Ho / 2, Wq = Wo / 2;
     const int Hs = Hq + 2 * opad, Ws = Wq + 2 * opad;
@@ -266,11 +276,10 @@ static void conv_pool(const act_t *in, int Hp, int Wp, int K, int F, const layer
         out[j] = REAL_ZERO(L);
     for (int f = 0; f < F; f++) {
         act_t *o = out + f * Hs * Ws + opad * Ws + opad;
-        const int T = taps_of(L->gap + L->ptr[f], L->gap + L->ptr[f + 1], &L->weights, n,
-                              offset, weight);
+        const int T = taps_of(L->gap + L->ptr[f], L->gap + L->ptr[f + 1], &L->weights, n, taps);
         n += T;
         for (int i = 0; i < Hq; i++) {
-            pooled_row(in + 2 * i * Wp, Wp, Wo, offset, weight, T, L->bias[f], rows);
+            pooled_row(in + 2 * i * Wp, Wp, Wo, taps, T, L->bias[f], rows);
             for (int k = 0; k < Wq; k++)
                 o[i * Ws + k] = ACTIVATION(L, rows[k], f);
         }
