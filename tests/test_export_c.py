@@ -13,7 +13,14 @@ from helpers import quickly_pruned_lenet5
 from tinyprune.data.datasets import FASHION_MNIST, MNIST
 from tinyprune.data.transforms import to_input
 from tinyprune.deploy import tpz
-from tinyprune.deploy.c_export import c_float, dense_is_smaller, dense_rows, export_c
+from tinyprune.deploy.c_export import (
+    CLayer,
+    c_float,
+    dense_is_smaller,
+    dense_rows,
+    export_c,
+    predict_body,
+)
 from tinyprune.deploy.sparse_model import SparseModel
 from tinyprune.nn.model import lenet5, lenet5_caffe
 from tinyprune.prune.criteria import prune
@@ -212,3 +219,16 @@ def test_int8_layers_are_stored_dense_only_when_that_is_smaller():
     assert not dense_is_smaller(np.ones((10, 30), bool))
     rows = dense_rows(np.arange(1, 26, dtype=np.int8).reshape(1, 1, 5, 5))
     np.testing.assert_array_equal(rows, [*range(1, 26), 0, 0, 0])
+
+
+def test_a_sparse_int8_conv_whose_taps_need_more_than_16_bits_of_offset_is_refused():
+    """An int8 tap holds its offset in the padded input in 16 bits: 70 channels of 34x34
+    (80,920 values) are refused with what to do; 50 (57,800) and a float export are not."""
+    kept = np.zeros((2, 70, 3, 3), bool)
+    kept[:, -1, 2, 2] = True  # the last channel's last tap: offset 80,919
+    layer = CLayer("conv1", kept, 1, [], "")
+    with pytest.raises(ValueError, match="65,536.*float32"):
+        predict_body([layer], (70, 32, 32), "int8_t")
+    assert any("conv_pool" in line for line in predict_body([layer], (70, 32, 32), "float"))
+    small = CLayer("conv1", kept[:, :50], 1, [], "")
+    assert any("conv_pool" in line for line in predict_body([small], (50, 32, 32), "int8_t"))

@@ -29,7 +29,7 @@ conv's row is C*K*K), which the C multiplies four at a time (SMLAD on the DSP ex
 
 No malloc, no globals written, only <stdint.h> included: activations live on the stack, a conv
 block computed two conv rows at a time and pooled at once, so predict is re-entrant. Compiles
-cleanly with gcc -std=c99 -Wall -Wextra -Werror.
+cleanly with gcc -std=c99 -Wall -Wextra -Werror. A sparse int8 conv: <= 65,536 input values.
 """
 
 from __future__ import annotations
@@ -246,13 +246,12 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
                 accs = max(accs, F)
                 lines.append(f"conv_pool_dense({current}, {C}, {args}, col, acc, largest, {out});")
             else:
-                room = max(room, 2 * (W + 2 * p - K + 1))  # two rows of conv output
+                wo = W + 2 * p - K + 1  # float: two conv rows; int8: one row, pooled
+                room = max(room, 2 * wo if act == "float" else wo // 2)
                 taps = max(taps, int(layer.kept.reshape(F, -1).sum(axis=1).max()), 1)
-                if act == "int8_t" and C * (H + 2 * p) * (W + 2 * p) > 2**16:
+                if act == "int8_t" and C * (H + 2 * p) * (W + 2 * p) > 2**16:  # 16-bit offsets
                     raise ValueError(
-                        f"{layer.name}'s input has {C * (H + 2 * p) * (W + 2 * p):,} values, "
-                        f"more than the 65,536 a sparse int8 conv can address (a tap's offset "
-                        f"is 16 bits); export that model in float32 (export_c)"
+                        f"{layer.name}: a sparse int8 conv reads at most 65,536 inputs; use float32"
                     )
                 lines.append(f"conv_pool({current}, {args}, rows, taps, {out});")
         else:
@@ -269,8 +268,8 @@ def predict_body(layers: list[CLayer], shape: tuple[int, int, int], act: str) ->
         C, H, W = shape
     acc = "int32_t" if act == "int8_t" else "float"
     if room:
-        lines.insert(0, f"{acc} rows[{room}];  /* two conv output rows before pooling */")
-        lines.insert(0, f"tap_t taps[{taps}];  /* a channel's taps: offsets and weights */")
+        lines.insert(0, f"{acc} rows[{room}];  /* pooled conv outputs (float: two rows first) */")
+        lines.insert(0, f"{'int32_t' if act == 'int8_t' else 'tap_t'} taps[{taps}];")
     if accs:
         lines.insert(0, f"{acc} acc[{accs}];  /* a dense layer's accumulators */")
     if col:
@@ -333,12 +332,9 @@ typedef {ptr_type} ptr_t;
 
 
 def stack_bytes(statements: list[str]) -> int:
-    """The bytes of the arrays these C statements declare: predict's buffers, on the stack (a
-    tap_t: one word in an int8 model, an offset and a float in a float one)."""
-    text = "\n".join(statements)
-    sizes = {"int8_t": 1, "tap_t": 4 if "int8_t input[" in text else 8}
-    found = re.findall(r"^(float|int32_t|int8_t|tap_t) \w+\[(\d+)\];", text, re.M)
-    return sum(sizes.get(ctype, 4) * int(n) for ctype, n in found)
+    """The bytes of the arrays these C statements declare: predict's buffers, on the stack."""
+    found = re.findall(r"^(float|int32_t|int8_t|tap_t) \w+\[(\d+)\];", "\n".join(statements), re.M)
+    return sum({"int8_t": 1, "tap_t": 8}.get(ctype, 4) * int(n) for ctype, n in found)
 
 
 def api_files(prefix: str, about: str, size: int, classes: int, api: dict) -> tuple[str, str]:

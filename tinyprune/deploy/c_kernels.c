@@ -261,8 +261,8 @@ static NOINLINE void pooled_row(const act_t *x, int Wp, int Wo, const tap_t *tap
  * requantised once, is the same value for a quarter of the requantisations.
  * in (C, Hp, Wp): the input, already padded; channel f's taps are entries ptr[f] .. ptr[f+1]-1
  * of gap, a tap at offset o of `in` adding weight * in[o + oh*Wp + ow] to conv output (oh, ow).
- * Two conv rows at a time pool into rows (pooled_row; room for 2 * Wo accumulators), then
- * requantise into one output row.
+ * Two conv rows at a time pool into rows (pooled_row: room for Wo / 2 accumulators, float
+ * 2 * Wo), then requantise into one output row.
  * taps: room for the taps of a channel (taps_of).
  * out (F, Hq + 2*opad, Wq + 2*opad): the pooled planes inside a border of opad real zeros,
  * the padding of the next conv. */
