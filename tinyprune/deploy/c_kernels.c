@@ -166,12 +166,12 @@ static int taps_of(const uint8_t *g, const uint8_t *end, const weights_t *weight
 #ifdef INT8_MODEL
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Two pooling windows side by side, the conv outputs (r, j) of x for r < 2, j < 4:
- * best[0] = the largest of b + the sum over the T (> 0) taps of weight * x[offset + r*Wp + j],
- * j < 2;
- * best[1] the same for j = 2, 3. Row by row, four accumulators stay in registers while the
- * taps stream by, and one word load brings a tap's four inputs (SXTB16: x0 and x2 in one
- * word, x1 and x3 in the other). Alone, so that its loop's values stay in registers. */
+/* Two pooling windows side by side, of the conv outputs (r, j) = b + the sum over the T (> 0)
+ * taps of weight * x[offset + r*Wp + j], r < 2, j < 4: best[0] = the largest of those with
+ * j < 2, best[1] of those with j = 2, 3. One call for eight outputs; row by row, their four
+ * accumulators stay in registers while the taps stream by, and one word load brings a tap's
+ * four inputs (SXTB16: x0 and x2 in one word, x1 and x3 in the other). Alone, so that its
+ * loop's values stay in registers (every one: 11 instructions a tap on the M4). */
 static NOINLINE void pool4(const act_t *x, int Wp, const tap_t *taps, int T, acc_t b,
                            acc_t *best)
 {
