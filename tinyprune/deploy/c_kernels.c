@@ -177,7 +177,7 @@ static NOINLINE void pool4(const act_t *x, int Wp, const tap_t *taps, int T, acc
 {
     const tap_t *end = taps + T;
     acc_t m0 = INT32_MIN, m1 = INT32_MIN;
-    for (const act_t *last = x + Wp; x <= last; x += Wp) {
+    for (int r = 0; r < 2; r++) {
         const tap_t *tap = taps;
         acc_t a0 = b, a1 = b, a2 = b, a3 = b;
         do {                          /* tested at its end: one branch a tap, not two */
@@ -189,6 +189,8 @@ static NOINLINE void pool4(const act_t *x, int Wp, const tap_t *taps, int T, acc
         } while (tap < end);
         m0 = MAX(m0, MAX(a0, a1));
         m1 = MAX(m1, MAX(a2, a3));
+        if (r == 0)
+            x += Wp;                  /* row 1; never row 2, which may lie past the input */
     }
     best[0] = m0, best[1] = m1;
 }
