@@ -25,8 +25,12 @@ class Recipe:
 
 DEEP_COMPRESSION = "--method global --schedule iterative --cache-dir runs/dense-cache --shift 1"
 
-# lenet5-caffe's widths learned by group lasso in 15 epochs, then pruned and shared in 4 bits
-STRUCTURE = "--model lenet5-caffe --structure group-lasso --epochs 15 --shift 1 --warmup-steps 200"
+# lenet5-caffe's widths learned by group lasso in 15 epochs, then pruned gradually by one
+# global threshold and shared in 4 bits
+STRUCTURE = (
+    "--model lenet5-caffe --structure group-lasso --epochs 15 --shift 1 --warmup-steps 200 "
+    "--method global --schedule agp --bits 4"
+)
 
 RECIPES = {
     "default": Recipe("LeNet-5, half its weights pruned layer by layer, fine-tuned, shared", ""),
@@ -50,16 +54,14 @@ RECIPES = {
         "--finetune-epochs 24 --bits 3 --bias-bits 5 --share-epochs 2 --share-lr 1e-3",
     ),
     "caffe-99.2": Recipe(
-        "LeNet-5 (Caffe): the smallest file found at 99.2% (validation): learned widths, "
-        "pruned, shared in 4 bits",
-        f"{STRUCTURE} --bits 4 --lam 7e-3,1.5e-3,1.5e-3 --method layerwise --schedule iterative "
-        "--sparsity 0.6 --rounds 3 --finetune-epochs 12",
+        "LeNet-5 (Caffe): the smallest file found at 99.2% (validation): learned widths, 75% "
+        "pruned gradually by one global threshold, shared in 4 bits",
+        f"{STRUCTURE} --lam 7e-3,1.5e-3,1.5e-3 --sparsity 0.75 --finetune-epochs 12",
     ),
     "caffe-99.0": Recipe(
         "LeNet-5 (Caffe): the smallest file found at 99.0% (validation): learned widths, 75% "
         "pruned gradually by one global threshold, shared in 4 bits",
-        f"{STRUCTURE} --bits 4 --lam 1.5e-2,3e-3,3e-3 --method global --schedule agp "
-        "--sparsity 0.75 --finetune-epochs 10",
+        f"{STRUCTURE} --lam 1.5e-2,3e-3,3e-3 --sparsity 0.75 --finetune-epochs 10",
     ),
     "lenet-300-100-98.4": Recipe(
         "LeNet-300-100: the smallest file found at 98.4% (validation): learned widths, 93% "
