@@ -54,9 +54,9 @@ RECIPES = {
         "--finetune-epochs 24 --bits 3 --bias-bits 5 --share-epochs 2 --share-lr 1e-3",
     ),
     "caffe-99.2": Recipe(
-        "LeNet-5 (Caffe): the smallest file found at 99.2% (validation): learned widths, 75% "
+        "LeNet-5 (Caffe): the smallest file found at 99.2% (validation): learned widths, 80% "
         "pruned gradually by one global threshold, shared in 4 bits",
-        f"{STRUCTURE} --lam 7e-3,1.5e-3,1.5e-3 --sparsity 0.75 --finetune-epochs 12",
+        f"{STRUCTURE} --lam 7e-3,1.5e-3,1.5e-3 --sparsity 0.8 --finetune-epochs 12",
     ),
     "caffe-99.0": Recipe(
         "LeNet-5 (Caffe): the smallest file found at 99.0% (validation): learned widths, 75% "
